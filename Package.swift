@@ -1,0 +1,52 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "robustctl",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "TensorCore", targets: ["TensorCore"]),
+        .library(name: "ModelZoo", targets: ["ModelZoo"]),
+        .library(name: "Attacks", targets: ["Attacks"]),
+        .library(name: "Quantize", targets: ["Quantize"]),
+        .library(name: "Evaluation", targets: ["Evaluation"]),
+        .executable(name: "robustctl", targets: ["robustctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C libraries, wrapped once at the edge.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
+        .target(
+            name: "CShims",
+            dependencies: ["CJPEG"],
+            linkerSettings: [.linkedLibrary("gomp"), .linkedLibrary("jpeg")]
+        ),
+
+        // Libraries, lowest layer first.
+        .target(
+            name: "TensorCore",
+            dependencies: ["CBLAS", "CDNNL", "CPNG", "CShims"]
+        ),
+        .target(name: "ModelZoo", dependencies: ["TensorCore"]),
+        .target(name: "Attacks", dependencies: ["TensorCore", "ModelZoo"]),
+        .target(name: "Quantize", dependencies: ["TensorCore", "ModelZoo"]),
+        .target(name: "Evaluation", dependencies: ["TensorCore"]),
+
+        .executableTarget(
+            name: "robustctl",
+            dependencies: [
+                "TensorCore", "ModelZoo", "Attacks", "Quantize", "Evaluation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+    ]
+)

@@ -1,0 +1,23 @@
+#ifndef ROBUSTCTL_CSHIMS_H
+#define ROBUSTCTL_CSHIMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// Sets the OpenMP thread count used by oneDNN (and the OpenMP build of OpenBLAS)
+/// for parallel regions started from the calling thread and all threads created later.
+void rc_set_omp_threads(int threads);
+int rc_get_omp_max_threads(void);
+
+/// Decodes a JPEG held in memory to 8-bit interleaved RGB.
+/// libjpeg reports errors by longjmp, which Swift cannot catch; this shim turns
+/// them into a return code. On success returns 0 and `*pixels` is a malloc'ed buffer
+/// of width*height*3 bytes that the caller frees with `rc_free`. On failure returns
+/// non-zero and writes a message into `message` (NUL-terminated, at most `message_capacity`).
+int rc_jpeg_decode_rgb(const uint8_t *data, size_t size,
+                       uint8_t **pixels, int *width, int *height,
+                       char *message, size_t message_capacity);
+
+void rc_free(void *pointer);
+
+#endif

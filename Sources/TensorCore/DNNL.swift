@@ -1,0 +1,172 @@
+import CDNNL
+import Synchronization
+
+/// A failure reported by oneDNN, with the call that failed.
+public struct DNNLError: Error, CustomStringConvertible {
+    public let call: String
+    public let status: Int
+    public var description: String { "oneDNN \(call) failed with status \(status)" }
+}
+
+@inline(__always)
+func check(_ status: dnnl_status_t, _ call: @autoclosure () -> String) throws {
+    if status != dnnl_success { throw DNNLError(call: call(), status: Int(status.rawValue)) }
+}
+
+/// A dims argument for oneDNN (its C arrays arrive in Swift as pointers to dnnl_dim_t).
+func dnnlDims(_ values: [Int]) -> [dnnl_dim_t] {
+    values.map { dnnl_dim_t($0) } + [dnnl_dim_t](repeating: 0, count: Int(DNNL_MAX_NDIMS) - values.count)
+}
+
+func memoryDescriptor(_ shape: [Int], _ tag: dnnl_format_tag_t) throws -> dnnl_memory_desc_t {
+    var descriptor = dnnl_memory_desc_t()
+    let dims = dnnlDims(shape)
+    try check(dnnl_memory_desc_init_by_tag(&descriptor, Int32(shape.count), dims, dnnl_f32, tag),
+              "memory_desc_init_by_tag \(shape)")
+    return descriptor
+}
+
+/// The process-wide oneDNN CPU engine. oneDNN objects are created once per geometry and
+/// cached: creating a primitive costs far more than running a small one.
+final class DNNLRuntime: @unchecked Sendable {
+    static let shared = DNNLRuntime()
+    let engine: dnnl_engine_t
+
+    private init() {
+        var engine: dnnl_engine_t?
+        let status = dnnl_engine_create(&engine, dnnl_cpu, 0)
+        precondition(status == dnnl_success && engine != nil, "oneDNN could not create a CPU engine (status \(status.rawValue))")
+        self.engine = engine!
+    }
+
+    func makeStream() throws -> dnnl_stream_t {
+        var stream: dnnl_stream_t?
+        try check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "stream_create")
+        return stream!
+    }
+}
+
+/// One argument of a planned primitive: the layout the caller holds (plain NCHW/OIHW)
+/// and the layout the primitive wants, with the reorder between them when they differ.
+final class DNNLArgument {
+    let slot: Int32
+    var userDescriptor: dnnl_memory_desc_t
+    var internalDescriptor: dnnl_memory_desc_t
+    let reorder: dnnl_primitive_t?
+    let internalBytes: Int
+    let isOutput: Bool
+
+    init(slot: Int32, user: dnnl_memory_desc_t, chosen: dnnl_memory_desc_t, isOutput: Bool, engine: dnnl_engine_t) throws {
+        var user = user
+        var chosen = chosen
+        self.slot = slot
+        self.userDescriptor = user
+        self.internalDescriptor = chosen
+        self.isOutput = isOutput
+        internalBytes = dnnl_memory_desc_get_size(&chosen)
+        if dnnl_memory_desc_equal(&user, &chosen) != 0 {
+            reorder = nil
+            return
+        }
+        var pd: dnnl_primitive_desc_t?
+        if isOutput {
+            try check(dnnl_reorder_primitive_desc_create(&pd, &chosen, engine, &user, engine, nil), "reorder_primitive_desc_create")
+        } else {
+            try check(dnnl_reorder_primitive_desc_create(&pd, &user, engine, &chosen, engine, nil), "reorder_primitive_desc_create")
+        }
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var primitive: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&primitive, pd), "primitive_create(reorder)")
+        reorder = primitive
+    }
+
+    deinit { if let reorder { dnnl_primitive_destroy(reorder) } }
+}
+
+/// A primitive with its arguments' layouts, ready to run on caller-owned plain buffers.
+final class DNNLPlan: @unchecked Sendable {
+    let primitive: dnnl_primitive_t
+    let arguments: [DNNLArgument]
+
+    /// Builds the primitive of `pd` (which it then owns and destroys) and resolves each
+    /// argument's layout from the descriptor's choice.
+    init(pd: dnnl_primitive_desc_t, arguments: [(slot: Int32, user: dnnl_memory_desc_t, isOutput: Bool)]) throws {
+        defer { dnnl_primitive_desc_destroy(pd) }
+        let engine = DNNLRuntime.shared.engine
+        self.arguments = try arguments.map { argument in
+            guard let chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, argument.slot) else {
+                throw DNNLError(call: "primitive_desc_query_md", status: -1)
+            }
+            return try DNNLArgument(slot: argument.slot, user: argument.user, chosen: chosen.pointee,
+                                    isOutput: argument.isOutput, engine: engine)
+        }
+        var primitive: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&primitive, pd), "primitive_create")
+        self.primitive = primitive!
+    }
+
+    deinit { dnnl_primitive_destroy(primitive) }
+
+    /// Runs the primitive on plain buffers given in the order of `arguments`.
+    /// Inputs are reordered into scratch buffers if needed, outputs reordered back.
+    func execute(_ pointers: [UnsafeMutableRawPointer]) throws {
+        precondition(pointers.count == arguments.count, "oneDNN plan expects \(arguments.count) buffers")
+        Threading.applyToOpenMP()
+        let engine = DNNLRuntime.shared.engine
+        let stream = try DNNLRuntime.shared.makeStream()
+        defer { dnnl_stream_destroy(stream) }
+        var memories: [dnnl_memory_t] = []
+        var scratch: [UnsafeMutableRawPointer] = []
+        defer {
+            for memory in memories { dnnl_memory_destroy(memory) }
+            for buffer in scratch { buffer.deallocate() }
+        }
+        var execArguments: [dnnl_exec_arg_t] = []
+        var pendingOutputs: [(reorder: dnnl_primitive_t, from: dnnl_memory_t, to: dnnl_memory_t)] = []
+        for (argument, pointer) in zip(arguments, pointers) {
+            var userMemory: dnnl_memory_t?
+            try check(dnnl_memory_create(&userMemory, &argument.userDescriptor, engine, pointer), "memory_create")
+            memories.append(userMemory!)
+            guard let reorder = argument.reorder else {
+                execArguments.append(dnnl_exec_arg_t(arg: argument.slot, memory: userMemory))
+                continue
+            }
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(argument.internalBytes, 64), alignment: 64)
+            scratch.append(buffer)
+            var internalMemory: dnnl_memory_t?
+            try check(dnnl_memory_create(&internalMemory, &argument.internalDescriptor, engine, buffer), "memory_create")
+            memories.append(internalMemory!)
+            execArguments.append(dnnl_exec_arg_t(arg: argument.slot, memory: internalMemory))
+            if argument.isOutput {
+                pendingOutputs.append((reorder, internalMemory!, userMemory!))
+            } else {
+                try runReorder(reorder, from: userMemory!, to: internalMemory!, stream: stream)
+            }
+        }
+        try check(dnnl_primitive_execute(primitive, stream, Int32(execArguments.count), execArguments), "primitive_execute")
+        for output in pendingOutputs {
+            try runReorder(output.reorder, from: output.from, to: output.to, stream: stream)
+        }
+        try check(dnnl_stream_wait(stream), "stream_wait")
+    }
+
+    private func runReorder(_ reorder: dnnl_primitive_t, from: dnnl_memory_t, to: dnnl_memory_t, stream: dnnl_stream_t) throws {
+        let args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]
+        try check(dnnl_primitive_execute(reorder, stream, 2, args), "primitive_execute(reorder)")
+    }
+}
+
+/// Caches plans by key; building a plan happens at most once per key and process.
+final class DNNLPlanCache<Key: Hashable & Sendable>: Sendable {
+    private let plans = Mutex<[Key: DNNLPlan]>([:])
+
+    func plan(for key: Key, build: () throws -> DNNLPlan) throws -> DNNLPlan {
+        if let plan = plans.withLock({ $0[key] }) { return plan }
+        let plan = try build()
+        return plans.withLock { cache in
+            if let existing = cache[key] { return existing }
+            cache[key] = plan
+            return plan
+        }
+    }
+}
