@@ -53,7 +53,8 @@ public enum Threading {
 }
 
 /// Wraps a value whose concurrent use the caller has made safe (disjoint ranges).
+@usableFromInline
 struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
+    @usableFromInline let value: Value
+    @usableFromInline init(_ value: Value) { self.value = value }
 }
