@@ -24,8 +24,8 @@ let package = Package(
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
         .target(
             name: "CShims",
-            dependencies: ["CJPEG"],
-            linkerSettings: [.linkedLibrary("gomp"), .linkedLibrary("jpeg")]
+            dependencies: ["CJPEG", "CPNG"],
+            linkerSettings: [.linkedLibrary("gomp"), .linkedLibrary("jpeg"), .linkedLibrary("png16")]
         ),
 
         // Libraries, lowest layer first.

@@ -18,6 +18,14 @@ int rc_jpeg_decode_rgb(const uint8_t *data, size_t size,
                        uint8_t **pixels, int *width, int *height,
                        char *message, size_t message_capacity);
 
+/// Decodes a PNG held in memory (any bit depth, gray, RGB, RGBA, palette, interlaced)
+/// to 8-bit interleaved RGB: 16-bit samples keep their high byte, alpha is dropped,
+/// gray is replicated (OpenCV's IMREAD_COLOR conventions). Same contract as
+/// `rc_jpeg_decode_rgb`; libpng's longjmp errors become a return code.
+int rc_png_decode_rgb(const uint8_t *data, size_t size,
+                      uint8_t **pixels, int *width, int *height,
+                      char *message, size_t message_capacity);
+
 void rc_free(void *pointer);
 
 #endif
