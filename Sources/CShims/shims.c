@@ -1,6 +1,8 @@
 #include "CShims.h"
 
+#include <immintrin.h>
 #include <setjmp.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,4 +189,57 @@ int rc_png_decode_rgb(const uint8_t *data, size_t size,
     *width = (int)w;
     *height = (int)h;
     return 0;
+}
+
+/* ---------------------------------------------------------------- FMA peak probe */
+
+#define RC_FMA12(T, FMA)                                                               \
+    a0 = FMA(a0, b, c); a1 = FMA(a1, b, c); a2 = FMA(a2, b, c); a3 = FMA(a3, b, c);    \
+    a4 = FMA(a4, b, c); a5 = FMA(a5, b, c); a6 = FMA(a6, b, c); a7 = FMA(a7, b, c);    \
+    a8 = FMA(a8, b, c); a9 = FMA(a9, b, c); a10 = FMA(a10, b, c); a11 = FMA(a11, b, c);\
+    __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5),  \
+                     "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
+
+static double rc_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+__attribute__((target("avx512f")))
+static double rc_peak_avx512(long iterations, float *sink) {
+    __m512 a0 = _mm512_set1_ps(0.1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+    __m512 b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    double start = rc_seconds();
+    for (long k = 0; k < iterations; k++) { RC_FMA12(__m512, _mm512_fmadd_ps) }
+    double elapsed = rc_seconds() - start;
+    __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                               _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    sum = _mm512_add_ps(sum, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+    *sink = _mm512_reduce_add_ps(sum);
+    return (double)iterations * 12.0 * 32.0 / elapsed / 1e9;
+}
+
+__attribute__((target("avx2,fma")))
+static double rc_peak_avx2(long iterations, float *sink) {
+    __m256 a0 = _mm256_set1_ps(0.1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+    __m256 b = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    double start = rc_seconds();
+    for (long k = 0; k < iterations; k++) { RC_FMA12(__m256, _mm256_fmadd_ps) }
+    double elapsed = rc_seconds() - start;
+    float lanes[8];
+    _mm256_storeu_ps(lanes, _mm256_add_ps(_mm256_add_ps(a0, a11), _mm256_add_ps(a5, a6)));
+    *sink = lanes[0] + a1[0] + a2[0] + a3[0] + a4[0] + a7[0] + a8[0] + a9[0] + a10[0];
+    return (double)iterations * 12.0 * 16.0 / elapsed / 1e9;
+}
+
+double rc_peak_fma_gflops(long iterations) {
+    float sink = 0;
+    double avx2 = 0, avx512 = 0;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) avx2 = rc_peak_avx2(iterations, &sink);
+    if (__builtin_cpu_supports("avx512f")) avx512 = rc_peak_avx512(iterations, &sink);
+    volatile float keep = sink;
+    (void)keep;
+    return avx512 > avx2 ? avx512 : avx2;
 }

@@ -308,10 +308,10 @@ enum OneDNNConvolution {
                     if let bias {
                         try bias.withUnsafeBufferPointer { b in
                             pointers.append(UnsafeMutableRawPointer(mutating: b.baseAddress!))
-                            try plan.execute(pointers)
+                            try plan.execute(pointers, constants: [1: weight.contentIdentity])
                         }
                     } else {
-                        try plan.execute(pointers)
+                        try plan.execute(pointers, constants: [1: weight.contentIdentity])
                     }
                 } catch { failure = error }
             }
@@ -348,7 +348,7 @@ enum OneDNNConvolution {
             result.withUnsafeMutableBufferPointer { dx in
                 do {
                     try plan.execute([UnsafeMutableRawPointer(mutating: dy.baseAddress!), UnsafeMutableRawPointer(mutating: w.baseAddress!),
-                                      UnsafeMutableRawPointer(dx.baseAddress!)])
+                                      UnsafeMutableRawPointer(dx.baseAddress!)], constants: [1: weight.contentIdentity])
                 } catch { failure = error }
             }
         } }

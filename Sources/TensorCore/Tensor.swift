@@ -1,16 +1,23 @@
+import Synchronization
+
 /// Aligned, owned float32 storage shared between tensors until one of them writes.
 @usableFromInline
 final class TensorStorage: @unchecked Sendable {
     @usableFromInline let base: UnsafeMutablePointer<Float>
     @usableFromInline let count: Int
+    /// Unique for the life of the process (addresses are reused; ids are not).
+    let id = TensorStorage.nextID.add(1, ordering: .relaxed).newValue
+    /// Bumped on every mutable access, so caches keyed by (id, version) never go stale.
+    @usableFromInline var version: UInt64 = 0
 
-    /// Allocates `count` floats aligned to 64 bytes (one AVX-512 vector, what oneDNN prefers).
-    /// The contents are uninitialised.
+    private static let nextID = Atomic<UInt64>(0)
+
+    /// Takes `count` floats, 64-byte aligned (one AVX-512 vector, what oneDNN prefers),
+    /// from the buffer pool. The contents are uninitialised.
     @usableFromInline init(uninitializedCount count: Int) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(count, 1) * MemoryLayout<Float>.stride,
-                                                   alignment: 64)
-        base = raw.bindMemory(to: Float.self, capacity: Swift.max(count, 1))
+        base = BufferPool.shared.take(bytes: Swift.max(count, 1) * MemoryLayout<Float>.stride)
+            .bindMemory(to: Float.self, capacity: Swift.max(count, 1))
     }
 
     @usableFromInline convenience init(repeating value: Float, count: Int) {
@@ -24,7 +31,7 @@ final class TensorStorage: @unchecked Sendable {
         return storage
     }
 
-    deinit { UnsafeMutableRawPointer(base).deallocate() }
+    deinit { BufferPool.shared.give(UnsafeMutableRawPointer(base), bytes: Swift.max(count, 1) * MemoryLayout<Float>.stride) }
 }
 
 /// A dense float32 array of any rank with value semantics.
@@ -94,8 +101,12 @@ public struct Tensor: Sendable {
     @inlinable
     public mutating func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        storage.version &+= 1
         return try body(UnsafeMutableBufferPointer(start: storage.base, count: count))
     }
+
+    /// Identifies these exact contents: equal identities mean equal elements.
+    var contentIdentity: ContentIdentity { ContentIdentity(storage: storage.id, version: storage.version) }
 
     /// The same elements viewed with another shape of equal element count. O(1).
     public func reshaped(_ newShape: [Int]) -> Tensor {
@@ -168,6 +179,12 @@ extension Tensor: CustomStringConvertible {
         let shown = scalars.prefix(8).map { String($0) }.joined(separator: ", ")
         return "Tensor(shape: \(shape), [\(shown)\(count > 8 ? ", ..." : "")])"
     }
+}
+
+/// The identity of a tensor's contents, for caches of derived data (e.g. reordered weights).
+struct ContentIdentity: Hashable, Sendable {
+    let storage: UInt64
+    let version: UInt64
 }
 
 /// Checks that two shapes are equal; traps naming both otherwise.

@@ -1,11 +1,33 @@
 import ArgumentParser
+import Foundation
 import TensorCore
 
 @main
 struct RobustCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "robustctl",
-        abstract: "Measure how adversarial robustness changes when an image classifier moves from PC to mobile.",
-        subcommands: []
+        abstract: "Measure how the adversarial robustness of image classifiers changes from PC to mobile.",
+        discussion: """
+        The workflow of Eslami & Hemmati's study: prepare -> select -> attack (PC) -> \
+        convert (mobile, optionally int8) -> evaluate -> compare. Each step is a subcommand.
+        """,
+        subcommands: [Bench.self]
     )
+}
+
+/// Options every compute-heavy subcommand takes.
+struct ComputeOptions: ParsableArguments {
+    @Option(help: "Threads for OpenBLAS, oneDNN and robustctl's own loops (default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    }
+
+    func apply() { Threading.setThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount) }
+}
+
+/// Writes a line to standard error.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
 }

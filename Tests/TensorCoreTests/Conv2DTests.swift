@@ -87,6 +87,21 @@ final class Conv2DTests: XCTestCase {
         }
     }
 
+    /// oneDNN keeps weights in its own layout between calls; an in-place update of the
+    /// weights (as an optimiser step does) must invalidate that copy.
+    func testReorderedWeightsFollowInPlaceUpdates() {
+        let config = Conv2DConfig(stride: 1, padding: .symmetric(1))
+        let x = random([1, 32, 10, 10], seed: 1)
+        var w = random([32, 32, 3, 3], seed: 2)
+        let before = Conv2D.forward(x, weight: w, bias: nil, config: config)
+        assertClose(before, naiveConv2D(x, w, nil, config), absolute: 1e-4)
+        w.withUnsafeMutableBufferPointer { weights in for i in weights.indices { weights[i] *= -0.5 } }
+        assertClose(Conv2D.forward(x, weight: w, bias: nil, config: config), naiveConv2D(x, w, nil, config), absolute: 1e-4)
+        let r = random([1, 32, 10, 10], seed: 3)
+        assertClose(Conv2D.backwardData(r, weight: w, inputShape: x.shape, config: config),
+                    ReferenceConvolution.backwardData(r, weight: w, inputShape: x.shape, config: config), absolute: 1e-4)
+    }
+
     func testTensorFlowSamePadding() {
         // TF 'same' at stride 2 on an even size pads 0 before and 1 after (Keras MobileNetV2 stem).
         let padding = Padding2D.same(inputHeight: 224, inputWidth: 224, kernel: (3, 3), stride: (2, 2))

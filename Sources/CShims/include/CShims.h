@@ -28,4 +28,9 @@ int rc_png_decode_rgb(const uint8_t *data, size_t size,
 
 void rc_free(void *pointer);
 
+/// Measures this core's float32 FMA throughput in GFLOP/s with a register-resident
+/// loop of independent 512-bit (or, without AVX-512, 256-bit) fused multiply-adds:
+/// the peak against which kernel efficiency is judged. Runs about `iterations` × 12 FMAs.
+double rc_peak_fma_gflops(long iterations);
+
 #endif

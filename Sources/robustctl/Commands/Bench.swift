@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import TensorCore
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure kernel, network and attack speed on this machine.",
+        discussion: """
+        Prints one row per measurement: the median wall time over --repeats runs (after two \
+        warm-up runs) and, for kernels, the achieved GFLOP/s. With --json the output is \
+        {"results": [{"name", "implementation", "threads", "batch", "ms", "gflops"}]}.
+
+        Suites:
+          kernels   conv2d forward / backward-data / backward-weights on ResNet50 and
+                    MobileNetV2 layers for each kernel backend, and OpenBLAS sgemm on the
+                    same GEMM shapes.
+          networks  whole-network forward and input-gradient latency (needs ModelZoo).
+          attacks   FGSM, BIM and Boundary timing (needs Attacks).
+        """
+    )
+
+    enum Suite: String, ExpressibleByArgument, CaseIterable {
+        case kernels, networks, attacks, all
+    }
+
+    @Option(help: "Which suite to run: \(Suite.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var suite: Suite = .kernels
+
+    @OptionGroup var compute: ComputeOptions
+
+    @Option(help: "Timed runs per measurement; the median is reported.")
+    var repeats: Int = 10
+
+    @Option(help: "Only layers whose name contains this text (kernels suite), e.g. 3x3_64.")
+    var filter: String?
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    func validate() throws {
+        if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
+    }
+
+    func run() throws {
+        compute.apply()
+        var results: [BenchmarkResult] = []
+        let suites: [Suite] = suite == .all ? [.kernels, .networks, .attacks] : [suite]
+        for suite in suites {
+            switch suite {
+            case .kernels:
+                if !json { print(Self.header) }
+                results += KernelBenchmarks.run(repeats: repeats, layerFilter: filter) { result in
+                    if !json { print(Self.row(result)) }
+                }
+            case .networks, .attacks:
+                if suites.count == 1 {
+                    throw ValidationError("the \(suite.rawValue) suite needs a module that is not built yet")
+                }
+            case .all:
+                break
+            }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(["results": results]), as: UTF8.self))
+        }
+    }
+
+    static let header = "name".padding(toLength: 44, withPad: " ", startingAt: 0)
+        + "impl       threads batch       ms   GFLOP/s"
+
+    static func row(_ r: BenchmarkResult) -> String {
+        r.name.padding(toLength: 44, withPad: " ", startingAt: 0)
+            + r.implementation.padding(toLength: 11, withPad: " ", startingAt: 0)
+            + String(format: "%7d %5d %8.3f %9@", r.threads, r.batch, r.ms, r.gflops.map { String(format: "%.1f", $0) } ?? "-")
+    }
+}
