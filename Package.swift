@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         // C libraries, wrapped once at the edge.
@@ -22,6 +23,8 @@ let package = Package(
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5"),
+        .target(name: "CHDF5Shim", dependencies: ["CHDF5"], linkerSettings: [.linkedLibrary("hdf5_serial")]),
         .target(
             name: "CShims",
             dependencies: ["CJPEG", "CPNG"],
@@ -33,7 +36,7 @@ let package = Package(
             name: "TensorCore",
             dependencies: ["CBLAS", "CDNNL", "CPNG", "CShims"]
         ),
-        .target(name: "ModelZoo", dependencies: ["TensorCore"]),
+        .target(name: "ModelZoo", dependencies: ["TensorCore", "CHDF5Shim", "ZIPFoundation"]),
         .target(name: "Attacks", dependencies: ["TensorCore", "ModelZoo"]),
         .target(name: "Quantize", dependencies: ["TensorCore", "ModelZoo"]),
         .target(name: "Evaluation", dependencies: ["TensorCore"]),
@@ -48,5 +51,6 @@ let package = Package(
         ),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        .testTarget(name: "ModelZooTests", dependencies: ["ModelZoo", "TensorCore"]),
     ]
 )

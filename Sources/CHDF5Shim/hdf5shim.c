@@ -1,0 +1,105 @@
+#include "CHDF5Shim.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <hdf5/serial/hdf5.h>
+
+void rc_h5_free(void *pointer) { free(pointer); }
+
+int64_t rc_h5_open(const char *path) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (H5Fis_hdf5(path) <= 0) return -1;
+    return (int64_t)H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+}
+
+void rc_h5_close(int64_t file) { H5Fclose((hid_t)file); }
+
+int64_t rc_h5_string_list_attribute(int64_t file, const char *object_path, const char *attribute, char **buffer) {
+    *buffer = NULL;
+    if (H5Aexists_by_name((hid_t)file, object_path, attribute, H5P_DEFAULT) <= 0) return -1;
+    hid_t attr = H5Aopen_by_name((hid_t)file, object_path, attribute, H5P_DEFAULT, H5P_DEFAULT);
+    if (attr < 0) return -1;
+    hid_t type = H5Aget_type(attr), space = H5Aget_space(attr);
+    hssize_t count = H5Sget_simple_extent_npoints(space);
+    int64_t result = -1;
+    if (count == 0) {
+        result = 0; /* Keras writes an empty float64 array for layers without weights */
+    } else if (H5Tget_class(type) == H5T_STRING && count > 0) {
+        if (H5Tis_variable_str(type) > 0) {
+            char **strings = calloc((size_t)count, sizeof(char *));
+            hid_t memtype = H5Tcopy(H5T_C_S1);
+            H5Tset_size(memtype, H5T_VARIABLE);
+            if (strings && H5Aread(attr, memtype, strings) >= 0) {
+                size_t total = 0;
+                for (hssize_t i = 0; i < count; i++) total += (strings[i] ? strlen(strings[i]) : 0) + 1;
+                char *out = malloc(total), *cursor = out;
+                for (hssize_t i = 0; out && i < count; i++) {
+                    size_t length = strings[i] ? strlen(strings[i]) : 0;
+                    memcpy(cursor, strings[i] ? strings[i] : "", length);
+                    cursor[length] = 0;
+                    cursor += length + 1;
+                }
+                H5Dvlen_reclaim(memtype, space, H5P_DEFAULT, strings);
+                if (out) { *buffer = out; result = (int64_t)count; }
+            }
+            H5Tclose(memtype);
+            free(strings);
+        } else {
+            size_t width = H5Tget_size(type);
+            char *raw = calloc((size_t)count, width);
+            char *out = malloc((size_t)count * (width + 1));
+            if (raw && out && H5Aread(attr, type, raw) >= 0) {
+                char *cursor = out;
+                for (hssize_t i = 0; i < count; i++) {
+                    size_t length = strnlen(raw + (size_t)i * width, width);
+                    memcpy(cursor, raw + (size_t)i * width, length);
+                    cursor[length] = 0;
+                    cursor += length + 1;
+                }
+                *buffer = out;
+                out = NULL;
+                result = (int64_t)count;
+            }
+            free(raw);
+            free(out);
+        }
+    }
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Aclose(attr);
+    return result;
+}
+
+int rc_h5_dataset_shape(int64_t file, const char *path, int64_t *dims, int capacity) {
+    if (H5Lexists((hid_t)file, path, H5P_DEFAULT) <= 0) return -1;
+    hid_t dataset = H5Dopen2((hid_t)file, path, H5P_DEFAULT);
+    if (dataset < 0) return -1;
+    hid_t space = H5Dget_space(dataset);
+    int rank = H5Sget_simple_extent_ndims(space);
+    if (rank >= 0 && rank <= capacity) {
+        hsize_t extents[32];
+        H5Sget_simple_extent_dims(space, extents, NULL);
+        for (int i = 0; i < rank; i++) dims[i] = (int64_t)extents[i];
+    } else {
+        rank = -1;
+    }
+    H5Sclose(space);
+    H5Dclose(dataset);
+    return rank;
+}
+
+int rc_h5_read_floats(int64_t file, const char *path, float *out, int64_t count) {
+    hid_t dataset = H5Dopen2((hid_t)file, path, H5P_DEFAULT);
+    if (dataset < 0) return -1;
+    hid_t space = H5Dget_space(dataset);
+    int status = -1;
+    hid_t type = H5Dget_type(dataset);
+    H5T_class_t kind = H5Tget_class(type);
+    if ((kind == H5T_FLOAT || kind == H5T_INTEGER) && H5Sget_simple_extent_npoints(space) == count) {
+        status = H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0 ? 0 : -1;
+    }
+    H5Tclose(type);
+    H5Sclose(space);
+    H5Dclose(dataset);
+    return status;
+}

@@ -1,0 +1,87 @@
+import Foundation
+import TensorCore
+
+/// A network with its weights: what attacks, evaluation and the converter work on.
+public struct Model: Sendable {
+    public let definition: NetworkDefinition
+    public let parameters: Parameters
+
+    public var config: ModelConfig { definition.config }
+    public var graph: Graph { definition.graph }
+
+    /// Pairs a definition with named tensors, strictly: missing, unexpected and mis-shaped
+    /// tensors are all reported together in one error. Optional entries (BatchNorm
+    /// `num_batches_tracked`, Inception's auxiliary head) are shape-checked and dropped.
+    /// - Parameter source: the file name used in errors.
+    public init(definition: NetworkDefinition, tensors: [String: Tensor], source: String) throws {
+        var problems: [String] = []
+        var parameters: Parameters = [:]
+        for spec in definition.parameters {
+            guard let tensor = tensors[spec.name] else {
+                problems.append("missing '\(spec.name)' \(spec.shape)")
+                continue
+            }
+            if tensor.shape != spec.shape {
+                problems.append("'\(spec.name)' has shape \(tensor.shape), expected \(spec.shape)")
+            } else {
+                parameters[spec.name] = tensor
+            }
+        }
+        let optional = Dictionary(definition.optionalParameters.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+        for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) where parameters[name] == nil && !definition.parameters.contains(where: { $0.name == name }) {
+            if let shape = optional[name] {
+                if tensor.shape != shape && !(shape.isEmpty && tensor.count == 1) {
+                    problems.append("'\(name)' has shape \(tensor.shape), expected \(shape)")
+                }
+            } else {
+                problems.append("unexpected '\(name)' \(tensor.shape)")
+            }
+        }
+        if !problems.isEmpty {
+            let expected = "\(definition.config.flavor.rawValue) \(definition.config.architecture.rawValue)"
+                + " (width \(definition.config.widthMultiplier), \(definition.config.numClasses) classes)"
+            var listed = problems
+            if let guess = WeightFileInspector.describe(Array(tensors.keys)), !guess.matches(definition.config) {
+                listed.insert("the file looks like a \(guess.flavor.rawValue) \(guess.architecture.rawValue) checkpoint", at: 0)
+            }
+            if listed.count > 25 { listed = Array(listed.prefix(25)) + ["... and \(listed.count - 25) more"] }
+            throw WeightFileError.mismatch(file: source, expected: expected, problems: listed)
+        }
+        self.definition = definition
+        self.parameters = parameters
+    }
+
+    /// Loads a weight file of any supported format (recognised by content, not extension).
+    public init(config: ModelConfig, weights path: String) throws {
+        let definition = try NetworkDefinition(config)
+        let tensors = try WeightFiles.read(path, for: definition)
+        try self.init(definition: definition, tensors: tensors, source: path)
+    }
+
+    /// Logits for a batch of [N, 3, S, S] RGB images in [0, 1].
+    public func logits(_ images: Tensor, executor: Executor = Executor()) -> Tensor {
+        precondition(images.rank == 4 && images.shape[1] == 3 && images.shape[2] == config.inputSize && images.shape[3] == config.inputSize,
+                     "\(config.architecture.rawValue) expects [N, 3, \(config.inputSize), \(config.inputSize)] images, got \(images.shape)")
+        return executor.forward(graph, parameters: parameters, input: images)
+    }
+}
+
+/// Guesses what network a set of checkpoint keys belongs to, for error messages.
+enum WeightFileInspector {
+    struct Guess {
+        let architecture: Architecture
+        let flavor: Flavor
+        func matches(_ config: ModelConfig) -> Bool { architecture == config.architecture && flavor == config.flavor }
+    }
+
+    static func describe(_ keys: [String]) -> Guess? {
+        func any(_ fragment: String) -> Bool { keys.contains { $0.contains(fragment) } }
+        if any("features.1.conv.") { return Guess(architecture: .mobilenetV2, flavor: .torch) }
+        if any("layer1.0.conv1.") { return Guess(architecture: .resnet50, flavor: .torch) }
+        if any("Mixed_5b.") { return Guess(architecture: .inceptionV3, flavor: .torch) }
+        if any("block_1_expand") || any("expanded_conv_") { return Guess(architecture: .mobilenetV2, flavor: .keras) }
+        if any("conv2_block1_") || any("res2a_branch2a") { return Guess(architecture: .resnet50, flavor: .keras) }
+        if any("batch_normalization") && any("conv2d") { return Guess(architecture: .inceptionV3, flavor: .keras) }
+        return nil
+    }
+}

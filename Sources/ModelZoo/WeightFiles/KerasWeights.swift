@@ -1,0 +1,114 @@
+import CHDF5Shim
+import Foundation
+import TensorCore
+
+/// Reads Keras HDF5 weight files in the layout of the Keras Applications downloads
+/// (`model.save_weights('x.h5')`): a root attribute `layer_names`, and per layer an
+/// attribute `weight_names` naming its datasets in the order the layer declares them.
+///
+/// Layers are matched by name when every layer of the network appears in the file, and
+/// otherwise by position among the layers that have weights (auto-generated names such as
+/// `conv2d_57` differ between Keras versions; the order does not).
+enum KerasWeights {
+    static func read(_ path: String, layers: [KerasLayer]) throws -> [String: Tensor] {
+        let file = rc_h5_open(path)
+        guard file > 0 else { throw WeightFileError.corrupt(file: path, reason: "not a readable HDF5 file") }
+        defer { rc_h5_close(file) }
+        guard let layerNames = stringList(file, "/", "layer_names") else {
+            throw WeightFileError.unsupportedFormat(file: path, reason: "HDF5 without a 'layer_names' attribute (not a Keras weight file)")
+        }
+        var fileLayers: [(name: String, weights: [String])] = []
+        for name in layerNames {
+            guard let weights = stringList(file, "/" + name, "weight_names") else {
+                throw WeightFileError.corrupt(file: path, reason: "layer '\(name)' has no 'weight_names' attribute")
+            }
+            if !weights.isEmpty { fileLayers.append((name, weights)) }
+        }
+        let byName = Dictionary(fileLayers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let matchByName = layers.allSatisfy { byName[$0.name] != nil }
+        var problems: [String] = []
+        if !matchByName && fileLayers.count != layers.count {
+            problems.append("the file has \(fileLayers.count) layers with weights, the network \(layers.count)")
+        }
+        var tensors: [String: Tensor] = [:]
+        for (index, layer) in layers.enumerated() {
+            guard let source = matchByName ? byName[layer.name] : (index < fileLayers.count ? fileLayers[index] : nil) else { break }
+            guard source.weights.count == layer.weights.count else {
+                problems.append("layer '\(source.name)' has \(source.weights.count) weights, expected \(layer.weights.count) for '\(layer.name)'")
+                continue
+            }
+            for (weightName, weight) in zip(source.weights, layer.weights) {
+                let datasetPath = "/\(source.name)/\(weightName)"
+                var dims = [Int64](repeating: 0, count: 8)
+                let rank = Int(rc_h5_dataset_shape(file, datasetPath, &dims, 8))
+                guard rank >= 0 else {
+                    problems.append("missing dataset \(datasetPath)")
+                    continue
+                }
+                let shape = dims.prefix(rank).map { Int($0) }
+                guard shape == weight.kerasShape else {
+                    problems.append("'\(source.name)/\(weightName)' has shape \(shape), expected \(weight.kerasShape) for '\(weight.parameter)'")
+                    continue
+                }
+                var raw = Tensor(shape: shape)
+                let status = raw.withUnsafeMutableBufferPointer { rc_h5_read_floats(file, datasetPath, $0.baseAddress, Int64($0.count)) }
+                guard status == 0 else { throw WeightFileError.corrupt(file: path, reason: "cannot read dataset \(datasetPath)") }
+                tensors[weight.parameter] = convert(raw, weight.layout)
+            }
+        }
+        if !matchByName && fileLayers.count > layers.count {
+            problems.append("unexpected layers " + fileLayers[layers.count...].prefix(5).map { "'\($0.name)'" }.joined(separator: ", "))
+        }
+        if !problems.isEmpty {
+            throw WeightFileError.mismatch(file: path, expected: "the network's Keras layers", problems: Array(problems.prefix(25)))
+        }
+        return tensors
+    }
+
+    static func stringList(_ file: Int64, _ object: String, _ attribute: String) -> [String]? {
+        var buffer: UnsafeMutablePointer<CChar>?
+        let count = rc_h5_string_list_attribute(file, object, attribute, &buffer)
+        guard count >= 0 else { return nil }
+        defer { rc_h5_free(buffer) }
+        var strings: [String] = []
+        var cursor = buffer
+        for _ in 0..<count {
+            let string = String(cString: cursor!)
+            strings.append(string)
+            cursor = cursor! + string.utf8.count + 1
+        }
+        return strings
+    }
+
+    /// Keras layouts → TensorCore's: HWIO → OIHW, (H, W, C, 1) → (C, 1, H, W), (in, out) → (out, in).
+    static func convert(_ tensor: Tensor, _ layout: KerasWeight.Layout) -> Tensor {
+        let s = tensor.shape
+        switch layout {
+        case .vector: return tensor
+        case .dense: return permute(tensor, to: [s[1], s[0]]) { o in [o[1], o[0]] }
+        case .convolution: return permute(tensor, to: [s[3], s[2], s[0], s[1]]) { o in [o[2], o[3], o[1], o[0]] }
+        case .depthwise: return permute(tensor, to: [s[2], 1, s[0], s[1]]) { o in [o[2], o[3], o[0], 0] }
+        }
+    }
+
+    /// out[index] = tensor[sourceIndex(index)] for every index of `shape`.
+    static func permute(_ tensor: Tensor, to shape: [Int], _ sourceIndex: ([Int]) -> [Int]) -> Tensor {
+        let source = tensor.scalars, sourceShape = tensor.shape
+        return Tensor.build(shape: shape) { out in
+            var index = [Int](repeating: 0, count: shape.count)
+            for flat in 0..<out.count {
+                let s = sourceIndex(index)
+                var offset = 0
+                for (value, extent) in zip(s, sourceShape) { offset = offset * extent + value }
+                out[flat] = source[offset]
+                var axis = shape.count - 1
+                while axis >= 0 {
+                    index[axis] += 1
+                    if index[axis] < shape[axis] { break }
+                    index[axis] = 0
+                    axis -= 1
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+import TensorCore
+
+/// Recognises a weight file by its first bytes and reads it with the matching reader.
+public enum WeightFiles {
+    public enum Format: String, Sendable, CaseIterable {
+        case safetensors
+        case torchZip = "pth (zip)"
+        case torchLegacy = "pth (legacy)"
+        case kerasH5 = "h5"
+    }
+
+    /// The format of a file, from its signature.
+    public static func format(of path: String) throws -> Format {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw WeightFileError.unreadable(file: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
+        }
+        defer { try? handle.close() }
+        let head = [UInt8]((try? handle.read(upToCount: 16)) ?? Data())
+        if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return .torchZip }
+        if head.starts(with: [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) { return .kerasH5 }
+        if head.starts(with: [0x80]) && head.count >= 2 && head[1] <= 5 { return .torchLegacy }
+        if head.count > 8 && head[8] == UInt8(ascii: "{") { return .safetensors }
+        throw WeightFileError.unsupportedFormat(file: path, reason: "not a safetensors, PyTorch (.pth) or Keras HDF5 (.h5) file")
+    }
+
+    /// Named tensors in TensorCore's layout. Keras files are mapped onto the definition's
+    /// parameter names (they store layers, not a flat dictionary).
+    static func read(_ path: String, for definition: NetworkDefinition) throws -> [String: Tensor] {
+        switch try format(of: path) {
+        case .safetensors: return try SafeTensors.read(path)
+        case .torchZip, .torchLegacy: return try TorchCheckpoint.read(path)
+        case .kerasH5: return try KerasWeights.read(path, layers: definition.kerasLayers)
+        }
+    }
+}

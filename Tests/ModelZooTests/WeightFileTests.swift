@@ -1,0 +1,129 @@
+import Foundation
+import XCTest
+@testable import ModelZoo
+import TensorCore
+
+final class WeightFileTests: XCTestCase {
+    var fixtures: URL { ParityTests.fixtures }
+
+    func resnetEntry() throws -> ParityTests.Entry {
+        try ParityTests.manifest().first { $0.architecture == "resnet50" && $0.flavor == "torch" }!
+    }
+
+    func testAllFormatsOfOneCheckpointAgreeExactly() throws {
+        let entry = try resnetEntry()
+        let reference = try SafeTensors.read(fixtures.appendingPathComponent(entry.files["safetensors"]!).path)
+        for format in ["pth", "legacy_pth"] {
+            let tensors = try TorchCheckpoint.read(fixtures.appendingPathComponent(entry.files[format]!).path)
+            XCTAssertEqual(Set(tensors.keys), Set(reference.keys), format)
+            for (name, tensor) in reference { XCTAssertEqual(tensors[name], tensor, "\(format) \(name)") }
+        }
+        XCTAssertEqual(reference["bn1.num_batches_tracked"]?.shape, [], "int64 scalars are read too")
+    }
+
+    func testFormatIsRecognisedByContent() throws {
+        let entry = try resnetEntry()
+        XCTAssertEqual(try WeightFiles.format(of: fixtures.appendingPathComponent(entry.files["pth"]!).path), .torchZip)
+        XCTAssertEqual(try WeightFiles.format(of: fixtures.appendingPathComponent(entry.files["legacy_pth"]!).path), .torchLegacy)
+        XCTAssertEqual(try WeightFiles.format(of: fixtures.appendingPathComponent(entry.files["safetensors"]!).path), .safetensors)
+        XCTAssertEqual(try WeightFiles.format(of: fixtures.appendingPathComponent("resnet50_keras.h5").path), .kerasH5)
+    }
+
+    func testMaliciousPicklesAreRefusedWithoutRunningAnything() throws {
+        let marker = "/tmp/robustctl-pickle-exploit-ran"
+        try? FileManager.default.removeItem(atPath: marker)
+        for name in ["malicious.pth", "malicious_legacy.pth"] {
+            XCTAssertThrowsError(try TorchCheckpoint.read(fixtures.appendingPathComponent(name).path)) { error in
+                guard case let WeightFileError.forbiddenGlobal(file, global) = error else { return XCTFail("\(name): \(error)") }
+                XCTAssertTrue(file.hasSuffix(name))
+                XCTAssertTrue(global.hasSuffix("system"), global)
+                XCTAssertTrue("\(error)".contains("never executes"))
+            }
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: marker), "the payload must not have run")
+    }
+
+    func testMissingUnexpectedAndMisshapedTensorsAreReportedTogether() throws {
+        let entry = try resnetEntry()
+        var tensors = try SafeTensors.read(fixtures.appendingPathComponent(entry.files["safetensors"]!).path)
+        tensors["fc.bias"] = nil
+        tensors["layer9.weight"] = Tensor(shape: [2])
+        tensors["conv1.weight"] = Tensor(shape: [1, 3, 7, 7])
+        let definition = try NetworkDefinition(ParityTests.config(entry))
+        XCTAssertThrowsError(try Model(definition: definition, tensors: tensors, source: "edited.safetensors")) { error in
+            guard case let WeightFileError.mismatch(file, _, problems) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(file, "edited.safetensors")
+            XCTAssertTrue(problems.contains("missing 'fc.bias' [10]"), "\(problems)")
+            XCTAssertTrue(problems.contains("unexpected 'layer9.weight' [2]"), "\(problems)")
+            XCTAssertTrue(problems.contains("'conv1.weight' has shape [1, 3, 7, 7], expected [4, 3, 7, 7]"), "\(problems)")
+        }
+    }
+
+    func testAFileForAnotherNetworkSaysWhatItLooksLike() throws {
+        let entry = try resnetEntry()
+        let path = fixtures.appendingPathComponent(entry.files["safetensors"]!).path
+        let config = ModelConfig(architecture: .mobilenetV2, flavor: .torch, widthMultiplier: 0.1, inputSize: 64, numClasses: 10)
+        XCTAssertThrowsError(try Model(config: config, weights: path)) { error in
+            XCTAssertTrue("\(error)".contains("looks like a torch resnet50 checkpoint"), "\(error)")
+        }
+        let keras = ModelConfig(architecture: .resnet50, flavor: .keras, widthMultiplier: 0.0625, inputSize: 64, numClasses: 10)
+        XCTAssertThrowsError(try Model(config: keras, weights: path)) { error in
+            XCTAssertTrue("\(error)".contains("looks like a torch resnet50 checkpoint"), "\(error)")
+        }
+        // A Keras file for another architecture: the layer structure does not fit.
+        let h5 = fixtures.appendingPathComponent("inception_v3_keras.h5").path
+        XCTAssertThrowsError(try Model(config: keras, weights: h5)) { error in
+            XCTAssertTrue("\(error)".contains("inception_v3_keras.h5"), "\(error)")
+        }
+    }
+
+    func testTruncatedAndGarbageFilesThrowNamingTheFile() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-weights-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let entry = try resnetEntry()
+        var cases: [(String, Data)] = []
+        for file in ["safetensors", "pth", "legacy_pth"].map({ entry.files[$0]! }) + ["resnet50_keras.h5"] {
+            let data = try Data(contentsOf: fixtures.appendingPathComponent(file))
+            cases.append(("truncated_" + file, data.prefix(data.count / 2)))
+            cases.append(("stub_" + file, data.prefix(20)))
+        }
+        cases.append(("garbage.pth", Data((0..<300).map { UInt8(truncatingIfNeeded: $0 &* 37) })))
+        cases.append(("empty.safetensors", Data()))
+        let config = ParityTests.config(entry)
+        for (name, data) in cases {
+            let path = directory.appendingPathComponent(name).path
+            try data.write(to: URL(fileURLWithPath: path))
+            XCTAssertThrowsError(try Model(config: config, weights: path), name) { error in
+                XCTAssertTrue(error is WeightFileError, "\(name): \(error)")
+                XCTAssertTrue("\(error)".contains(name), "\(name): \(error)")
+            }
+        }
+        XCTAssertThrowsError(try Model(config: config, weights: directory.appendingPathComponent("absent.pth").path)) { error in
+            XCTAssertTrue("\(error)".contains("no such file"), "\(error)")
+        }
+    }
+
+    func testConfigurationConstraintsAreNamed() {
+        XCTAssertThrowsError(try NetworkDefinition(ModelConfig(architecture: .inceptionV3, flavor: .torch, inputSize: 64))) { error in
+            XCTAssertEqual("\(error)", "inception_v3 needs an input of at least 75x75 pixels, got 64x64")
+        }
+        XCTAssertThrowsError(try NetworkDefinition(ModelConfig(architecture: .resnet50, flavor: .torch, widthMultiplier: 0.3)))
+    }
+
+    /// Full-size graphs: parameter counts equal the reference networks'.
+    func testFullSizeParameterCounts() throws {
+        func count(_ architecture: Architecture, _ flavor: Flavor) throws -> Int {
+            try NetworkDefinition(ModelConfig(architecture: architecture, flavor: flavor)).parameters
+                .reduce(0) { $0 + $1.shape.reduce(1, *) }
+        }
+        // torchvision: state-dict sizes without num_batches_tracked (and without AuxLogits).
+        XCTAssertEqual(try count(.mobilenetV2, .torch), 3_538_984)
+        XCTAssertEqual(try count(.resnet50, .torch), 25_610_152)
+        XCTAssertEqual(try count(.inceptionV3, .torch), 23_869_000)
+        // Keras: model.count_params().
+        XCTAssertEqual(try count(.mobilenetV2, .keras), 3_538_984)
+        XCTAssertEqual(try count(.resnet50, .keras), 25_636_712)
+        XCTAssertEqual(try count(.inceptionV3, .keras), 23_851_784)
+    }
+}
