@@ -13,6 +13,31 @@
 
 extern void omp_set_num_threads(int);
 extern int omp_get_max_threads(void);
+extern int omp_get_thread_num(void);
+extern int omp_get_num_threads(void);
+/* libgomp's entry point for `#pragma omp parallel`, called directly so that this file
+   needs no -fopenmp flag. */
+extern void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+
+struct rc_parallel_job {
+    long count, chunks;
+    void *context;
+    void (*body)(void *, long, long);
+};
+
+static void rc_parallel_worker(void *data) {
+    struct rc_parallel_job *job = (struct rc_parallel_job *)data;
+    long thread = omp_get_thread_num(), threads = omp_get_num_threads();
+    for (long chunk = thread; chunk < job->chunks; chunk += threads) {
+        job->body(job->context, job->count * chunk / job->chunks, job->count * (chunk + 1) / job->chunks);
+    }
+}
+
+void rc_parallel_for(long count, long chunks, int threads, void *context,
+                     void (*body)(void *context, long begin, long end)) {
+    struct rc_parallel_job job = { count, chunks, context, body };
+    GOMP_parallel(rc_parallel_worker, &job, (unsigned)threads, 0);
+}
 
 void rc_set_omp_threads(int threads) { omp_set_num_threads(threads); }
 int rc_get_omp_max_threads(void) { return omp_get_max_threads(); }

@@ -42,9 +42,14 @@ public struct Model: Sendable {
                 + " (width \(definition.config.widthMultiplier), \(definition.config.numClasses) classes)"
             var listed = problems
             if let guess = WeightFileInspector.describe(Array(tensors.keys)), !guess.matches(definition.config) {
-                listed.insert("the file looks like a \(guess.flavor.rawValue) \(guess.architecture.rawValue) checkpoint", at: 0)
+                // Listing hundreds of keys says less than naming what the file is.
+                let missing = problems.filter { $0.hasPrefix("missing") }.count
+                let unexpected = problems.filter { $0.hasPrefix("unexpected") }.count
+                listed = ["the file looks like a \(guess.flavor.rawValue) \(guess.architecture.rawValue) checkpoint "
+                          + "(\(missing) expected tensors missing, \(unexpected) unexpected)"]
+            } else if listed.count > 25 {
+                listed = Array(listed.prefix(25)) + ["... and \(listed.count - 25) more"]
             }
-            if listed.count > 25 { listed = Array(listed.prefix(25)) + ["... and \(listed.count - 25) more"] }
             throw WeightFileError.mismatch(file: source, expected: expected, problems: listed)
         }
         self.definition = definition

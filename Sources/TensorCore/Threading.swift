@@ -1,6 +1,5 @@
 import CBLAS
 import CShims
-import Dispatch
 import Foundation
 import Synchronization
 
@@ -30,23 +29,25 @@ public enum Threading {
         if rc_get_omp_max_threads() != Int32(count) { rc_set_omp_threads(Int32(count)) }
     }
 
-    /// Runs `body` over `0..<count` split into at most `threads` contiguous chunks.
-    /// Runs inline when one chunk suffices. `body` must be safe to call concurrently on
-    /// disjoint ranges.
+    /// Runs `body` over `0..<count` split into at most `threads` contiguous chunks, on the
+    /// OpenMP pool shared with oneDNN and OpenBLAS. Runs inline when one chunk suffices.
+    /// `body` must be safe to call concurrently on disjoint ranges.
     public static func parallelFor(_ count: Int, minimumChunk: Int = 1,
                                    _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
+        let threads = self.threads
         let chunks = Swift.min(threads, Swift.max(1, count / Swift.max(minimumChunk, 1)))
         if chunks <= 1 {
             body(0..<count)
             return
         }
         withoutActuallyEscaping(body) { body in
-            let box = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                let start = count * chunk / chunks
-                let end = count * (chunk + 1) / chunks
-                box.value(start..<end)
+            var box = body
+            withUnsafeMutablePointer(to: &box) { pointer in
+                rc_parallel_for(count, chunks, Int32(threads), UnsafeMutableRawPointer(pointer)) { context, begin, end in
+                    let body = context!.assumingMemoryBound(to: ((Range<Int>) -> Void).self).pointee
+                    body(begin..<end)
+                }
             }
         }
     }

@@ -28,6 +28,12 @@ int rc_png_decode_rgb(const uint8_t *data, size_t size,
 
 void rc_free(void *pointer);
 
+/// Runs `body(context, begin, end)` over `count` items split into `chunks` contiguous
+/// ranges on OpenMP's thread pool (`threads` threads) — the pool oneDNN and the OpenMP
+/// build of OpenBLAS use, so robustctl's own loops never compete with them for cores.
+void rc_parallel_for(long count, long chunks, int threads, void *context,
+                     void (*body)(void *context, long begin, long end));
+
 /// Measures this core's float32 FMA throughput in GFLOP/s with a register-resident
 /// loop of independent 512-bit (or, without AVX-512, 256-bit) fused multiply-adds:
 /// the peak against which kernel efficiency is judged. Runs about `iterations` × 12 FMAs.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ModelZoo
 import TensorCore
 
 struct Bench: ParsableCommand {
@@ -14,7 +15,8 @@ struct Bench: ParsableCommand {
           kernels   conv2d forward / backward-data / backward-weights on ResNet50 and
                     MobileNetV2 layers for each kernel backend, and OpenBLAS sgemm on the
                     same GEMM shapes.
-          networks  whole-network forward and input-gradient latency (needs ModelZoo).
+          networks  full-size networks with seeded weights: forward latency at batch 1 and 8,
+                    forward + input gradient at batch 8, for each architecture and flavour.
           attacks   FGSM, BIM and Boundary timing (needs Attacks).
         """
     )
@@ -31,7 +33,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed runs per measurement; the median is reported.")
     var repeats: Int = 10
 
-    @Option(help: "Only layers whose name contains this text (kernels suite), e.g. 3x3_64.")
+    @Option(help: "Only rows whose layer or network contains this text, e.g. 3x3_64 or resnet50/torch.")
     var filter: String?
 
     @Flag(help: "Print JSON instead of a table.")
@@ -52,9 +54,14 @@ struct Bench: ParsableCommand {
                 results += KernelBenchmarks.run(repeats: repeats, layerFilter: filter) { result in
                     if !json { print(Self.row(result)) }
                 }
-            case .networks, .attacks:
+            case .networks:
+                if !json { print(Self.header) }
+                results += try NetworkBenchmarks.run(repeats: repeats, filter: filter) { result in
+                    if !json { print(Self.row(result)) }
+                }
+            case .attacks:
                 if suites.count == 1 {
-                    throw ValidationError("the \(suite.rawValue) suite needs a module that is not built yet")
+                    throw ValidationError("the attacks suite needs the Attacks module, which is not built yet")
                 }
             case .all:
                 break

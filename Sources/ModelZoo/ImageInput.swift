@@ -1,0 +1,56 @@
+import TensorCore
+
+/// When `ImageInput` resizes an image.
+public enum ResizePolicy: String, Sendable, CaseIterable, Codable {
+    /// Images already at the model's input size are used as they are; others get the
+    /// paper's resize and centre crop.
+    case auto
+    /// Always the paper's resize (shorter side to 256, or 299) and centre crop.
+    case always
+    /// Never resize: an image of another size is an error.
+    case never
+}
+
+/// An image that cannot be fed to a model, naming the file and the constraint.
+public struct ImageInputError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let reason: String
+    public var description: String { "\(file): \(reason)" }
+}
+
+/// Turns image files into the [N, 3, S, S] pixel tensors models take.
+public enum ImageInput {
+    /// The shorter side the paper resizes to before cropping `inputSize`: 256 for 224
+    /// (299 for InceptionV3's 299), scaled proportionally for other input sizes.
+    public static func resizeSize(for config: ModelConfig) -> Int {
+        let architecture = config.architecture
+        if config.inputSize == architecture.defaultInputSize { return architecture.defaultResizeSize }
+        return Int((Double(config.inputSize) * Double(architecture.defaultResizeSize) / Double(architecture.defaultInputSize)).rounded())
+    }
+
+    /// The image as the model sees it, resized and cropped as `policy` says.
+    public static func prepare(_ image: RGBImage, file: String, config: ModelConfig, policy: ResizePolicy) throws -> RGBImage {
+        let size = config.inputSize
+        let fits = image.width == size && image.height == size
+        switch policy {
+        case .never:
+            guard fits else {
+                throw ImageInputError(file: file, reason: "image is \(image.width)x\(image.height), the model takes \(size)x\(size), and resizing is off (--resize never)")
+            }
+            return image
+        case .auto where fits:
+            return image
+        case .auto, .always:
+            guard image.width > 0 && image.height > 0 else { throw ImageInputError(file: file, reason: "image is empty") }
+            return image.resizedAndCentreCropped(resizeTo: resizeSize(for: config), cropTo: size)
+        }
+    }
+
+    /// Reads, prepares and batches image files.
+    public static func load(_ files: [String], config: ModelConfig, policy: ResizePolicy = .auto) throws -> Tensor {
+        precondition(!files.isEmpty, "no images to load")
+        return Tensor.concatenateBatch(try files.map { file in
+            try prepare(ImageCodec.read(file), file: file, config: config, policy: policy).tensor()
+        })
+    }
+}
