@@ -1,8 +1,8 @@
 /// Elementwise operations. Large tensors are split across `Threading.threads`.
 extension Tensor {
     /// A new tensor with `transform` applied to each element.
-    @inlinable
-    public func map(_ transform: @escaping (Float) -> Float) -> Tensor {
+    @inlinable @inline(__always)
+    public func map(_ transform: (Float) -> Float) -> Tensor {
         Tensor.build(shape: shape) { out in
             withUnsafeBufferPointer { x in
                 let input = UncheckedSendable(x), output = UncheckedSendable(out)
@@ -15,9 +15,9 @@ extension Tensor {
 
     /// A new tensor combining `self` and `other` element by element.
     /// - Precondition: equal shapes.
-    @inlinable
+    @inlinable @inline(__always)
     public func zipMap(_ other: Tensor, _ operation: StaticString = "zipMap",
-                       _ combine: @escaping (Float, Float) -> Float) -> Tensor {
+                       _ combine: (Float, Float) -> Float) -> Tensor {
         requireSameShape(shape, other.shape, operation)
         return Tensor.build(shape: shape) { out in
             withUnsafeBufferPointer { a in other.withUnsafeBufferPointer { b in

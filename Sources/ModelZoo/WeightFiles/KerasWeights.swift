@@ -84,29 +84,34 @@ enum KerasWeights {
     static func convert(_ tensor: Tensor, _ layout: KerasWeight.Layout) -> Tensor {
         let s = tensor.shape
         switch layout {
-        case .vector: return tensor
-        case .dense: return permute(tensor, to: [s[1], s[0]]) { o in [o[1], o[0]] }
-        case .convolution: return permute(tensor, to: [s[3], s[2], s[0], s[1]]) { o in [o[2], o[3], o[1], o[0]] }
-        case .depthwise: return permute(tensor, to: [s[2], 1, s[0], s[1]]) { o in [o[2], o[3], o[0], 0] }
+        case .vector:
+            return tensor
+        case .dense:
+            return transpose(tensor, rows: s[0], columns: s[1], outputShape: [s[1], s[0]])
+        case .convolution, .depthwise:
+            // Both are (H·W) × (C·K) matrices in Keras and (C·K) × (H·W) ones in ours,
+            // with (C, K) = (in, out) for Conv2D, whose OIHW puts out first.
+            let (kernel, inputs, outputs) = (s[0] * s[1], s[2], s[3])
+            if layout == .depthwise { return transpose(tensor, rows: kernel, columns: inputs * outputs, outputShape: [inputs, 1, s[0], s[1]]) }
+            return Tensor.build(shape: [outputs, inputs, s[0], s[1]]) { out in
+                tensor.withUnsafeBufferPointer { source in
+                    for k in 0..<kernel {
+                        for i in 0..<inputs {
+                            let row = source.baseAddress! + (k * inputs + i) * outputs
+                            for o in 0..<outputs { out[(o * inputs + i) * kernel + k] = row[o] }
+                        }
+                    }
+                }
+            }
         }
     }
 
-    /// out[index] = tensor[sourceIndex(index)] for every index of `shape`.
-    static func permute(_ tensor: Tensor, to shape: [Int], _ sourceIndex: ([Int]) -> [Int]) -> Tensor {
-        let source = tensor.scalars, sourceShape = tensor.shape
-        return Tensor.build(shape: shape) { out in
-            var index = [Int](repeating: 0, count: shape.count)
-            for flat in 0..<out.count {
-                let s = sourceIndex(index)
-                var offset = 0
-                for (value, extent) in zip(s, sourceShape) { offset = offset * extent + value }
-                out[flat] = source[offset]
-                var axis = shape.count - 1
-                while axis >= 0 {
-                    index[axis] += 1
-                    if index[axis] < shape[axis] { break }
-                    index[axis] = 0
-                    axis -= 1
+    /// A rows × columns row-major matrix transposed, viewed with `outputShape`.
+    static func transpose(_ tensor: Tensor, rows: Int, columns: Int, outputShape: [Int]) -> Tensor {
+        Tensor.build(shape: outputShape) { out in
+            tensor.withUnsafeBufferPointer { source in
+                for r in 0..<rows {
+                    for c in 0..<columns { out[c * rows + r] = source[r * columns + c] }
                 }
             }
         }
