@@ -4,7 +4,12 @@ import TensorCore
 /// A network with its weights: what attacks, evaluation and the converter work on.
 public struct Model: Sendable {
     public let definition: NetworkDefinition
+    /// The parameters by checkpoint name, as the training graph reads them.
     public let parameters: Parameters
+    /// The graph for inference and input gradients: batch norm folded into convolutions and
+    /// activations fused (`InferenceFusion`); same outputs and input gradients.
+    public let inferenceGraph: Graph
+    public let inferenceParameters: Parameters
 
     public var config: ModelConfig { definition.config }
     public var graph: Graph { definition.graph }
@@ -54,6 +59,7 @@ public struct Model: Sendable {
         }
         self.definition = definition
         self.parameters = parameters
+        (inferenceGraph, inferenceParameters) = InferenceFusion.fuse(definition.graph, parameters: parameters)
     }
 
     /// Loads a weight file of any supported format (recognised by content, not extension).
@@ -67,7 +73,12 @@ public struct Model: Sendable {
     public func logits(_ images: Tensor, executor: Executor = Executor()) -> Tensor {
         precondition(images.rank == 4 && images.shape[1] == 3 && images.shape[2] == config.inputSize && images.shape[3] == config.inputSize,
                      "\(config.architecture.rawValue) expects [N, 3, \(config.inputSize), \(config.inputSize)] images, got \(images.shape)")
-        return executor.forward(graph, parameters: parameters, input: images)
+        return executor.forward(inferenceGraph, parameters: inferenceParameters, input: images)
+    }
+
+    /// Inference forward pass keeping what an input-gradient backward pass needs.
+    public func forwardForInputGradient(_ images: Tensor, executor: Executor = Executor()) -> ForwardPass {
+        executor.forwardForGradient(inferenceGraph, parameters: inferenceParameters, input: images)
     }
 }
 

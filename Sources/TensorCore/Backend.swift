@@ -134,3 +134,29 @@ public struct Pool2DConfig: Hashable, Sendable, Codable {
                 extent(input[3], kernel: kernelW, stride: strideW, before: padding.left, after: padding.right)]
     }
 }
+
+/// An activation applied to a convolution's output inside the convolution (oneDNN post-op).
+public enum FusedActivation: String, Hashable, Sendable, Codable {
+    case none
+    case relu
+    case relu6
+
+    /// Applies the activation in place.
+    func apply(_ values: UnsafeMutableBufferPointer<Float>) {
+        switch self {
+        case .none: return
+        case .relu: for i in values.indices { values[i] = Swift.max(values[i], 0) }
+        case .relu6: for i in values.indices { values[i] = Swift.min(Swift.max(values[i], 0), 6) }
+        }
+    }
+
+    /// dL/d(pre-activation) from dL/d(output) and the output itself: ReLU passes where
+    /// y > 0, ReLU6 where 0 < y < 6 — the same cells as from the input (PyTorch's rule).
+    func backward(_ gradOutput: Tensor, output: Tensor) -> Tensor {
+        switch self {
+        case .none: return gradOutput
+        case .relu: return gradOutput.zipMap(output, "fused relu backward") { $1 > 0 ? $0 : 0 }
+        case .relu6: return gradOutput.zipMap(output, "fused relu6 backward") { ($1 > 0 && $1 < 6) ? $0 : 0 }
+        }
+    }
+}

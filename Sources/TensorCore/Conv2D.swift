@@ -10,14 +10,18 @@ import CDNNL
 public enum Conv2D {
     /// y = conv(x, w) + b.
     /// - Complexity: O(N · Cout · Cin/groups · KH · KW · OH · OW).
+    /// - Parameter activation: applied to the result inside the convolution (a oneDNN post-op).
     public static func forward(_ input: Tensor, weight: Tensor, bias: Tensor?, config: Conv2DConfig,
-                               backend: KernelBackend = .onednn) -> Tensor {
+                               activation: FusedActivation = .none, backend: KernelBackend = .onednn) -> Tensor {
         let outputShape = config.outputShape(input: input.shape, weight: weight.shape)
         if let bias { precondition(bias.shape == [weight.shape[0]], "conv2d: bias \(bias.shape) does not match weight \(weight.shape)") }
-        if backend == .onednn, let result = try? OneDNNConvolution.forward(input, weight: weight, bias: bias, config: config, outputShape: outputShape) {
+        if backend == .onednn, let result = try? OneDNNConvolution.forward(input, weight: weight, bias: bias, config: config,
+                                                                          activation: activation, outputShape: outputShape) {
             return result
         }
-        return ReferenceConvolution.forward(input, weight: weight, bias: bias, config: config, outputShape: outputShape)
+        var result = ReferenceConvolution.forward(input, weight: weight, bias: bias, config: config, outputShape: outputShape)
+        if activation != .none { result.withUnsafeMutableBufferPointer { activation.apply($0) } }
+        return result
     }
 
     /// dL/dx given dL/dy.
@@ -225,7 +229,7 @@ enum ReferenceConvolution {
 // MARK: - oneDNN
 
 enum OneDNNConvolution {
-    enum Kind: Hashable, Sendable { case forward(hasBias: Bool), backwardData, backwardWeights }
+    enum Kind: Hashable, Sendable { case forward(hasBias: Bool, activation: FusedActivation), backwardData, backwardWeights }
 
     struct Key: Hashable, Sendable {
         let kind: Kind
@@ -275,7 +279,8 @@ enum OneDNNConvolution {
 
     /// A forward-training descriptor, required by oneDNN as the hint for backward primitives.
     static func forwardDescriptor(input: [Int], weight: [Int], output: [Int], config: Conv2DConfig,
-                                  hasBias: Bool, propagation: dnnl_prop_kind_t) throws -> dnnl_primitive_desc_t {
+                                  hasBias: Bool, propagation: dnnl_prop_kind_t,
+                                  activation: FusedActivation = .none) throws -> dnnl_primitive_desc_t {
         var src = try activationDescriptor(input)
         var wei = try anyWeightDescriptor(weight, groups: config.groups)
         var dst = try activationDescriptor(output)
@@ -288,16 +293,30 @@ enum OneDNNConvolution {
                                                        g.strides, g.dilates, g.paddingL, g.paddingR)
         }
         try check(status, "convolution_forward_desc_init")
+        var attributes: dnnl_primitive_attr_t?
+        if activation != .none {
+            try check(dnnl_primitive_attr_create(&attributes), "primitive_attr_create")
+            var postOps: dnnl_post_ops_t?
+            try check(dnnl_post_ops_create(&postOps), "post_ops_create")
+            defer { dnnl_post_ops_destroy(postOps) }
+            let status = activation == .relu
+                ? dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_relu, 0, 0)
+                : dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_clip, 0, 6)
+            try check(status, "post_ops_append_eltwise")
+            try check(dnnl_primitive_attr_set_post_ops(attributes, postOps), "primitive_attr_set_post_ops")
+        }
+        defer { if let attributes { dnnl_primitive_attr_destroy(attributes) } }
         var pd: dnnl_primitive_desc_t?
-        try check(dnnl_primitive_desc_create(&pd, &descriptor, nil, DNNLRuntime.shared.engine, nil), "primitive_desc_create(conv forward)")
+        try check(dnnl_primitive_desc_create(&pd, &descriptor, attributes, DNNLRuntime.shared.engine, nil), "primitive_desc_create(conv forward)")
         return pd!
     }
 
-    static func forward(_ input: Tensor, weight: Tensor, bias: Tensor?, config: Conv2DConfig, outputShape: [Int]) throws -> Tensor {
-        let key = Key(kind: .forward(hasBias: bias != nil), input: input.shape, weight: weight.shape, config: config)
+    static func forward(_ input: Tensor, weight: Tensor, bias: Tensor?, config: Conv2DConfig,
+                        activation: FusedActivation = .none, outputShape: [Int]) throws -> Tensor {
+        let key = Key(kind: .forward(hasBias: bias != nil, activation: activation), input: input.shape, weight: weight.shape, config: config)
         let plan = try cache.plan(for: key) {
             let pd = try forwardDescriptor(input: input.shape, weight: weight.shape, output: outputShape, config: config,
-                                           hasBias: bias != nil, propagation: dnnl_forward_inference)
+                                           hasBias: bias != nil, propagation: dnnl_forward_inference, activation: activation)
             var arguments: [(slot: Int32, user: dnnl_memory_desc_t, isOutput: Bool)] = [
                 (DNNL_ARG_SRC, try memoryDescriptor(input.shape, dnnl_nchw), false),
                 (DNNL_ARG_WEIGHTS, try weightDescriptor(weight.shape, groups: config.groups), false),

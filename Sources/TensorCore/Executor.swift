@@ -74,6 +74,9 @@ public struct Executor: Sendable {
         case let .conv2d(config, weight, bias):
             return Conv2D.forward(x, weight: parameter(weight, parameters, node: node),
                                   bias: bias.map { parameter($0, parameters, node: node) }, config: config, backend: backend)
+        case let .fusedConv2d(config, weight, bias, activation):
+            return Conv2D.forward(x, weight: parameter(weight, parameters, node: node), bias: parameter(bias, parameters, node: node),
+                                  config: config, activation: activation, backend: backend)
         case let .batchNorm(scale, shift, mean, variance, epsilon, momentum):
             let gamma = scale.map { parameter($0, parameters, node: node) }
             let beta = shift.map { parameter($0, parameters, node: node) }
@@ -188,6 +191,11 @@ public struct ForwardPass: Sendable {
                     accumulateParameter(weight, result.weight)
                     if let bias { accumulateParameter(bias, result.bias) }
                 }
+            case let .fusedConv2d(config, weight, _, activation):
+                precondition(!wantParameters, "node '\(node.name)' is a fused inference convolution: it has no parameter gradients")
+                let w = parameters[weight]!
+                accumulate(node.inputs[0], Conv2D.backwardData(activation.backward(dy, output: y), weight: w, inputShape: x.shape,
+                                                               config: config, backend: backend))
             case let .batchNorm(scale, shift, _, _, _, _):
                 guard case let .batchNorm(statistics) = saved[index] else { preconditionFailure("missing batch-norm statistics") }
                 let result = BatchNorm.backward(dy, input: x, statistics: statistics, gamma: scale.map { parameters[$0]! },

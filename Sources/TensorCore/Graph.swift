@@ -4,6 +4,9 @@ public enum Operation: Hashable, Sendable, Codable {
     /// The graph's input (always node 0).
     case input
     case conv2d(Conv2DConfig, weight: String, bias: String?)
+    /// Convolution with batch norm folded in and its activation fused: inference only
+    /// (its backward pass gives input gradients, not parameter gradients).
+    case fusedConv2d(Conv2DConfig, weight: String, bias: String, activation: FusedActivation)
     /// `scale` nil means no learned scale (Keras `scale=False`); momentum as in `BatchNorm.training`.
     case batchNorm(scale: String?, shift: String?, mean: String, variance: String, epsilon: Float, momentum: Float)
     case relu
@@ -33,6 +36,7 @@ public enum Operation: Hashable, Sendable, Codable {
     public var parameterNames: [String] {
         switch self {
         case let .conv2d(_, weight, bias), let .linear(weight, bias): return [weight] + (bias.map { [$0] } ?? [])
+        case let .fusedConv2d(_, weight, bias, _): return [weight, bias]
         case let .batchNorm(scale, shift, mean, variance, _, _):
             return (scale.map { [$0] } ?? []) + (shift.map { [$0] } ?? []) + [mean, variance]
         default: return []
@@ -50,6 +54,7 @@ public enum Operation: Hashable, Sendable, Codable {
         switch self {
         case .input: "input"
         case .conv2d: "conv2d"
+        case .fusedConv2d: "fused_conv2d"
         case .batchNorm: "batch_norm"
         case .relu: "relu"
         case .relu6: "relu6"

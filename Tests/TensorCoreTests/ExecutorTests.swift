@@ -76,6 +76,27 @@ final class ExecutorTests: XCTestCase {
         }
     }
 
+    /// Folding batch norm into convolutions and fusing activations changes neither the
+    /// outputs nor the input gradients of inference.
+    func testInferenceFusionPreservesOutputsAndInputGradients() {
+        let (graph, parameters) = Self.makeNetwork()
+        let (fused, fusedParameters) = InferenceFusion.fuse(graph, parameters: parameters)
+        XCTAssertTrue(fused.nodes.contains { if case .fusedConv2d(_, _, _, .relu6) = $0.operation { return true }; return false })
+        XCTAssertFalse(fused.nodes.contains { if case .batchNorm = $0.operation { return true }; return false })
+        XCTAssertLessThan(fused.nodes.count, graph.nodes.count)
+        let x = random([2, 3, 8, 8], seed: 1, lower: 0, upper: 1)
+        let labels = [4, 0]
+        for backend in KernelBackend.allCases {
+            let executor = Executor(backend: backend)
+            let plain = executor.forwardForGradient(graph, parameters: parameters, input: x)
+            let folded = executor.forwardForGradient(fused, parameters: fusedParameters, input: x)
+            assertClose(folded.output, plain.output, absolute: 1e-5, relative: 1e-5, "\(backend) output")
+            assertClose(executor.forward(fused, parameters: fusedParameters, input: x), plain.output, absolute: 1e-5, relative: 1e-5)
+            let seed = Softmax.crossEntropy(logits: plain.output, labels: labels).gradient
+            assertClose(folded.backward(seed).input, plain.backward(seed).input, absolute: 1e-6, relative: 1e-4, "\(backend) input gradient")
+        }
+    }
+
     func testTrainingModeUpdatesRunningStatisticsAndIsDeterministic() {
         let (graph, parameters) = Self.makeNetwork()
         let x = random([2, 3, 8, 8], seed: 1, lower: 0, upper: 1)
