@@ -65,38 +65,51 @@ public enum Pooling {
         return result
     }
 
-    /// The window of one output cell, clipped to the input, and its averaging divisor.
-    @inline(__always)
-    static func averageWindow(_ oy: Int, _ ox: Int, h: Int, w: Int, config: Pool2DConfig)
-        -> (y: Range<Int>, x: Range<Int>, divisor: Float) {
-        let y0 = oy * config.strideH - config.padding.top, x0 = ox * config.strideW - config.padding.left
-        // PyTorch's rule: the divisor counts padded cells but not cells beyond the padding
-        // (which only ceil mode reaches).
-        let yPadEnd = Swift.min(y0 + config.kernelH, h + config.padding.bottom)
-        let xPadEnd = Swift.min(x0 + config.kernelW, w + config.padding.right)
-        let y = Swift.max(y0, 0)..<Swift.max(Swift.min(y0 + config.kernelH, h), Swift.max(y0, 0))
-        let x = Swift.max(x0, 0)..<Swift.max(Swift.min(x0 + config.kernelW, w), Swift.max(x0, 0))
-        let divisor = config.countIncludesPadding ? (yPadEnd - y0) * (xPadEnd - x0) : y.count * x.count
-        return (y, x, Float(Swift.max(divisor, 1)))
+    /// The input range each output position of one axis averages over, clipped to the
+    /// input, and its share of the divisor (windows are separable, so the divisor of a cell
+    /// is the product of its row and column counts).
+    static func averageSpans(outputs: Int, size: Int, kernel: Int, stride: Int, before: Int, after: Int,
+                             countIncludesPadding: Bool) -> (ranges: [Range<Int>], counts: [Float]) {
+        var ranges: [Range<Int>] = [], counts: [Float] = []
+        for o in 0..<outputs {
+            let start = o * stride - before
+            let range = Swift.max(start, 0)..<Swift.max(Swift.min(start + kernel, size), Swift.max(start, 0))
+            ranges.append(range)
+            // PyTorch counts padded cells but not cells beyond the padding (ceil mode).
+            counts.append(Float(countIncludesPadding ? Swift.min(start + kernel, size + after) - start : range.count))
+        }
+        return (ranges, counts)
     }
 
-    /// Average pooling.
+    /// Average pooling, computed separably: window sums along rows, then along columns.
+    /// - Complexity: O(N·C·OH·(W + OW)·k) instead of O(N·C·OH·OW·k²).
     public static func average(_ x: Tensor, config: Pool2DConfig) -> Tensor {
         let outputShape = config.outputShape(input: x.shape)
         let (planes, h, w) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (outputShape[2], outputShape[3])
+        let rows = averageSpans(outputs: oh, size: h, kernel: config.kernelH, stride: config.strideH, before: config.padding.top,
+                                after: config.padding.bottom, countIncludesPadding: config.countIncludesPadding)
+        let columns = averageSpans(outputs: ow, size: w, kernel: config.kernelW, stride: config.strideW, before: config.padding.left,
+                                   after: config.padding.right, countIncludesPadding: config.countIncludesPadding)
         return Tensor.build(shape: outputShape) { out in
             x.withUnsafeBufferPointer { input in
                 let (src, dst) = (UncheckedSendable(input), UncheckedSendable(out))
                 Threading.parallelFor(planes, minimumChunk: 8) { range in
+                    let rowSums = UnsafeMutablePointer<Float>.allocate(capacity: w)
+                    defer { rowSums.deallocate() }
                     for plane in range {
                         let source = src.value.baseAddress! + plane * h * w
+                        let target = dst.value.baseAddress! + plane * oh * ow
                         for oy in 0..<oh {
+                            rowSums.update(repeating: 0, count: w)
+                            for y in rows.ranges[oy] {
+                                let line = source + y * w
+                                for i in 0..<w { rowSums[i] += line[i] }
+                            }
                             for ox in 0..<ow {
-                                let window = averageWindow(oy, ox, h: h, w: w, config: config)
                                 var sum: Float = 0
-                                for y in window.y { for xx in window.x { sum += source[y * w + xx] } }
-                                dst.value[(plane * oh + oy) * ow + ox] = sum / window.divisor
+                                for i in columns.ranges[ox] { sum += rowSums[i] }
+                                target[oy * ow + ox] = sum / (rows.counts[oy] * columns.counts[ox])
                             }
                         }
                     }
@@ -105,22 +118,34 @@ public enum Pooling {
         }
     }
 
-    /// dL/dx of average pooling.
+    /// dL/dx of average pooling: each output's gradient spread evenly over its window,
+    /// separably (along columns into a row buffer, then along rows).
     public static func averageBackward(_ gradOutput: Tensor, inputShape: [Int], config: Pool2DConfig) -> Tensor {
         let (planes, h, w) = (inputShape[0] * inputShape[1], inputShape[2], inputShape[3])
         let (oh, ow) = (gradOutput.shape[2], gradOutput.shape[3])
+        let rows = averageSpans(outputs: oh, size: h, kernel: config.kernelH, stride: config.strideH, before: config.padding.top,
+                                after: config.padding.bottom, countIncludesPadding: config.countIncludesPadding)
+        let columns = averageSpans(outputs: ow, size: w, kernel: config.kernelW, stride: config.strideW, before: config.padding.left,
+                                   after: config.padding.right, countIncludesPadding: config.countIncludesPadding)
         var result = Tensor(shape: inputShape)
         result.withUnsafeMutableBufferPointer { dx in
             gradOutput.withUnsafeBufferPointer { dy in
                 let (d, g) = (UncheckedSendable(dx), UncheckedSendable(dy))
                 Threading.parallelFor(planes, minimumChunk: 8) { range in
+                    let spread = UnsafeMutablePointer<Float>.allocate(capacity: w)
+                    defer { spread.deallocate() }
                     for plane in range {
                         let target = d.value.baseAddress! + plane * h * w
+                        let source = g.value.baseAddress! + plane * oh * ow
                         for oy in 0..<oh {
+                            spread.update(repeating: 0, count: w)
                             for ox in 0..<ow {
-                                let window = averageWindow(oy, ox, h: h, w: w, config: config)
-                                let share = g.value[(plane * oh + oy) * ow + ox] / window.divisor
-                                for y in window.y { for xx in window.x { target[y * w + xx] += share } }
+                                let share = source[oy * ow + ox] / (rows.counts[oy] * columns.counts[ox])
+                                for i in columns.ranges[ox] { spread[i] += share }
+                            }
+                            for y in rows.ranges[oy] {
+                                let line = target + y * w
+                                for i in 0..<w { line[i] += spread[i] }
                             }
                         }
                     }
