@@ -81,16 +81,21 @@ public enum Pooling {
         return (ranges, counts)
     }
 
+    static func averageSpans(_ config: Pool2DConfig, height: Int, width: Int, outputHeight: Int, outputWidth: Int)
+        -> (rows: (ranges: [Range<Int>], counts: [Float]), columns: (ranges: [Range<Int>], counts: [Float])) {
+        (averageSpans(outputs: outputHeight, size: height, kernel: config.kernelH, stride: config.strideH, before: config.padding.top,
+                      after: config.padding.bottom, countIncludesPadding: config.countIncludesPadding),
+         averageSpans(outputs: outputWidth, size: width, kernel: config.kernelW, stride: config.strideW, before: config.padding.left,
+                      after: config.padding.right, countIncludesPadding: config.countIncludesPadding))
+    }
+
     /// Average pooling, computed separably: window sums along rows, then along columns.
     /// - Complexity: O(N·C·OH·(W + OW)·k) instead of O(N·C·OH·OW·k²).
     public static func average(_ x: Tensor, config: Pool2DConfig) -> Tensor {
         let outputShape = config.outputShape(input: x.shape)
         let (planes, h, w) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (outputShape[2], outputShape[3])
-        let rows = averageSpans(outputs: oh, size: h, kernel: config.kernelH, stride: config.strideH, before: config.padding.top,
-                                after: config.padding.bottom, countIncludesPadding: config.countIncludesPadding)
-        let columns = averageSpans(outputs: ow, size: w, kernel: config.kernelW, stride: config.strideW, before: config.padding.left,
-                                   after: config.padding.right, countIncludesPadding: config.countIncludesPadding)
+        let (rows, columns) = averageSpans(config, height: h, width: w, outputHeight: oh, outputWidth: ow)
         return Tensor.build(shape: outputShape) { out in
             x.withUnsafeBufferPointer { input in
                 let (src, dst) = (UncheckedSendable(input), UncheckedSendable(out))
@@ -123,10 +128,7 @@ public enum Pooling {
     public static func averageBackward(_ gradOutput: Tensor, inputShape: [Int], config: Pool2DConfig) -> Tensor {
         let (planes, h, w) = (inputShape[0] * inputShape[1], inputShape[2], inputShape[3])
         let (oh, ow) = (gradOutput.shape[2], gradOutput.shape[3])
-        let rows = averageSpans(outputs: oh, size: h, kernel: config.kernelH, stride: config.strideH, before: config.padding.top,
-                                after: config.padding.bottom, countIncludesPadding: config.countIncludesPadding)
-        let columns = averageSpans(outputs: ow, size: w, kernel: config.kernelW, stride: config.strideW, before: config.padding.left,
-                                   after: config.padding.right, countIncludesPadding: config.countIncludesPadding)
+        let (rows, columns) = averageSpans(config, height: h, width: w, outputHeight: oh, outputWidth: ow)
         var result = Tensor(shape: inputShape)
         result.withUnsafeMutableBufferPointer { dx in
             gradOutput.withUnsafeBufferPointer { dy in
