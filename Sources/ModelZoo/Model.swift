@@ -76,6 +76,23 @@ public struct Model: Sendable {
         return executor.forward(inferenceGraph, parameters: inferenceParameters, input: images)
     }
 
+    /// The top-1 class of each image.
+    public func predictions(_ images: Tensor, executor: Executor = Executor()) -> [Int] {
+        Model.argmax(logits(images, executor: executor))
+    }
+
+    /// Row-wise argmax of [N, K] logits (the first maximum on ties, as `torch.argmax`).
+    public static func argmax(_ logits: Tensor) -> [Int] {
+        let (rows, classes) = (logits.shape[0], logits.shape[1])
+        return logits.withUnsafeBufferPointer { values in
+            (0..<rows).map { row in
+                var best = 0
+                for k in 1..<classes where values[row * classes + k] > values[row * classes + best] { best = k }
+                return best
+            }
+        }
+    }
+
     /// Inference forward pass keeping what an input-gradient backward pass needs.
     public func forwardForInputGradient(_ images: Tensor, executor: Executor = Executor()) -> ForwardPass {
         executor.forwardForGradient(inferenceGraph, parameters: inferenceParameters, input: images)
