@@ -53,5 +53,6 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "ModelZooTests", dependencies: ["ModelZoo", "TensorCore"]),
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "ModelZoo", "TensorCore"]),
+        .testTarget(name: "robustctlTests", dependencies: ["robustctl", "Attacks", "ModelZoo", "TensorCore"]),
     ]
 )

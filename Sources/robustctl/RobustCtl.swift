@@ -11,7 +11,7 @@ struct RobustCtl: ParsableCommand {
         The workflow of Eslami & Hemmati's study: prepare -> select -> attack (PC) -> \
         convert (mobile, optionally int8) -> evaluate -> compare. Each step is a subcommand.
         """,
-        subcommands: [Models.self, Predict.self, Bench.self]
+        subcommands: [Models.self, Predict.self, Attack.self, Bench.self]
     )
 }
 
@@ -30,4 +30,11 @@ struct ComputeOptions: ParsableArguments {
 /// Writes a line to standard error.
 func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// A failure while running a command: ArgumentParser prints it as one line, "Error: …",
+/// and exits with status 1 (no usage text, which is for mistakes in the arguments).
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -61,7 +61,7 @@ struct Bench: ParsableCommand {
                 }
             case .attacks:
                 if suites.count == 1 {
-                    throw ValidationError("the attacks suite needs the Attacks module, which is not built yet")
+                    throw CommandError("the attacks suite is not built yet")
                 }
             case .all:
                 break

@@ -1,0 +1,165 @@
+import ArgumentParser
+import Attacks
+import Foundation
+import ModelZoo
+import TensorCore
+
+struct Attack: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate adversarial examples on the PC engine and write them as 8-bit PNG files.",
+        discussion: """
+        Attacks follow Foolbox 3.3 semantics (untargeted misclassification, pixels in [0, 1], \
+        preprocessing inside the model). Defaults: --epsilon 0.005 (the study's); BIM 10 \
+        steps, PGD 40 steps with a random start. Each adversarial is written as <name>.png \
+        in --out, and manifest.json records every sample's success before and after 8-bit \
+        rounding, its L-inf and L2 distances, queries and time.
+        """)
+
+    enum Kind: String, ExpressibleByArgument, CaseIterable { case fgsm, bim, pgd, boundary }
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var compute: ComputeOptions
+
+    @Option(help: "Attack: \(Kind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var attack: Kind
+
+    @Option(help: "L-inf budget in [0, 1] pixel units.")
+    var epsilon: Float = 0.005
+
+    @Option(help: "Iterations (BIM: 10, PGD: 40 by default).")
+    var steps: Int?
+
+    @Option(help: "Seed for every random choice (PGD's random start).")
+    var seed: UInt64 = 0
+
+    @Option(help: "Images per model call.")
+    var batchSize: Int = 8
+
+    @Flag(help: "Return adversarials that stay adversarial after 8-bit rounding.")
+    var uint8Aware = false
+
+    @Option(help: "Folder holding the images named in --labels.")
+    var input: String
+
+    @Option(help: "CSV with header file,label (label = class index).")
+    var labels: String
+
+    @Option(help: "Output folder for the PNG adversarials and manifest.json.")
+    var out: String
+
+    @Option(help: "auto: resize only images of another size; always; never.")
+    var resize: ResizePolicy = .auto
+
+    @Flag(help: "Print the manifest as JSON on standard output.")
+    var json = false
+
+    func validate() throws {
+        if !(epsilon > 0) { throw ValidationError("--epsilon must be positive") }
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+    }
+
+    struct Manifest: Encodable {
+        struct Sample: Encodable {
+            let file: String
+            let output: String
+            let outcome: SampleOutcome
+            enum CodingKeys: String, CodingKey { case file, output }
+            func encode(to encoder: Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(file, forKey: .file)
+                try container.encode(output, forKey: .output)
+                try outcome.encode(to: encoder)
+            }
+        }
+        struct Totals: Encodable {
+            let samples: Int
+            let success_rate: Double
+            let success_rate_uint8: Double
+            let seconds: Double
+        }
+        let attack: GradientAttack
+        let seed: UInt64
+        let model: ModelConfig
+        let weights: String
+        let samples: [Sample]
+        let totals: Totals
+    }
+
+    func run() throws {
+        compute.apply()
+        guard attack != .boundary else {
+            throw CommandError("the boundary attack is not available yet; use fgsm, bim or pgd")
+        }
+        guard !uint8Aware else { throw CommandError("--uint8-aware is not available yet") }
+        let model = try modelOptions.load()
+        let entries = try LabelFile.read(labels, classes: model.config.numClasses)
+        let inputDirectory = URL(fileURLWithPath: input)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CommandError("--input \(input) is not a folder")
+        }
+        let files = entries.map { inputDirectory.appendingPathComponent($0.file).path }
+        if let missing = files.first(where: { !FileManager.default.fileExists(atPath: $0) }) {
+            throw CommandError("\(missing) is listed in \(labels) but does not exist")
+        }
+        let outputDirectory = try prepareOutputDirectory(out)
+        let gradientAttack: GradientAttack
+        switch attack {
+        case .fgsm: gradientAttack = .fgsm(epsilon: epsilon)
+        case .bim: gradientAttack = .bim(epsilon: epsilon, steps: steps ?? 10)
+        case .pgd: gradientAttack = .pgd(epsilon: epsilon, steps: steps ?? 40)
+        case .boundary: fatalError("unreachable")
+        }
+        let progress = ProgressLine(total: entries.count, label: attack.rawValue)
+        let start = Date()
+        var samples: [Manifest.Sample] = []
+        for batchStart in stride(from: 0, to: entries.count, by: batchSize) {
+            let batch = Array(batchStart..<min(batchStart + batchSize, entries.count))
+            let images = try ImageInput.load(batch.map { files[$0] }, config: model.config, policy: resize)
+            // Each batch gets its own seed so results do not depend on the batch size's history.
+            let result = gradientAttack.attack(model: model, images: images, labels: batch.map { entries[$0].label },
+                                               seed: seed &+ UInt64(batchStart))
+            for (row, index) in batch.enumerated() {
+                let name = (entries[index].file as NSString).deletingPathExtension + ".png"
+                let destination = outputDirectory.appendingPathComponent(name)
+                try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try ImageCodec.writePNG(RGBImage(tensor: result.adversarials.slice(row)), to: destination.path)
+                samples.append(Manifest.Sample(file: entries[index].file, output: name, outcome: result.outcomes[row]))
+            }
+            progress.update(samples.count)
+        }
+        let count = Double(samples.count)
+        let manifest = Manifest(attack: gradientAttack, seed: seed, model: model.config, weights: modelOptions.weights, samples: samples,
+                                totals: .init(samples: samples.count,
+                                              success_rate: Double(samples.filter(\.outcome.success).count) / count,
+                                              success_rate_uint8: Double(samples.filter(\.outcome.successUInt8).count) / count,
+                                              seconds: Date().timeIntervalSince(start)))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        let data = try encoder.encode(manifest)
+        try data.write(to: outputDirectory.appendingPathComponent("manifest.json"), options: .atomic)
+        if json {
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(String(format: "%@: %d samples, success %.1f%% (float), %.1f%% (8-bit PNG); wrote %@",
+                         attack.rawValue, samples.count, manifest.totals.success_rate * 100,
+                         manifest.totals.success_rate_uint8 * 100, outputDirectory.path))
+        }
+    }
+}
+
+/// Creates the folder if needed and checks that it is writable, before any work starts.
+func prepareOutputDirectory(_ path: String) throws -> URL {
+    let url = URL(fileURLWithPath: path)
+    do {
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        let probe = url.appendingPathComponent(".robustctl-write-test-\(getpid())")
+        try Data().write(to: probe)
+        try FileManager.default.removeItem(at: probe)
+    } catch {
+        throw CommandError("cannot write to output folder \(path): \((error as NSError).localizedDescription)")
+    }
+    return url
+}
