@@ -1,4 +1,5 @@
 import ArgumentParser
+import Attacks
 import Foundation
 import ModelZoo
 import TensorCore
@@ -17,7 +18,8 @@ struct Bench: ParsableCommand {
                     same GEMM shapes.
           networks  full-size networks with seeded weights: forward latency at batch 1 and 8,
                     forward + input gradient at batch 8, for each architecture and flavour.
-          attacks   FGSM, BIM and Boundary timing (needs Attacks).
+          attacks   FGSM and BIM (10 steps) on full-size networks with seeded weights,
+                    batch 8 and 32.
         """
     )
 
@@ -60,8 +62,9 @@ struct Bench: ParsableCommand {
                     if !json { print(Self.row(result)) }
                 }
             case .attacks:
-                if suites.count == 1 {
-                    throw CommandError("the attacks suite is not built yet")
+                if !json { print(Self.header) }
+                results += try AttackBenchmarks.run(repeats: repeats, filter: filter) { result in
+                    if !json { print(Self.row(result)) }
                 }
             case .all:
                 break
