@@ -49,25 +49,44 @@ extension GradientAttack {
     public func attack(model: Model, images: Tensor, labels: [Int], seed: UInt64 = 0,
                        executor: Executor = Executor()) -> AttackResult {
         let start = DispatchTime.now().uptimeNanoseconds
-        let clean = model.predictions(images, executor: executor)
         let adversarials = perturb(model: model, images: images, labels: labels, seed: seed, executor: executor)
-        let rounded = AttackResult.roundedToUInt8(adversarials)
-        let predictions = model.predictions(adversarials, executor: executor)
-        let predictionsUInt8 = model.predictions(rounded, executor: executor)
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(labels.count)
-        let distances = AttackResult.distances(adversarials, images)
-        let distancesUInt8 = AttackResult.distances(rounded, images)
-        let outcomes = labels.indices.map { i in
-            SampleOutcome(label: labels[i], cleanPrediction: clean[i], prediction: predictions[i], success: predictions[i] != labels[i],
-                          predictionUInt8: predictionsUInt8[i], successUInt8: predictionsUInt8[i] != labels[i],
-                          linf: distances[i].linf, l2: distances[i].l2, linfUInt8: distancesUInt8[i].linf, l2UInt8: distancesUInt8[i].l2,
-                          queries: steps + 3, seconds: seconds)
-        }
-        return AttackResult(adversarials: adversarials, outcomes: outcomes)
+        // Each step is one gradient evaluation; measuring adds the clean, float and 8-bit calls.
+        return AttackResult(model: model, images: images, labels: labels, adversarials: adversarials,
+                            queries: [Int](repeating: steps + 3, count: labels.count), start: start, executor: executor)
+    }
+}
+
+extension BoundaryAttack {
+    /// Runs the attack and measures every sample before and after 8-bit rounding. A sample
+    /// whose initialisation failed keeps its input and counts as not adversarial.
+    public func attack(model: Model, images: Tensor, labels: [Int], seed: UInt64 = 0,
+                       executor: Executor = Executor()) -> AttackResult {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let output = run(model: model, images: images, labels: labels, seed: seed, executor: executor)
+        return AttackResult(model: model, images: images, labels: labels, adversarials: output.adversarials,
+                            queries: output.queries.map { $0 + 3 }, start: start, executor: executor)
     }
 }
 
 extension AttackResult {
+    /// Measures adversarials: predictions and distances before and after 8-bit rounding.
+    init(model: Model, images: Tensor, labels: [Int], adversarials: Tensor, queries: [Int], start: UInt64, executor: Executor) {
+        let clean = model.predictions(images, executor: executor)
+        let rounded = AttackResult.roundedToUInt8(adversarials)
+        let predictions = model.predictions(adversarials, executor: executor)
+        let predictionsUInt8 = model.predictions(rounded, executor: executor)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(max(labels.count, 1))
+        let distances = AttackResult.distances(adversarials, images)
+        let distancesUInt8 = AttackResult.distances(rounded, images)
+        self.adversarials = adversarials
+        outcomes = labels.indices.map { i in
+            SampleOutcome(label: labels[i], cleanPrediction: clean[i], prediction: predictions[i], success: predictions[i] != labels[i],
+                          predictionUInt8: predictionsUInt8[i], successUInt8: predictionsUInt8[i] != labels[i],
+                          linf: distances[i].linf, l2: distances[i].l2, linfUInt8: distancesUInt8[i].linf, l2UInt8: distancesUInt8[i].l2,
+                          queries: queries[i], seconds: seconds)
+        }
+    }
+
     /// Every value moved to the nearest multiple of 1/255 (ties to even), as a PNG stores it.
     public static func roundedToUInt8(_ images: Tensor) -> Tensor {
         images.map { Float(RGBImage.quantize($0)) / 255 }

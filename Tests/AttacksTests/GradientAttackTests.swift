@@ -22,7 +22,7 @@ final class GradientAttackTests: XCTestCase {
         let runs: [Run]
     }
 
-    func cases() throws -> [(Entry, Model, [String: Tensor])] {
+    static func cases() throws -> [(Entry, Model, [String: Tensor])] {
         let entries = try JSONDecoder().decode([Entry].self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("manifest.json")))
         return try entries.map { entry in
             let config = ModelConfig(architecture: Architecture(rawValue: entry.architecture)!, flavor: .torch,
@@ -33,7 +33,7 @@ final class GradientAttackTests: XCTestCase {
     }
 
     func testInputGradientsMatchTorchAutograd() throws {
-        for (entry, model, reference) in try cases() {
+        for (entry, model, reference) in try Self.cases() {
             let images = reference["inputs"]! * (1 / 255)
             let labels = reference["labels"]!.scalars.map { Int($0) }
             let ours = GradientAttack.lossGradient(model: model, images: images, labels: labels)
@@ -44,7 +44,7 @@ final class GradientAttackTests: XCTestCase {
     }
 
     func testAdversarialsMatchFoolbox() throws {
-        for (entry, model, reference) in try cases() {
+        for (entry, model, reference) in try Self.cases() {
             let images = reference["inputs"]! * (1 / 255)
             let labels = reference["labels"]!.scalars.map { Int($0) }
             for run in entry.runs {
@@ -75,7 +75,7 @@ final class GradientAttackTests: XCTestCase {
     }
 
     func testRandomStartIsSeededAndStaysInTheBall() throws {
-        let (_, model, reference) = try cases()[0]
+        let (_, model, reference) = try Self.cases()[0]
         let images = reference["inputs"]! * (1 / 255)
         let labels = reference["labels"]!.scalars.map { Int($0) }
         for attack in [GradientAttack.pgd(epsilon: 0.01, steps: 3), .pgdL2(epsilon: 0.5, steps: 3)] {

@@ -39,6 +39,7 @@ ATTACKS = {
     "pgd": fb.attacks.LinfPGD(random_start=False, steps=10),
     "fgm_l2": fb.attacks.L2FastGradientAttack(),
 }
+BOUNDARY_STEPS = 1000
 EPSILONS = {"fgsm": [0.005], "bim": [0.005], "pgd": [0.03], "fgm_l2": [0.5]}
 
 manifest = []
@@ -69,11 +70,24 @@ for entry in json.load(open(os.path.join(MODELS, "manifest.json"))):
             tensors[key] = np.round(clipped.numpy() * 255).clip(0, 255).astype(np.uint8)
             tensors[key + "/success"] = success.numpy().astype(np.uint8)
             runs.append({"attack": name, "epsilon": epsilon, "key": key})
+    # Boundary attack: a stochastic search, compared by its statistics (success rate and
+    # median L2 distance over the samples, for several seeds), with labels = the clean top-1.
+    clean_labels = expected["logits"].argmax(1)
+    boundary = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        _, boundary_advs, boundary_success = fb.attacks.BoundaryAttack(steps=BOUNDARY_STEPS)(
+            fmodel, images, clean_labels, epsilons=None)
+        distances = (boundary_advs - images).flatten(1).norm(dim=1)
+        boundary.append({"seed": seed, "success": boundary_success.float().mean().item(),
+                         "median_l2": distances.median().item(), "l2": distances.tolist()})
     file = f"{arch}_torch.attacks.safetensors"
     save_file(tensors, os.path.join(OUT, file))
     manifest.append({"architecture": arch, "flavor": "torch", "width": entry["width"], "input_size": entry["input_size"],
-                     "classes": entry["classes"], "weights": entry["files"]["safetensors"], "file": file, "runs": runs})
-    print(arch, [(r["key"], tensors[r["key"] + "/success"].tolist()) for r in runs])
+                     "classes": entry["classes"], "weights": entry["files"]["safetensors"], "file": file, "runs": runs,
+                     "boundary": {"steps": BOUNDARY_STEPS, "runs": boundary}})
+    print(arch, [(r["key"], tensors[r["key"] + "/success"].tolist()) for r in runs],
+          "boundary median L2", [round(b["median_l2"], 4) for b in boundary])
 
 with open(os.path.join(OUT, "manifest.json"), "w") as f:
     json.dump(manifest, f, indent=1)

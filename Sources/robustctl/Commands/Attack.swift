@@ -10,7 +10,8 @@ struct Attack: ParsableCommand {
         discussion: """
         Attacks follow Foolbox 3.3 semantics (untargeted misclassification, pixels in [0, 1], \
         preprocessing inside the model). Defaults: --epsilon 0.005 (the study's); BIM 10 \
-        steps, PGD 40 steps with a random start. Each adversarial is written as <name>.png \
+        steps, PGD 40 steps with a random start; Boundary 5000 steps (the study's; Foolbox's \
+        own default is 25000), spherical and source steps 0.01. Each adversarial is written as <name>.png \
         in --out, and manifest.json records every sample's success before and after 8-bit \
         rounding, its L-inf and L2 distances, queries and time.
         """)
@@ -23,10 +24,10 @@ struct Attack: ParsableCommand {
     @Option(help: "Attack: \(Kind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var attack: Kind
 
-    @Option(help: "L-inf budget in [0, 1] pixel units.")
+    @Option(help: "L-inf budget in [0, 1] pixel units (gradient attacks).")
     var epsilon: Float = 0.005
 
-    @Option(help: "Iterations (BIM: 10, PGD: 40 by default).")
+    @Option(help: "Iterations (BIM: 10, PGD: 40, Boundary: 5000 by default).")
     var steps: Int?
 
     @Option(help: "Seed for every random choice (PGD's random start).")
@@ -78,7 +79,7 @@ struct Attack: ParsableCommand {
             let success_rate_uint8: Double
             let seconds: Double
         }
-        let attack: GradientAttack
+        let attack: AttackParameters
         let seed: UInt64
         let model: ModelConfig
         let weights: String
@@ -88,9 +89,6 @@ struct Attack: ParsableCommand {
 
     func run() throws {
         compute.apply()
-        guard attack != .boundary else {
-            throw CommandError("the boundary attack is not available yet; use fgsm, bim or pgd")
-        }
         guard !uint8Aware else { throw CommandError("--uint8-aware is not available yet") }
         let model = try modelOptions.load()
         let entries = try LabelFile.read(labels, classes: model.config.numClasses)
@@ -104,12 +102,12 @@ struct Attack: ParsableCommand {
             throw CommandError("\(missing) is listed in \(labels) but does not exist")
         }
         let outputDirectory = try prepareOutputDirectory(out)
-        let gradientAttack: GradientAttack
+        let parameters: AttackParameters
         switch attack {
-        case .fgsm: gradientAttack = .fgsm(epsilon: epsilon)
-        case .bim: gradientAttack = .bim(epsilon: epsilon, steps: steps ?? 10)
-        case .pgd: gradientAttack = .pgd(epsilon: epsilon, steps: steps ?? 40)
-        case .boundary: fatalError("unreachable")
+        case .fgsm: parameters = .gradient(.fgsm(epsilon: epsilon))
+        case .bim: parameters = .gradient(.bim(epsilon: epsilon, steps: steps ?? 10))
+        case .pgd: parameters = .gradient(.pgd(epsilon: epsilon, steps: steps ?? 40))
+        case .boundary: parameters = .boundary(BoundaryAttack(steps: steps ?? 5000))
         }
         let progress = ProgressLine(total: entries.count, label: attack.rawValue)
         let start = Date()
@@ -118,8 +116,12 @@ struct Attack: ParsableCommand {
             let batch = Array(batchStart..<min(batchStart + batchSize, entries.count))
             let images = try ImageInput.load(batch.map { files[$0] }, config: model.config, policy: resize)
             // Each batch gets its own seed so results do not depend on the batch size's history.
-            let result = gradientAttack.attack(model: model, images: images, labels: batch.map { entries[$0].label },
-                                               seed: seed &+ UInt64(batchStart))
+            let batchLabels = batch.map { entries[$0].label }, batchSeed = seed &+ UInt64(batchStart)
+            let result: AttackResult
+            switch parameters {
+            case let .gradient(attack): result = attack.attack(model: model, images: images, labels: batchLabels, seed: batchSeed)
+            case let .boundary(attack): result = attack.attack(model: model, images: images, labels: batchLabels, seed: batchSeed)
+            }
             for (row, index) in batch.enumerated() {
                 let name = (entries[index].file as NSString).deletingPathExtension + ".png"
                 let destination = outputDirectory.appendingPathComponent(name)
@@ -130,7 +132,7 @@ struct Attack: ParsableCommand {
             progress.update(samples.count)
         }
         let count = Double(samples.count)
-        let manifest = Manifest(attack: gradientAttack, seed: seed, model: model.config, weights: modelOptions.weights, samples: samples,
+        let manifest = Manifest(attack: parameters, seed: seed, model: model.config, weights: modelOptions.weights, samples: samples,
                                 totals: .init(samples: samples.count,
                                               success_rate: Double(samples.filter(\.outcome.success).count) / count,
                                               success_rate_uint8: Double(samples.filter(\.outcome.successUInt8).count) / count,
@@ -162,4 +164,22 @@ func prepareOutputDirectory(_ path: String) throws -> URL {
         throw CommandError("cannot write to output folder \(path): \((error as NSError).localizedDescription)")
     }
     return url
+}
+
+/// The attack and its parameters, as recorded in the manifest.
+enum AttackParameters: Encodable {
+    case gradient(GradientAttack)
+    case boundary(BoundaryAttack)
+
+    func encode(to encoder: Encoder) throws {
+        switch self {
+        case let .gradient(attack): try attack.encode(to: encoder)
+        case let .boundary(attack):
+            var container = encoder.container(keyedBy: NameKey.self)
+            try container.encode("boundary", forKey: .name)
+            try attack.encode(to: encoder)
+        }
+    }
+
+    enum NameKey: String, CodingKey { case name }
 }
