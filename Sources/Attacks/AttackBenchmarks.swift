@@ -17,6 +17,18 @@ public enum AttackBenchmarks {
                     let size = model.config.inputSize
                     let images = Tensor.randomUniform(shape: [batch, 3, size, size], generator: &generator)
                     let labels = (0..<batch).map { $0 * 37 % model.config.numClasses }
+                    if batch == batches.first {
+                        // Boundary: time per step and the share spent outside model calls.
+                        let output = BoundaryAttack(steps: 100).run(model: model, images: images, labels: labels)
+                        let perStep = output.totalSeconds * 1000 / 100
+                        for (name, ms) in [("boundary_step", perStep),
+                                           ("boundary_overhead", (output.totalSeconds - output.modelSeconds) * 1000 / 100)] {
+                            let result = BenchmarkResult(name: "\(name)/\(tag)/b\(batch)", implementation: "onednn",
+                                                         threads: Threading.threads, batch: batch, ms: ms, gflops: nil)
+                            results.append(result)
+                            progress(result)
+                        }
+                    }
                     for attack in [GradientAttack.fgsm(), .bim()] {
                         let ms = Benchmark.medianMilliseconds(repeats: repeats, warmup: 1) {
                             _ = attack.perturb(model: model, images: images, labels: labels)

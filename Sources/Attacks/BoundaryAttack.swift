@@ -39,6 +39,10 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
         public var adversarials: Tensor
         public var initialized: [Bool]
         public var queries: [Int]
+        /// Wall time inside model calls, and in the whole run (the rest is the attack's own
+        /// per-step work: random directions, projections, bookkeeping).
+        public var modelSeconds: Double
+        public var totalSeconds: Double
     }
 
     /// A fixed-length queue of success flags; NaN marks an empty slot, as Foolbox's ArrayQueue.
@@ -54,12 +58,18 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
 
     public func run(model: Model, images: Tensor, labels: [Int], seed: UInt64 = 0, executor: Executor = Executor()) -> Output {
         let n = labels.count, size = images.count / max(n, 1)
-        var generator = SeededGenerator(seed: seed)
+        // One generator per sample: results do not depend on the thread count or on the
+        // other samples of the batch.
+        var generators = (0..<n).map { SeededGenerator(seed: seed &+ UInt64($0) &* 0x9E37_79B9_7F4A_7C15) }
         var queries = [Int](repeating: 0, count: n)
+        let start = DispatchTime.now().uptimeNanoseconds
+        var modelNanoseconds: UInt64 = 0
         func adversarial(_ candidates: [[Float]], _ samples: [Int]) -> [Bool] {
             guard !samples.isEmpty else { return [] }
             let batch = Tensor(shape: [samples.count] + Array(images.shape.dropFirst()), scalars: candidates.flatMap { $0 })
             for sample in samples { queries[sample] += 1 }
+            let callStart = DispatchTime.now().uptimeNanoseconds
+            defer { modelNanoseconds += DispatchTime.now().uptimeNanoseconds - callStart }
             return zip(model.predictions(batch, executor: executor), samples).map { $0 != labels[$1] }
         }
         let originals = (0..<n).map { Array(images.scalars[($0 * size)..<(($0 + 1) * size)]) }
@@ -69,7 +79,12 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
         var found = [Bool](repeating: false, count: n)
         for _ in 0..<initDirections where found.contains(false) {
             let pending = (0..<n).filter { !found[$0] }
-            let draws = pending.map { _ in (0..<size).map { _ in generator.nextUniform() } }
+            let draws = pending.map { sample in
+                [Float](unsafeUninitializedCapacity: size) { buffer, count in
+                    generators[sample].fillUniform(buffer)
+                    count = size
+                }
+            }
             for (sample, (draw, isAdversarial)) in zip(pending, zip(draws, adversarial(draws, pending))) where noise[sample].isEmpty || isAdversarial {
                 noise[sample] = draw
                 found[sample] = isAdversarial
@@ -100,14 +115,22 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
             let active = (0..<n).filter { initialized[$0] && !(sourceSteps[$0] < sourceStepConvergence) }
             if active.isEmpty { break }
             let updateStatistics = step % statisticsInterval == 0
-            var candidates: [[Float]] = [], spherical: [[Float]] = [], sourceNorms: [Float] = []
-            for sample in active {
-                let proposal = propose(original: originals[sample], current: best[sample], sphericalStep: sphericalSteps[sample],
-                                       sourceStep: sourceSteps[sample], generator: &generator)
-                candidates.append(proposal.candidate)
-                spherical.append(proposal.spherical)
-                sourceNorms.append(proposal.sourceNorm)
+            var proposals = [(candidate: [Float], spherical: [Float], sourceNorm: Float)](repeating: ([], [], 0), count: active.count)
+            proposals.withUnsafeMutableBufferPointer { results in
+                generators.withUnsafeMutableBufferPointer { generators in
+                    let (out, rngs) = (UncheckedBox(results), UncheckedBox(generators))
+                    Threading.parallelFor(active.count) { range in
+                        for position in range {
+                            let sample = active[position]
+                            out.value[position] = propose(original: originals[sample], current: best[sample],
+                                                          sphericalStep: sphericalSteps[sample], sourceStep: sourceSteps[sample],
+                                                          generator: &rngs.value[sample])
+                        }
+                    }
+                }
             }
+            let candidates = proposals.map(\.candidate), spherical = proposals.map(\.spherical)
+            let sourceNorms = proposals.map(\.sourceNorm)
             let isAdversarial = adversarial(candidates, active)
             let sphericalAdversarial = updateStatistics ? adversarial(spherical, active) : []
             for (position, sample) in active.enumerated() {
@@ -144,7 +167,9 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
                 }
             }
         }
-        return Output(adversarials: Tensor(shape: images.shape, scalars: best.flatMap { $0 }), initialized: initialized, queries: queries)
+        return Output(adversarials: Tensor(shape: images.shape, scalars: best.flatMap { $0 }), initialized: initialized, queries: queries,
+                      modelSeconds: Double(modelNanoseconds) / 1e9,
+                      totalSeconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 
     func distance(_ a: [Float], _ b: [Float]) -> Float {
@@ -154,31 +179,49 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
     }
 
     /// Foolbox's `draw_proposals` for one sample.
+    /// - Complexity: O(d) with no allocation beyond the two returned images.
     func propose(original: [Float], current: [Float], sphericalStep: Float, sourceStep: Float,
                  generator: inout SeededGenerator) -> (candidate: [Float], spherical: [Float], sourceNorm: Float) {
         let d = original.count
-        var unnormalized = [Float](repeating: 0, count: d)
-        for i in 0..<d { unnormalized[i] = original[i] - current[i] }
-        let sourceNorm = unnormalized.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        // Gaussian direction made orthogonal to the source direction, scaled to
-        // sphericalStep · ‖source‖.
-        var eta = (0..<d).map { _ in generator.nextNormal() }
-        var dot: Float = 0
-        for i in 0..<d { dot += eta[i] * unnormalized[i] / sourceNorm }
-        for i in 0..<d { eta[i] -= dot * unnormalized[i] / sourceNorm }
-        let etaNorm = eta.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        let scale = sphericalStep * sourceNorm / etaNorm
-        // Back onto the sphere around the original (Pythagoras), then clip.
-        let sphereFactor = (sphericalStep * sphericalStep + 1).squareRoot()
         var spherical = [Float](repeating: 0, count: d)
-        for i in 0..<d { spherical[i] = min(max(original[i] + (eta[i] * scale - unnormalized[i]) / sphereFactor, 0), 1) }
-        // A step of sourceStep · ‖source‖ towards the original, corrected for the clip.
-        var newDirection = [Float](repeating: 0, count: d)
-        for i in 0..<d { newDirection[i] = original[i] - spherical[i] }
-        let newNorm = newDirection.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        let length = max(sourceStep * sourceNorm + newNorm - sourceNorm, 0) / newNorm
         var candidate = [Float](repeating: 0, count: d)
-        for i in 0..<d { candidate[i] = min(max(spherical[i] + length * newDirection[i], 0), 1) }
+        var sourceNorm: Float = 0
+        original.withUnsafeBufferPointer { x0 in current.withUnsafeBufferPointer { x in
+            spherical.withUnsafeMutableBufferPointer { eta in candidate.withUnsafeMutableBufferPointer { direction in
+                // direction ← x0 − x (Foolbox's unnormalised source direction); eta ← N(0, 1).
+                var squares: Float = 0
+                for i in 0..<d { direction[i] = x0[i] - x[i]; squares += direction[i] * direction[i] }
+                sourceNorm = squares.squareRoot()
+                generator.fillNormal(eta)
+                // Orthogonal to the source direction, scaled to sphericalStep · ‖source‖.
+                var dot: Float = 0
+                for i in 0..<d { dot += eta[i] * direction[i] }
+                let projection = dot / squares
+                var etaSquares: Float = 0
+                for i in 0..<d { eta[i] -= projection * direction[i]; etaSquares += eta[i] * eta[i] }
+                let scale = sphericalStep * sourceNorm / etaSquares.squareRoot()
+                // Back onto the sphere around the original (Pythagoras), clipped: eta becomes
+                // the spherical candidate, direction the step towards the original.
+                let sphere = (sphericalStep * sphericalStep + 1).squareRoot()
+                var newSquares: Float = 0
+                for i in 0..<d {
+                    let point = min(max(x0[i] + (eta[i] * scale - direction[i]) / sphere, 0), 1)
+                    eta[i] = point
+                    direction[i] = x0[i] - point
+                    newSquares += direction[i] * direction[i]
+                }
+                // A step of sourceStep · ‖source‖ towards the original, corrected for the clip.
+                let newNorm = newSquares.squareRoot()
+                let length = max(sourceStep * sourceNorm + newNorm - sourceNorm, 0) / newNorm
+                for i in 0..<d { direction[i] = min(max(eta[i] + length * direction[i], 0), 1) }
+            } }
+        } }
         return (candidate, spherical, sourceNorm)
     }
+}
+
+/// Shares a buffer with parallel workers that touch disjoint elements.
+struct UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
