@@ -46,10 +46,10 @@ public struct AttackResult: Sendable {
 
 extension GradientAttack {
     /// Runs the attack and measures every sample before and after 8-bit rounding.
-    public func attack(model: Model, images: Tensor, labels: [Int], seed: UInt64 = 0,
+    public func attack(model: Model, images: Tensor, labels: [Int], seed: UInt64 = 0, uint8Aware: Bool = false,
                        executor: Executor = Executor()) -> AttackResult {
         let start = DispatchTime.now().uptimeNanoseconds
-        let adversarials = perturb(model: model, images: images, labels: labels, seed: seed, executor: executor)
+        let adversarials = perturb(model: model, images: images, labels: labels, seed: seed, uint8Aware: uint8Aware, executor: executor)
         // Each step is one gradient evaluation; measuring adds the clean, float and 8-bit calls.
         return AttackResult(model: model, images: images, labels: labels, adversarials: adversarials,
                             queries: [Int](repeating: steps + 3, count: labels.count), start: start, executor: executor)

@@ -24,13 +24,17 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
     public var statisticsInterval: Int
     public var initDirections: Int
     public var initSteps: Int
+    /// Judge candidates by their 8-bit rounding, so the result stays adversarial as a PNG.
+    public var uint8Aware: Bool
 
     /// Defaults as in the study (5000 steps; Foolbox's own default is 25000) and Foolbox.
     public init(steps: Int = 5000, sphericalStep: Float = 0.01, sourceStep: Float = 0.01, sourceStepConvergence: Float = 1e-7,
-                stepAdaptation: Float = 1.5, statisticsInterval: Int = 10, initDirections: Int = 1000, initSteps: Int = 50) {
+                stepAdaptation: Float = 1.5, statisticsInterval: Int = 10, initDirections: Int = 1000, initSteps: Int = 50,
+                uint8Aware: Bool = false) {
         self.steps = steps; self.sphericalStep = sphericalStep; self.sourceStep = sourceStep
         self.sourceStepConvergence = sourceStepConvergence; self.stepAdaptation = stepAdaptation
         self.statisticsInterval = statisticsInterval; self.initDirections = initDirections; self.initSteps = initSteps
+        self.uint8Aware = uint8Aware
     }
 
     /// The adversarials, which samples have a valid (adversarial) result, and the model
@@ -66,7 +70,8 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
         var modelNanoseconds: UInt64 = 0
         func adversarial(_ candidates: [[Float]], _ samples: [Int]) -> [Bool] {
             guard !samples.isEmpty else { return [] }
-            let batch = Tensor(shape: [samples.count] + Array(images.shape.dropFirst()), scalars: candidates.flatMap { $0 })
+            var batch = Tensor(shape: [samples.count] + Array(images.shape.dropFirst()), scalars: candidates.flatMap { $0 })
+            if uint8Aware { batch = AttackResult.roundedToUInt8(batch) }
             for sample in samples { queries[sample] += 1 }
             let callStart = DispatchTime.now().uptimeNanoseconds
             defer { modelNanoseconds += DispatchTime.now().uptimeNanoseconds - callStart }
@@ -167,7 +172,9 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
                 }
             }
         }
-        return Output(adversarials: Tensor(shape: images.shape, scalars: best.flatMap { $0 }), initialized: initialized, queries: queries,
+        var adversarials = Tensor(shape: images.shape, scalars: best.flatMap { $0 })
+        if uint8Aware { adversarials = AttackResult.roundedToUInt8(adversarials) }
+        return Output(adversarials: adversarials, initialized: initialized, queries: queries,
                       modelSeconds: Double(modelNanoseconds) / 1e9,
                       totalSeconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }

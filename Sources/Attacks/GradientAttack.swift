@@ -71,9 +71,18 @@ public struct GradientAttack: Hashable, Sendable, Codable {
     }
 
     /// Runs the attack on a batch of [N, 3, S, S] images in [0, 1].
-    /// - Returns: the adversarial images (float, within ε of the inputs and in [0, 1]).
-    public func perturb(model: Model, images: Tensor, labels: [Int], seed: UInt64 = 0,
+    /// - Parameter uint8Aware: return images on the 8-bit grid that are adversarial there:
+    ///   after the usual steps, samples whose rounded image is not adversarial take up to
+    ///   `max(steps, 10)` further signed-gradient steps of at least one grey level, rounded
+    ///   and projected onto the grid points of the ε-ball after each.
+    /// - Returns: the adversarial images (within ε of the inputs and in [0, 1]).
+    public func perturb(model: Model, images: Tensor, labels: [Int], seed: UInt64 = 0, uint8Aware: Bool = false,
                         executor: Executor = Executor()) -> Tensor {
+        let x = perturbFloat(model: model, images: images, labels: labels, seed: seed, executor: executor)
+        return uint8Aware ? snapToGrid(x, model: model, images: images, labels: labels, executor: executor) : x
+    }
+
+    func perturbFloat(model: Model, images: Tensor, labels: [Int], seed: UInt64, executor: Executor) -> Tensor {
         precondition(labels.count == images.shape[0], "\(labels.count) labels for \(images.shape[0]) images")
         let stepsize = absoluteStepsize ?? relativeStepsize * epsilon
         var x = images
@@ -87,6 +96,46 @@ public struct GradientAttack: Hashable, Sendable, Codable {
             x = project(x, onto: images).clamped(lower: 0, upper: 1)
         }
         return x
+    }
+
+    /// Rounds to the 8-bit grid and keeps stepping, on the grid, the samples that rounding
+    /// made non-adversarial.
+    func snapToGrid(_ x: Tensor, model: Model, images: Tensor, labels: [Int], executor: Executor) -> Tensor {
+        var current = gridProject(x, onto: images)
+        let n = current.count / current.shape[0]
+        let stepsize = max(absoluteStepsize ?? relativeStepsize * epsilon, 1 / 255)
+        for _ in 0..<max(steps, 10) {
+            let pending = zip(model.predictions(current, executor: executor), labels).map { $0 == $1 }
+            guard pending.contains(true) else { break }
+            let gradient = Self.lossGradient(model: model, images: current, labels: labels, executor: executor)
+            let stepped = gridProject(current + normalize(gradient) * stepsize, onto: images)
+            current = Tensor.build(shape: current.shape) { out in
+                current.withUnsafeBufferPointer { old in stepped.withUnsafeBufferPointer { new in
+                    for sample in pending.indices {
+                        let source = pending[sample] ? new : old
+                        for i in (sample * n)..<((sample + 1) * n) { out[i] = source[i] }
+                    }
+                } }
+            }
+        }
+        return current
+    }
+
+    /// The nearest 8-bit grid point inside the ε-ball around `x0` and inside [0, 1]
+    /// (L∞: per pixel; L2: rounded after the usual projection).
+    func gridProject(_ x: Tensor, onto x0: Tensor) -> Tensor {
+        let projected = norm == .l2 ? project(x, onto: x0) : x
+        return Tensor.build(shape: x.shape) { out in
+            projected.withUnsafeBufferPointer { values in x0.withUnsafeBufferPointer { origin in
+                for i in values.indices {
+                    var level = (values[i] * 255).rounded(.toNearestOrEven)
+                    if norm == .linf {
+                        level = min(max(level, ((origin[i] - epsilon) * 255 - 1e-4).rounded(.up)), ((origin[i] + epsilon) * 255 + 1e-4).rounded(.down))
+                    }
+                    out[i] = min(max(level, 0), 255) / 255
+                }
+            } }
+        }
     }
 
     /// A point of the ε-ball: uniform per coordinate (L∞), or uniform in the L2 ball

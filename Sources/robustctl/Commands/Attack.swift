@@ -36,7 +36,7 @@ struct Attack: ParsableCommand {
     @Option(help: "Images per model call.")
     var batchSize: Int = 8
 
-    @Flag(help: "Return adversarials that stay adversarial after 8-bit rounding.")
+    @Flag(help: "Return adversarials that stay adversarial after 8-bit rounding (default off, as in the study).")
     var uint8Aware = false
 
     @Option(help: "Folder holding the images named in --labels.")
@@ -81,6 +81,7 @@ struct Attack: ParsableCommand {
         }
         let attack: AttackParameters
         let seed: UInt64
+        let uint8_aware: Bool
         let model: ModelConfig
         let weights: String
         let samples: [Sample]
@@ -89,7 +90,6 @@ struct Attack: ParsableCommand {
 
     func run() throws {
         compute.apply()
-        guard !uint8Aware else { throw CommandError("--uint8-aware is not available yet") }
         let model = try modelOptions.load()
         let entries = try LabelFile.read(labels, classes: model.config.numClasses)
         let inputDirectory = URL(fileURLWithPath: input)
@@ -107,7 +107,7 @@ struct Attack: ParsableCommand {
         case .fgsm: parameters = .gradient(.fgsm(epsilon: epsilon))
         case .bim: parameters = .gradient(.bim(epsilon: epsilon, steps: steps ?? 10))
         case .pgd: parameters = .gradient(.pgd(epsilon: epsilon, steps: steps ?? 40))
-        case .boundary: parameters = .boundary(BoundaryAttack(steps: steps ?? 5000))
+        case .boundary: parameters = .boundary(BoundaryAttack(steps: steps ?? 5000, uint8Aware: uint8Aware))
         }
         let progress = ProgressLine(total: entries.count, label: attack.rawValue)
         let start = Date()
@@ -119,7 +119,8 @@ struct Attack: ParsableCommand {
             let batchLabels = batch.map { entries[$0].label }, batchSeed = seed &+ UInt64(batchStart)
             let result: AttackResult
             switch parameters {
-            case let .gradient(attack): result = attack.attack(model: model, images: images, labels: batchLabels, seed: batchSeed)
+            case let .gradient(attack):
+                result = attack.attack(model: model, images: images, labels: batchLabels, seed: batchSeed, uint8Aware: uint8Aware)
             case let .boundary(attack): result = attack.attack(model: model, images: images, labels: batchLabels, seed: batchSeed)
             }
             for (row, index) in batch.enumerated() {
@@ -132,7 +133,7 @@ struct Attack: ParsableCommand {
             progress.update(samples.count)
         }
         let count = Double(samples.count)
-        let manifest = Manifest(attack: parameters, seed: seed, model: model.config, weights: modelOptions.weights, samples: samples,
+        let manifest = Manifest(attack: parameters, seed: seed, uint8_aware: uint8Aware, model: model.config, weights: modelOptions.weights, samples: samples,
                                 totals: .init(samples: samples.count,
                                               success_rate: Double(samples.filter(\.outcome.success).count) / count,
                                               success_rate_uint8: Double(samples.filter(\.outcome.successUInt8).count) / count,
