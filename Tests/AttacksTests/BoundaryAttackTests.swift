@@ -18,7 +18,7 @@ final class BoundaryAttackTests: XCTestCase {
         let input_size: Int
         let classes: Int
         let weights: String
-        let boundary: Boundary
+        let boundary: Boundary?
     }
 
     func median(_ values: [Double]) -> Double {
@@ -31,6 +31,7 @@ final class BoundaryAttackTests: XCTestCase {
     func testStatisticsMatchFoolbox() throws {
         let entries = try JSONDecoder().decode([Entry].self, from: Data(contentsOf: GradientAttackTests.fixtures.appendingPathComponent("manifest.json")))
         for entry in entries {
+            guard let boundary = entry.boundary else { continue }
             let config = ModelConfig(architecture: Architecture(rawValue: entry.architecture)!, flavor: .torch,
                                      widthMultiplier: entry.width, inputSize: entry.input_size, numClasses: entry.classes)
             let model = try Model(config: config, weights: GradientAttackTests.models.appendingPathComponent(entry.weights).path)
@@ -39,15 +40,15 @@ final class BoundaryAttackTests: XCTestCase {
             let labels = model.predictions(images)
             var distances: [Double] = []
             for seed in 0..<3 {
-                let output = BoundaryAttack(steps: entry.boundary.steps).run(model: model, images: images, labels: labels, seed: UInt64(seed))
+                let output = BoundaryAttack(steps: boundary.steps).run(model: model, images: images, labels: labels, seed: UInt64(seed))
                 XCTAssertEqual(output.initialized, [Bool](repeating: true, count: labels.count))
                 let predictions = model.predictions(output.adversarials)
                 XCTAssertTrue(zip(predictions, labels).allSatisfy { $0 != $1 }, "\(entry.architecture): every result is adversarial")
                 distances += AttackResult.distances(output.adversarials, images).map { Double($0.l2) }
             }
             let ours = median(distances)
-            let foolbox = median(entry.boundary.runs.flatMap(\.l2))
-            XCTAssertEqual(entry.boundary.runs.map(\.success), [1, 1, 1])
+            let foolbox = median(boundary.runs.flatMap(\.l2))
+            XCTAssertEqual(boundary.runs.map(\.success), [1, 1, 1])
             XCTAssertGreaterThan(ours, foolbox / 2, "\(entry.architecture): median L2 \(ours) vs Foolbox \(foolbox)")
             XCTAssertLessThan(ours, foolbox * 2, "\(entry.architecture): median L2 \(ours) vs Foolbox \(foolbox)")
         }

@@ -89,6 +89,53 @@ for entry in json.load(open(os.path.join(MODELS, "manifest.json"))):
     print(arch, [(r["key"], tensors[r["key"] + "/success"].tolist()) for r in runs],
           "boundary median L2", [round(b["median_l2"], 4) for b in boundary])
 
+# Keras flavour: Foolbox's TensorFlowModel around the Keras fixture network, with the pixels
+# in [0, 1] NHWC scaled to [0, 255] and the Keras preprocessing inside the wrapped model.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+from tf_keras.src.applications import inception_v3, mobilenet_v2, resnet  # noqa: E402
+
+from make_model_fixtures import make_keras_model  # noqa: E402
+
+for entry in json.load(open(os.path.join(MODELS, "manifest.json"))):
+    if entry["flavor"] != "keras":
+        continue
+    arch = entry["architecture"]
+    network = make_keras_model(arch, entry["width"], entry["input_size"], entry["classes"])
+    network.load_weights(os.path.join(MODELS, entry["files"]["h5"]))
+    preprocess = {"mobilenet_v2": mobilenet_v2.preprocess_input, "resnet50": resnet.preprocess_input,
+                  "inception_v3": inception_v3.preprocess_input}[arch]
+    pixels = keras.Input((entry["input_size"], entry["input_size"], 3))
+    wrapped = keras.Model(pixels, network(keras.layers.Lambda(lambda x: preprocess(x * 255.0))(pixels)))
+    fmodel = fb.TensorFlowModel(wrapped, bounds=(0, 1))
+    expected = load_file(os.path.join(MODELS, entry["expected"]))
+    images_nchw = expected["inputs"].float().numpy() / 255
+    images = tf.constant(np.transpose(images_nchw, (0, 2, 3, 1)))
+    logits = expected["logits"].numpy()
+    labels_np = logits.argmax(1)
+    labels_np = np.where(np.arange(len(labels_np)) % 2 == 0, labels_np, (labels_np + 1) % entry["classes"])
+    labels = tf.constant(labels_np)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        loss = tf.reduce_sum(tf.keras.losses.sparse_categorical_crossentropy(labels, wrapped(images), from_logits=True))
+    gradient = tape.gradient(loss, images).numpy()
+    tensors = {"inputs": expected["inputs"].numpy(), "labels": labels_np.astype(np.int64),
+               "gradient": np.ascontiguousarray(np.transpose(gradient, (0, 3, 1, 2)))}
+    runs = []
+    for name, attack in ATTACKS.items():
+        for epsilon in EPSILONS[name]:
+            _, clipped, success = attack(fmodel, images, labels, epsilons=epsilon)
+            key = f"{name}@{epsilon}"
+            tensors[key] = np.ascontiguousarray(np.round(np.transpose(clipped.numpy(), (0, 3, 1, 2)) * 255).clip(0, 255).astype(np.uint8))
+            tensors[key + "/success"] = success.numpy().astype(np.uint8)
+            runs.append({"attack": name, "epsilon": epsilon, "key": key})
+    file = f"{arch}_keras.attacks.safetensors"
+    save_file(tensors, os.path.join(OUT, file))
+    manifest.append({"architecture": arch, "flavor": "keras", "width": entry["width"], "input_size": entry["input_size"],
+                     "classes": entry["classes"], "weights": entry["files"]["h5"], "file": file, "runs": runs})
+    print(arch, "keras", [(r["key"], tensors[r["key"] + "/success"].tolist()) for r in runs])
+
 with open(os.path.join(OUT, "manifest.json"), "w") as f:
     json.dump(manifest, f, indent=1)
 print("foolbox", fb.__version__)

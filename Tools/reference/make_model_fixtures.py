@@ -163,6 +163,41 @@ def make_torch(arch, width, size, classes, formats):
 
 
 # ---------------------------------------------------------------------------- keras
+
+def make_keras_model(arch, width, size, classes):
+    """The Keras Applications network, Conv2D filters scaled by `width` for ResNet50/InceptionV3."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tf_keras as keras
+    from tf_keras.src.applications import inception_v3, resnet
+
+    keras.backend.clear_session()  # fresh auto-names: conv2d, conv2d_1, ...
+    if arch == "mobilenet_v2":
+        return keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=width, weights=None,
+                                              classes=classes, classifier_activation=None)
+    module = resnet if arch == "resnet50" else inception_v3
+    base = module.VersionAwareLayers() if arch == "resnet50" else module.layers
+
+    class ScaledLayers:
+        """Delegates to Keras's layers, with every Conv2D's filters scaled."""
+
+        def __getattr__(self, name):
+            return getattr(base, name)
+
+        def Conv2D(self, filters, *a, **k):
+            return base.Conv2D(int(round(filters * width)), *a, **k)
+
+    if arch == "resnet50":
+        # ResNet() replaces the module's `layers` unless one is passed in.
+        return keras.applications.ResNet50(input_shape=(size, size, 3), weights=None, classes=classes,
+                                           classifier_activation=None, layers=ScaledLayers())
+    original = module.layers
+    module.layers = ScaledLayers()
+    try:
+        return keras.applications.InceptionV3(input_shape=(size, size, 3), weights=None, classes=classes,
+                                              classifier_activation=None)
+    finally:
+        module.layers = original
+
 def make_keras(arch, width, size, classes):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tf_keras as keras
@@ -174,33 +209,7 @@ def make_keras(arch, width, size, classes):
                   "inception_v3": inception_v3.preprocess_input}[arch]
 
     def build():
-        keras.backend.clear_session()  # fresh auto-names: conv2d, conv2d_1, ...
-        if arch == "mobilenet_v2":
-            return keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=width, weights=None,
-                                                  classes=classes, classifier_activation=None)
-        module = resnet if arch == "resnet50" else inception_v3
-        base = module.VersionAwareLayers() if arch == "resnet50" else module.layers
-
-        class ScaledLayers:
-            """Delegates to Keras's layers, with every Conv2D's filters scaled."""
-
-            def __getattr__(self, name):
-                return getattr(base, name)
-
-            def Conv2D(self, filters, *a, **k):
-                return base.Conv2D(int(round(filters * width)), *a, **k)
-
-        if arch == "resnet50":
-            # ResNet() replaces the module's `layers` unless one is passed in.
-            return keras.applications.ResNet50(input_shape=(size, size, 3), weights=None, classes=classes,
-                                               classifier_activation=None, layers=ScaledLayers())
-        original = module.layers
-        module.layers = ScaledLayers()
-        try:
-            return keras.applications.InceptionV3(input_shape=(size, size, 3), weights=None, classes=classes,
-                                                  classifier_activation=None)
-        finally:
-            module.layers = original
+        return make_keras_model(arch, width, size, classes)
 
     for seed in range(100):
         keras.utils.set_random_seed(seed)
