@@ -90,6 +90,14 @@ int rc_jpeg_decode_rgb(const uint8_t *data, size_t size,
     jpeg_read_header(&info, TRUE);
     int cmyk = info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK;
     info.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+    if ((uint64_t)info.image_width * (uint64_t)info.image_height > (1ull << 28)) {
+        if (message && message_capacity > 0) {
+            strncpy(message, "image too large", message_capacity - 1);
+            message[message_capacity - 1] = 0;
+        }
+        jpeg_destroy_decompress(&info);
+        return 3;
+    }
     jpeg_start_decompress(&info);
     int w = (int)info.output_width, h = (int)info.output_height;
     int components = info.output_components;
