@@ -70,7 +70,11 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
         var modelNanoseconds: UInt64 = 0
         func adversarial(_ candidates: [[Float]], _ samples: [Int]) -> [Bool] {
             guard !samples.isEmpty else { return [] }
-            var batch = Tensor(shape: [samples.count] + Array(images.shape.dropFirst()), scalars: candidates.flatMap { $0 })
+            var batch = Tensor.build(shape: [samples.count] + Array(images.shape.dropFirst())) { out in
+                for (row, candidate) in candidates.enumerated() {
+                    candidate.withUnsafeBufferPointer { (out.baseAddress! + row * size).update(from: $0.baseAddress!, count: size) }
+                }
+            }
             if uint8Aware { batch = AttackResult.roundedToUInt8(batch) }
             for sample in samples { queries[sample] += 1 }
             let callStart = DispatchTime.now().uptimeNanoseconds
@@ -120,7 +124,8 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
             let active = (0..<n).filter { initialized[$0] && !(sourceSteps[$0] < sourceStepConvergence) }
             if active.isEmpty { break }
             let updateStatistics = step % statisticsInterval == 0
-            var proposals = [(candidate: [Float], spherical: [Float], sourceNorm: Float)](repeating: ([], [], 0), count: active.count)
+            var proposals = [(candidate: [Float], spherical: [Float], sourceNorm: Float, distance: Float)](repeating: ([], [], 0, 0),
+                                                                                                            count: active.count)
             proposals.withUnsafeMutableBufferPointer { results in
                 generators.withUnsafeMutableBufferPointer { generators in
                     let (out, rngs) = (UncheckedBox(results), UncheckedBox(generators))
@@ -135,7 +140,7 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
                 }
             }
             let candidates = proposals.map(\.candidate), spherical = proposals.map(\.spherical)
-            let sourceNorms = proposals.map(\.sourceNorm)
+            let sourceNorms = proposals.map(\.sourceNorm), candidateDistances = proposals.map(\.distance)
             let isAdversarial = adversarial(candidates, active)
             let sphericalAdversarial = updateStatistics ? adversarial(spherical, active) : []
             for (position, sample) in active.enumerated() {
@@ -144,7 +149,7 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
                     stepStats[sample].append(isAdversarial[position])
                 }
                 // In theory closer by construction; limited precision can break that.
-                if isAdversarial[position] && distance(originals[sample], candidates[position]) < sourceNorms[position] {
+                if isAdversarial[position] && candidateDistances[position] < sourceNorms[position] {
                     best[sample] = candidates[position]
                 }
                 guard updateStatistics else { continue }
@@ -179,20 +184,14 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
                       totalSeconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 
-    func distance(_ a: [Float], _ b: [Float]) -> Float {
-        var squares: Float = 0
-        for i in a.indices { let d = a[i] - b[i]; squares += d * d }
-        return squares.squareRoot()
-    }
-
     /// Foolbox's `draw_proposals` for one sample.
     /// - Complexity: O(d) with no allocation beyond the two returned images.
     func propose(original: [Float], current: [Float], sphericalStep: Float, sourceStep: Float,
-                 generator: inout SeededGenerator) -> (candidate: [Float], spherical: [Float], sourceNorm: Float) {
+                 generator: inout SeededGenerator) -> (candidate: [Float], spherical: [Float], sourceNorm: Float, distance: Float) {
         let d = original.count
         var spherical = [Float](repeating: 0, count: d)
         var candidate = [Float](repeating: 0, count: d)
-        var sourceNorm: Float = 0
+        var sourceNorm: Float = 0, candidateSquares: Float = 0
         original.withUnsafeBufferPointer { x0 in current.withUnsafeBufferPointer { x in
             spherical.withUnsafeMutableBufferPointer { eta in candidate.withUnsafeMutableBufferPointer { direction in
                 // direction ← x0 − x (Foolbox's unnormalised source direction); eta ← N(0, 1).
@@ -220,10 +219,14 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
                 // A step of sourceStep · ‖source‖ towards the original, corrected for the clip.
                 let newNorm = newSquares.squareRoot()
                 let length = max(sourceStep * sourceNorm + newNorm - sourceNorm, 0) / newNorm
-                for i in 0..<d { direction[i] = min(max(eta[i] + length * direction[i], 0), 1) }
+                for i in 0..<d {
+                    direction[i] = min(max(eta[i] + length * direction[i], 0), 1)
+                    let gap = x0[i] - direction[i]
+                    candidateSquares += gap * gap
+                }
             } }
         } }
-        return (candidate, spherical, sourceNorm)
+        return (candidate, spherical, sourceNorm, candidateSquares.squareRoot())
     }
 }
 

@@ -46,19 +46,15 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 }
 
 extension SeededGenerator {
-    /// Fills `buffer` with standard normal samples, two per Box–Muller pair in float
-    /// precision: several times faster than `nextNormal()` per value.
+    /// Fills `buffer` with standard normal samples by the ziggurat method (two per 64-bit
+    /// draw on the fast path): several times faster than `nextNormal()` per value.
     public mutating func fillNormal(_ buffer: UnsafeMutableBufferPointer<Float>) {
+        let tables = Ziggurat.tables
         var index = 0
         while index < buffer.count {
             let bits = next()
-            // 24 bits each for u1 in (0, 1] and u2 in [0, 1).
-            let u1 = (Float((bits >> 40) & 0xFF_FFFF) + 1) * (1.0 / 16_777_216.0)
-            let u2 = Float((bits >> 16) & 0xFF_FFFF) * (1.0 / 16_777_216.0)
-            let radius = (-2 * logf(u1)).squareRoot()
-            let angle = 2 * Float.pi * u2
-            buffer[index] = radius * cosf(angle)
-            if index + 1 < buffer.count { buffer[index + 1] = radius * sinf(angle) }
+            buffer[index] = ziggurat(Int32(truncatingIfNeeded: bits), tables)
+            if index + 1 < buffer.count { buffer[index + 1] = ziggurat(Int32(truncatingIfNeeded: bits >> 32), tables) }
             index += 2
         }
     }

