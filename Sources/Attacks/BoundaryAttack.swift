@@ -128,7 +128,7 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
                                                                                                             count: active.count)
             proposals.withUnsafeMutableBufferPointer { results in
                 generators.withUnsafeMutableBufferPointer { generators in
-                    let (out, rngs) = (UncheckedBox(results), UncheckedBox(generators))
+                    let (out, rngs) = (UncheckedSendable(results), UncheckedSendable(generators))
                     Threading.parallelFor(active.count) { range in
                         for position in range {
                             let sample = active[position]
@@ -228,10 +228,4 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
         } }
         return (candidate, spherical, sourceNorm, candidateSquares.squareRoot())
     }
-}
-
-/// Shares a buffer with parallel workers that touch disjoint elements.
-struct UncheckedBox<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }

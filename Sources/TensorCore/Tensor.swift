@@ -77,7 +77,7 @@ public struct Tensor: Sendable {
     /// `body` must write every element.
     @inlinable
     public static func build(shape: [Int], _ body: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows -> Tensor {
-        var tensor = Tensor(uninitializedShape: shape)
+        let tensor = Tensor(uninitializedShape: shape)
         try body(UnsafeMutableBufferPointer(start: tensor.storage.base, count: tensor.count))
         return tensor
     }

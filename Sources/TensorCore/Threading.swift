@@ -53,9 +53,9 @@ public enum Threading {
     }
 }
 
-/// Wraps a value whose concurrent use the caller has made safe (disjoint ranges).
-@usableFromInline
-struct UncheckedSendable<Value>: @unchecked Sendable {
-    @usableFromInline let value: Value
-    @usableFromInline init(_ value: Value) { self.value = value }
+/// Wraps a value (typically a buffer pointer) for a `Threading.parallelFor` body whose
+/// concurrent use the caller has made safe: each worker touches disjoint elements.
+public struct UncheckedSendable<Value>: @unchecked Sendable {
+    public let value: Value
+    public init(_ value: Value) { self.value = value }
 }

@@ -49,25 +49,14 @@ struct Bench: ParsableCommand {
         compute.apply()
         var results: [BenchmarkResult] = []
         let suites: [Suite] = suite == .all ? [.kernels, .networks, .attacks] : [suite]
+        let progress: (BenchmarkResult) -> Void = { result in if !json { print(Self.row(result)) } }
+        if !json { print(Self.header) }
         for suite in suites {
             switch suite {
-            case .kernels:
-                if !json { print(Self.header) }
-                results += KernelBenchmarks.run(repeats: repeats, layerFilter: filter) { result in
-                    if !json { print(Self.row(result)) }
-                }
-            case .networks:
-                if !json { print(Self.header) }
-                results += try NetworkBenchmarks.run(repeats: repeats, filter: filter) { result in
-                    if !json { print(Self.row(result)) }
-                }
-            case .attacks:
-                if !json { print(Self.header) }
-                results += try AttackBenchmarks.run(repeats: repeats, filter: filter) { result in
-                    if !json { print(Self.row(result)) }
-                }
-            case .all:
-                break
+            case .kernels: results += KernelBenchmarks.run(repeats: repeats, layerFilter: filter, progress: progress)
+            case .networks: results += try NetworkBenchmarks.run(repeats: repeats, filter: filter, progress: progress)
+            case .attacks: results += try AttackBenchmarks.run(repeats: repeats, filter: filter, progress: progress)
+            case .all: break
             }
         }
         if json {
