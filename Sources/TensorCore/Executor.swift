@@ -25,7 +25,10 @@ public struct Executor: Sendable {
 
     /// Inference forward pass. Intermediate values are released as soon as their last
     /// reader has run, so peak memory is the widest cut of the graph, not its sum.
-    public func forward(_ graph: Graph, parameters: Parameters, input: Tensor) -> Tensor {
+    /// - Parameter observe: called with every node's index and value as it is computed
+    ///   (calibration observers), before the value may be released.
+    public func forward(_ graph: Graph, parameters: Parameters, input: Tensor,
+                        observe: ((Int, Tensor) -> Void)? = nil) -> Tensor {
         var values = [Tensor?](repeating: nil, count: graph.nodes.count)
         var remaining = graph.readerCounts()
         values[0] = input
@@ -34,6 +37,7 @@ public struct Executor: Sendable {
             var state = SavedState.none
             values[index] = evaluate(node, inputs: node.inputs.map { values[$0]! }, parameters: parameters,
                                      mode: .inference, nodeIndex: index, saved: &state, updatedBuffers: nil)
+            observe?(index, values[index]!)
             for input in node.inputs {
                 remaining[input] -= 1
                 if remaining[input] == 0 { values[input] = nil }

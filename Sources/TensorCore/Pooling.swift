@@ -81,7 +81,10 @@ public enum Pooling {
         return (ranges, counts)
     }
 
-    static func averageSpans(_ config: Pool2DConfig, height: Int, width: Int, outputHeight: Int, outputWidth: Int)
+    /// For each output row and column, the input span its average window covers and the
+    /// window's divisor share (rows × columns gives a cell's divisor), under `config`'s
+    /// padding and `countIncludesPadding` rules.
+    public static func averageSpans(_ config: Pool2DConfig, height: Int, width: Int, outputHeight: Int, outputWidth: Int)
         -> (rows: (ranges: [Range<Int>], counts: [Float]), columns: (ranges: [Range<Int>], counts: [Float])) {
         (averageSpans(outputs: outputHeight, size: height, kernel: config.kernelH, stride: config.strideH, before: config.padding.top,
                       after: config.padding.bottom, countIncludesPadding: config.countIncludesPadding),

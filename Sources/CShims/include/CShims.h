@@ -39,4 +39,27 @@ void rc_parallel_for(long count, long chunks, int threads, void *context,
 /// the peak against which kernel efficiency is judged. Runs about `iterations` × 12 FMAs.
 double rc_peak_fma_gflops(long iterations);
 
+// Int8 engine epilogues (quantized.c). Activations are uint8, channels-last; `pixels`
+// rows of `channels` values. Each kernel clamps to [lo, hi] (the fused activation's range).
+
+/// TFLite requantization per output channel: (acc + bias) × multiplier·2^(left−31)
+/// rounded as gemmlowp does (doubling high multiply, then rounding right shift).
+void rc_requantize_tflite(const int32_t *accumulators, long pixels, long channels, const int32_t *bias,
+                          const int32_t *multiplier, const int32_t *left_shift, const int32_t *right_shift,
+                          int32_t zero_point, int32_t lo, int32_t hi, uint8_t *output);
+/// TFLite's MultiplyByQuantizedMultiplier for one value.
+int32_t rc_tflite_multiply(int32_t x, int32_t multiplier, int32_t left_shift, int32_t right_shift);
+/// QNNPACK fp32 requantization per output channel: nearest-even of float(acc + bias) × scale.
+void rc_requantize_float(const int32_t *accumulators, long pixels, long channels, const int32_t *bias,
+                         const float *scale, int32_t zero_point, int32_t lo, int32_t hi, uint8_t *output);
+/// TFLite int8 ADD, on uint8 storage (zero points shifted by 128 for int8 tensors).
+void rc_add_tflite(const uint8_t *a, const uint8_t *b, long count, int32_t a_zero_point, int32_t b_zero_point,
+                   int32_t left_shift, int32_t a_multiplier, int32_t a_right_shift, int32_t b_multiplier,
+                   int32_t b_right_shift, int32_t out_multiplier, int32_t out_right_shift,
+                   int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output);
+/// QNNPACK q8vadd.
+void rc_add_qnnpack(const uint8_t *a, const uint8_t *b, long count, int32_t zero_point_product,
+                    uint32_t a_multiplier, uint32_t b_multiplier, int32_t shift, int32_t remainder_mask,
+                    int32_t remainder_threshold, int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output);
+
 #endif

@@ -1,0 +1,217 @@
+import Foundation
+import TensorCore
+
+/// The int8 engine's data-movement and pooling kernels on uint8 channels-last values.
+/// Rounding follows each scheme's reference kernels (TFLite: half away from zero on int8
+/// values; QNNPACK/PyTorch: float32 scaling, nearest even).
+enum Int8Kernels {
+    /// Float NCHW → uint8 NHWC.
+    static func quantize(_ x: Tensor, _ q: AffineQuantization, scheme: QuantizationScheme) -> QuantizedValue {
+        precondition(x.rank == 4, "int8 input must be NCHW, got \(x.shape)")
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let output = IntegerBuffer<UInt8>(count: x.count)
+        x.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
+            for b in 0..<n { for channel in 0..<c { for p in 0..<(h * w) {
+                out[(b * h * w + p) * c + channel] = q.quantize(source[(b * c + channel) * h * w + p], scheme: scheme)
+            } } }
+        } }
+        return QuantizedValue(buffer: output, shape: x.shape)
+    }
+
+    /// uint8 [N, C] (or NHWC) → float [N, C] (or NCHW).
+    static func dequantize(_ x: QuantizedValue, _ q: AffineQuantization) -> Tensor {
+        let shape = x.shape
+        let channels = shape[1], spatial = shape.count == 4 ? shape[2] * shape[3] : 1
+        return Tensor.build(shape: shape) { out in
+            x.buffer.withUnsafeBufferPointer { source in
+                for b in 0..<shape[0] { for channel in 0..<channels { for p in 0..<spatial {
+                    out[(b * channels + channel) * spatial + p] = q.dequantize(source[(b * spatial + p) * channels + channel])
+                } } }
+            }
+        }
+    }
+
+    static func clamp(_ x: QuantizedValue, lower: UInt8, upper: UInt8) -> QuantizedValue {
+        let output = IntegerBuffer<UInt8>(count: x.count)
+        x.buffer.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
+            for i in 0..<source.count { out[i] = Swift.min(Swift.max(source[i], lower), upper) }
+        } }
+        return QuantizedValue(buffer: output, shape: x.shape)
+    }
+
+    /// Channel concatenation; inputs whose quantization differs from the output's are
+    /// requantized (TFLite ConcatenationWithScaling; PyTorch dequantize → quantize).
+    static func concat(_ inputs: [QuantizedValue], _ parameters: [(AffineQuantization, AffineQuantization)],
+                       scheme: QuantizationScheme) -> QuantizedValue {
+        let pixels = inputs[0].pixels
+        let total = inputs.reduce(0) { $0 + $1.channels }
+        var shape = inputs[0].shape
+        shape[1] = total
+        let output = IntegerBuffer<UInt8>(count: pixels * total)
+        output.withUnsafeMutableBufferPointer { out in
+            var offset = 0
+            for (input, (from, to)) in zip(inputs, parameters) {
+                let c = input.channels
+                var table = [UInt8](repeating: 0, count: 256)
+                for value in 0..<256 { table[value] = requantize(UInt8(value), from: from, to: to, scheme: scheme) }
+                let identity = from == to
+                input.buffer.withUnsafeBufferPointer { source in
+                    for p in 0..<pixels {
+                        let row = out.baseAddress! + p * total + offset, src = source.baseAddress! + p * c
+                        if identity { row.update(from: src, count: c) } else { for i in 0..<c { row[i] = table[Int(src[i])] } }
+                    }
+                }
+                offset += c
+            }
+        }
+        return QuantizedValue(buffer: output, shape: shape)
+    }
+
+    static func requantize(_ value: UInt8, from: AffineQuantization, to: AffineQuantization, scheme: QuantizationScheme) -> UInt8 {
+        let result: Int32
+        switch scheme {
+        case .tflite:
+            let scale = from.scale * (1 / to.scale)
+            let bias = -Float(from.zeroPoint - 128) * scale
+            result = Int32((Float(Int32(value) - 128) * scale + bias).rounded(.toNearestOrAwayFromZero)) + to.zeroPoint
+        case .qnnpack:
+            let real = Float(Int32(value) - from.zeroPoint) * from.scale
+            result = Int32((real * (1 / to.scale)).rounded(.toNearestOrEven)) + to.zeroPoint
+        }
+        return UInt8(Swift.min(Swift.max(result, 0), 255))
+    }
+
+    /// Max pooling; padded cells never win.
+    static func maxPool(_ x: QuantizedValue, _ config: Pool2DConfig) -> QuantizedValue {
+        let outShape = config.outputShape(input: x.shape)
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = (outShape[2], outShape[3])
+        let output = IntegerBuffer<UInt8>(count: outShape.reduce(1, *))
+        x.buffer.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
+            let (s, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
+            Threading.parallelFor(n * oh) { rows in
+                for row in rows {
+                    let (b, y) = (row / oh, row % oh)
+                    let y0 = Swift.max(y * config.strideH - config.padding.top, 0)
+                    let y1 = Swift.min(y * config.strideH - config.padding.top + config.kernelH, h)
+                    for xx in 0..<ow {
+                        let x0 = Swift.max(xx * config.strideW - config.padding.left, 0)
+                        let x1 = Swift.min(xx * config.strideW - config.padding.left + config.kernelW, w)
+                        let target = o.value + ((b * oh + y) * ow + xx) * c
+                        target.update(repeating: 0, count: c)
+                        for iy in y0..<y1 { for ix in x0..<x1 {
+                            let cell = s.value + ((b * h + iy) * w + ix) * c
+                            for ch in 0..<c { target[ch] = Swift.max(target[ch], cell[ch]) }
+                        } }
+                    }
+                }
+            }
+        } }
+        return QuantizedValue(buffer: output, shape: outShape)
+    }
+
+    /// Average pooling with unchanged quantization (both schemes keep the input's).
+    /// Padded cells counted by the divisor hold the zero point (a real 0).
+    static func averagePool(_ x: QuantizedValue, _ config: Pool2DConfig, _ q: AffineQuantization,
+                            scheme: QuantizationScheme) -> QuantizedValue {
+        let outShape = config.outputShape(input: x.shape)
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = (outShape[2], outShape[3])
+        let spans = Pooling.averageSpans(config, height: h, width: w, outputHeight: oh, outputWidth: ow)
+        let output = IntegerBuffer<UInt8>(count: outShape.reduce(1, *))
+        x.buffer.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
+            var sums = [Int32](repeating: 0, count: c)
+            for b in 0..<n { for y in 0..<oh { for xx in 0..<ow {
+                let rows = spans.rows.ranges[y], columns = spans.columns.ranges[xx]
+                let divisor = Int32(spans.rows.counts[y] * spans.columns.counts[xx])
+                let valid = Int32(rows.count * columns.count)
+                for ch in 0..<c { sums[ch] = 0 }
+                for iy in rows { for ix in columns {
+                    let cell = ((b * h + iy) * w + ix) * c
+                    for ch in 0..<c { sums[ch] += Int32(source[cell + ch]) }
+                } }
+                let target = ((b * oh + y) * ow + xx) * c
+                for ch in 0..<c {
+                    out[target + ch] = averagePoolValue(sum: sums[ch], valid: valid, divisor: divisor, q, scheme: scheme)
+                }
+            } } }
+        } }
+        return QuantizedValue(buffer: output, shape: outShape)
+    }
+
+    @inline(__always)
+    static func averagePoolValue(sum: Int32, valid: Int32, divisor: Int32, _ q: AffineQuantization,
+                                 scheme: QuantizationScheme) -> UInt8 {
+        let zp = q.zeroPoint
+        let result: Int32
+        switch scheme {
+        case .tflite:
+            // reference_integer_ops::AveragePool on int8 values, padded cells = zero point.
+            let acc = (sum - 128 * valid) + (divisor - valid) * (zp - 128)
+            result = (acc > 0 ? (acc + divisor / 2) / divisor : (acc - divisor / 2) / divisor) + 128
+        case .qnnpack:
+            // q8avgpool: float(acc − zp·k) × (s / (s·k)), nearest even.
+            let acc = sum + (divisor - valid) * zp - zp * divisor
+            let scale = q.scale / (q.scale * Float(divisor))
+            result = Int32((Float(acc) * scale).rounded(.toNearestOrEven)) + zp
+        }
+        return UInt8(Swift.min(Swift.max(result, 0), 255))
+    }
+
+    /// Global average pooling: QNNPACK keeps the input quantization; TFLite's MEAN
+    /// rescales to its own output quantization.
+    static func globalAveragePool(_ x: QuantizedValue, input: AffineQuantization, output: AffineQuantization,
+                                  scheme: QuantizationScheme) -> QuantizedValue {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let count = Int32(h * w)
+        let result = IntegerBuffer<UInt8>(count: n * c)
+        let fixed = FixedPointMultiplier(Double(input.scale) / Double(output.scale))
+        let scale = input.scale / (output.scale * Float(count))
+        x.buffer.withUnsafeBufferPointer { source in result.withUnsafeMutableBufferPointer { out in
+            var sums = [Int32](repeating: 0, count: c)
+            for b in 0..<n {
+                for ch in 0..<c { sums[ch] = 0 }
+                for p in 0..<(h * w) {
+                    let cell = (b * h * w + p) * c
+                    for ch in 0..<c { sums[ch] += Int32(source[cell + ch]) }
+                }
+                for ch in 0..<c {
+                    let acc = sums[ch] - input.zeroPoint * count
+                    var value: Int32
+                    switch scheme {
+                    case .tflite:
+                        value = rcMultiply(acc, fixed)
+                        value = value > 0 ? (value + count / 2) / count : (value - count / 2) / count
+                    case .qnnpack:
+                        value = Int32((Float(acc) * scale).rounded(.toNearestOrEven))
+                    }
+                    out[b * c + ch] = UInt8(Swift.min(Swift.max(value + output.zeroPoint, 0), 255))
+                }
+            }
+        } }
+        return QuantizedValue(buffer: result, shape: [n, c, 1, 1])
+    }
+
+    /// Zero padding in real terms: new cells hold the zero point.
+    static func pad(_ x: QuantizedValue, _ padding: Padding2D, value: UInt8) -> QuantizedValue {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = (h + padding.top + padding.bottom, w + padding.left + padding.right)
+        let output = IntegerBuffer<UInt8>(count: n * oh * ow * c)
+        x.buffer.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
+            out.update(repeating: value)
+            for b in 0..<n { for y in 0..<h {
+                let src = source.baseAddress! + (b * h + y) * w * c
+                let dst = out.baseAddress! + ((b * oh + y + padding.top) * ow + padding.left) * c
+                dst.update(from: src, count: w * c)
+            } }
+        } }
+        return QuantizedValue(buffer: output, shape: [n, c, oh, ow])
+    }
+}
+
+import CShims
+
+@inline(__always)
+func rcMultiply(_ x: Int32, _ m: FixedPointMultiplier) -> Int32 {
+    rc_tflite_multiply(x, m.multiplier, m.leftShift, m.rightShift)
+}
