@@ -83,7 +83,8 @@ final class Int8Program: @unchecked Sendable {
     }
 
     /// Dequantized logits for a batch of [N, 3, S, S] images in [0, 1].
-    func run(_ images: Tensor) throws -> Tensor {
+    /// - Parameter observe: sees every node's integer output (parity tests).
+    func run(_ images: Tensor, observe: ((Int, QuantizedValue) -> Void)? = nil) throws -> Tensor {
         let scheme = table.scheme
         let floatInput = table.floatPrefixEnd > 0 ? Executor().forward(prefix, parameters: floatParameters, input: images) : images
         var values = [QuantizedValue?](repeating: nil, count: graph.nodes.count)
@@ -120,6 +121,7 @@ final class Int8Program: @unchecked Sendable {
             case let .globalAvgPool(input, output): values[index] = Int8Kernels.globalAveragePool(x, input: input, output: output, scheme: scheme)
             case let .zeroPad(padding, zeroPoint): values[index] = Int8Kernels.pad(x, padding, value: zeroPoint)
             }
+            observe?(index, values[index]!)
             for input in node.inputs {
                 remaining[input] -= 1
                 if remaining[input] == 0 { values[input] = nil }
