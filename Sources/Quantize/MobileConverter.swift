@@ -167,10 +167,61 @@ public struct Calibrator: Sendable {
             return AffineQuantization.activation(minimum: range.minimum, maximum: range.maximum, scheme: scheme)
         }
         activations[prefixEnd] = observedParameters(prefixEnd)
+        // TFLite's quantizer gives a concatenation's operands the concatenation's own
+        // quantization (same-scale constraint), so producers that feed only a concat
+        // requantize straight into it.
+        var sharedWithConcat: [Int: Int] = [:]
+        if scheme == .tflite {
+            var readers = [Int](repeating: 0, count: graph.nodes.count)
+            for node in graph.nodes { for input in node.inputs { readers[input] += 1 } }
+            var soleReader = [Int: Int]()
+            for (index, node) in graph.nodes.enumerated() { for input in node.inputs where readers[input] == 1 { soleReader[input] = index } }
+            func isConcat(_ index: Int) -> Bool { if case .concat = graph.nodes[index].operation { return true } else { return false } }
+            // A concat read only by another concat (Inception's nested branch concats) takes the outer one's.
+            func outermost(_ concat: Int) -> Int {
+                if let reader = soleReader[concat], isConcat(reader) { return outermost(reader) }
+                return concat
+            }
+            for (index, node) in graph.nodes.enumerated() where index > prefixEnd && isConcat(index) {
+                if outermost(index) != index { sharedWithConcat[index] = outermost(index) }
+                for input in node.inputs where readers[input] == 1 {
+                    switch graph.nodes[input].operation {
+                    case .fusedConv2d, .linear: sharedWithConcat[input] = outermost(index)
+                    default: break
+                    }
+                }
+            }
+        }
+        // TFLite's converter (observed with TF 2.21) widens the range of one residual-add
+        // operand to the add's result range: among the operands produced by a convolution
+        // read only by the add, the one with the narrower range.
+        var widenedBy: [Int: Int] = [:]
+        if scheme == .tflite {
+            var readers = [Int](repeating: 0, count: graph.nodes.count)
+            for node in graph.nodes { for input in node.inputs { readers[input] += 1 } }
+            for (index, node) in graph.nodes.enumerated() where index > prefixEnd {
+                guard case .add = node.operation else { continue }
+                let candidates = node.inputs.filter { input in
+                    guard readers[input] == 1, observers[input] != nil else { return false }
+                    if case .fusedConv2d = graph.nodes[input].operation { return true }
+                    return false
+                }
+                let width = { (input: Int) -> Float in observers[input]!.range().map { $0.maximum - $0.minimum } ?? 0 }
+                if let narrowest = candidates.min(by: { width($0) < width($1) }) { widenedBy[narrowest] = fusedRelus[index] ?? index }
+            }
+        }
         for (index, node) in graph.nodes.enumerated() where index > prefixEnd {
             switch node.operation {
             case .add: activations[index] = observedParameters(fusedRelus[index] ?? index)
-            default: activations[index] = observed.contains(index) ? observedParameters(index) : activations[node.inputs[0]]!
+            default:
+                if let concat = sharedWithConcat[index] {
+                    activations[index] = observedParameters(concat)
+                } else if let add = widenedBy[index], let own = observers[index]!.range(), let result = observers[add]!.range() {
+                    activations[index] = AffineQuantization.activation(minimum: Swift.min(own.minimum, result.minimum),
+                                                                       maximum: Swift.max(own.maximum, result.maximum), scheme: scheme)
+                } else {
+                    activations[index] = observed.contains(index) ? observedParameters(index) : activations[node.inputs[0]]!
+                }
             }
             let inputScale = activations[node.inputs[0]]!.scale
             switch node.operation {

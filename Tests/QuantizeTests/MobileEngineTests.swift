@@ -28,7 +28,7 @@ final class MobileEngineTests: XCTestCase {
             let file = entry.files["safetensors"] ?? entry.files["h5"]!
             let model = try Model(config: config, weights: zooFixtures.appendingPathComponent(file).path)
             let expected = try SafeTensors.read(zooFixtures.appendingPathComponent(entry.expected).path)
-            return (entry, model, expected["inputs"]! * (1 / 255), expected["logits"]!)
+            return (entry, model, expected["inputs"]!.map { $0 / 255 }, expected["logits"]!)
         }
     }
 

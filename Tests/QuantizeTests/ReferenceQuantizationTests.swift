@@ -38,7 +38,7 @@ final class ReferenceQuantizationTests: XCTestCase {
         let model: Model
         let tensors: [String: Tensor]
         let inputs: Tensor
-        var calibration: Tensor { tensors["calibration"]! * (1 / 255) }
+        var calibration: Tensor { tensors["calibration"]!.map { $0 / 255 } }
     }
 
     static func cases(flavor: String) throws -> [Case] {

@@ -134,8 +134,90 @@ def torch_reference(arch):
     print(arch, "torch", {k: len(v["layers"]) for k, v in result.items() if isinstance(v, dict)})
 
 
+def keras_reference(arch):
+    """TFLite full-integer conversion of the Keras fixture network, run on TFLite's
+    reference kernels (BUILTIN_REF: gemmlowp rounding, no XNNPACK)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+    from make_model_fixtures import make_keras_model
+    from tf_keras.src.applications import inception_v3, mobilenet_v2, resnet
+    preprocess = {"mobilenet_v2": mobilenet_v2.preprocess_input, "resnet50": resnet.preprocess_input,
+                  "inception_v3": inception_v3.preprocess_input}[arch]
+    entry = zoo[(arch, "keras")]
+    size = entry["input_size"]
+    model = make_keras_model(arch, entry["width"], size, entry["classes"])
+    model.load_weights(os.path.join(ZOO, entry["files"]["h5"]))
+    expected = load_file(os.path.join(ZOO, entry["expected"]))
+    calibration = smooth_images(CALIBRATION, size, seed=500)
+    tensors = {"calibration": (calibration * 255).round().numpy().astype(np.uint8)}
+    nhwc = lambda images: np.transpose(images, (0, 2, 3, 1)).astype(np.float32)
+
+    def representative():
+        for i in range(CALIBRATION):
+            yield [preprocess(nhwc(tensors["calibration"][i:i + 1]).copy()).astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    flat = converter.convert()
+    interpreter = tf.lite.Interpreter(model_content=flat, experimental_preserve_all_tensors=True,
+                                      experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    interpreter.allocate_tensors()
+    details = {t["index"]: t for t in interpreter.get_tensor_details()}
+    input_index = interpreter.get_input_details()[0]["index"]
+    output_index = interpreter.get_output_details()[0]["index"]
+    inputs = preprocess(nhwc(expected["inputs"]).copy()).astype(np.float32)
+    logits = []
+    for i in range(inputs.shape[0]):
+        interpreter.set_tensor(input_index, inputs[i:i + 1])
+        interpreter.invoke()
+        logits.append(interpreter.get_tensor(output_index)[0].copy())
+        if i == 0:
+            first = {index: interpreter.get_tensor(index).copy() for index in details
+                     if details[index]["dtype"] == np.int8 and index in {o for op in interpreter._get_ops_details() for o in op["outputs"]}}
+    tensors["logits"] = np.stack(logits).astype(np.float32)
+
+    def qparams(index):
+        q = details[index]["quantization_parameters"]
+        return {"scale": float(q["scales"][0]), "zero_point": int(q["zero_points"][0])}
+
+    ops = []
+    for number, op in enumerate(interpreter._get_ops_details()):
+        kind = op["op_name"]
+        if kind not in ("QUANTIZE", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "CONCATENATION", "MEAN",
+                        "AVERAGE_POOL_2D", "MAX_POOL_2D"):
+            continue
+        out = op["outputs"][0]
+        name = details[out]["name"]
+        segments = sorted({part for piece in name.split(";") for part in piece.split("/")[1:-1]})
+        record = {"op": kind, "segments": segments, "output": qparams(out)}
+        if kind != "QUANTIZE":
+            record["input"] = qparams(op["inputs"][0])
+        if kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            w = interpreter.get_tensor(op["inputs"][1])
+            if kind == "CONV_2D":
+                w = w.transpose(0, 3, 1, 2)          # OHWI -> OIHW
+            elif kind == "DEPTHWISE_CONV_2D":
+                w = w.transpose(3, 0, 1, 2)          # 1HWC -> C1HW
+            key = f"op{number}"
+            tensors[key + ".int8_weight"] = w.astype(np.int8)
+            tensors[key + ".int32_bias"] = interpreter.get_tensor(op["inputs"][2]).astype(np.int32)
+            record["weight_scales"] = [float(v) for v in details[op["inputs"][1]]["quantization_parameters"]["scales"]]
+            record["key"] = key
+            if out in first and first[out].ndim == 4:
+                tensors[key + ".output"] = first[out].astype(np.int8)
+        ops.append(record)
+    name = f"{arch}_keras.quantized.safetensors"
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, os.path.join(OUT, name))
+    manifest.append({"architecture": arch, "flavor": "keras", "file": name, "calibration_batch": 1, "ops": ops})
+    print(arch, "keras", len(ops), "ops")
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     for arch in ["mobilenet_v2", "resnet50", "inception_v3"]:
         torch_reference(arch)
+    for arch in ["mobilenet_v2", "resnet50", "inception_v3"]:
+        keras_reference(arch)
     json.dump(manifest, open(os.path.join(OUT, "manifest.json"), "w"), indent=1)
