@@ -26,8 +26,13 @@ public enum MobileConverter {
     /// For the qnnpack scheme ReLU6 becomes ReLU, as in torchvision's quantizable models.
     /// - Throws: `ConversionError.unsupportedOperation` for an op the target cannot run.
     public static func mobileGraph(_ model: Model, scheme: QuantizationScheme?) throws -> (graph: Graph, parameters: Parameters) {
-        let source = model.inferenceGraph
-        var parameters = model.inferenceParameters
+        try mobileGraph(model.inferenceGraph, parameters: model.inferenceParameters, scheme: scheme)
+    }
+
+    /// The mobile form of an inference graph (see `mobileGraph(_:scheme:)`).
+    public static func mobileGraph(_ source: Graph, parameters: Parameters, scheme: QuantizationScheme?) throws
+        -> (graph: Graph, parameters: Parameters) {
+        var parameters = parameters
         var graph = Graph()
         var newIndex = [Int](repeating: 0, count: source.nodes.count)
         let precision = scheme.map { MobilePrecision.int8($0).description } ?? "fp32"
