@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "ModelZoo", dependencies: ["TensorCore", "CHDF5Shim", "ZIPFoundation"]),
         .target(name: "Attacks", dependencies: ["TensorCore", "ModelZoo"]),
         .target(name: "Quantize", dependencies: ["TensorCore", "ModelZoo", "CShims", "ZIPFoundation"]),
-        .target(name: "Evaluation", dependencies: ["TensorCore"]),
+        .target(name: "Evaluation", dependencies: ["TensorCore", "ModelZoo"]),
 
         .executableTarget(
             name: "robustctl",
@@ -54,6 +54,6 @@ let package = Package(
         .testTarget(name: "ModelZooTests", dependencies: ["ModelZoo", "TensorCore"]),
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "ModelZoo", "TensorCore"]),
         .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "ModelZoo", "TensorCore"]),
-        .testTarget(name: "robustctlTests", dependencies: ["robustctl", "Attacks", "ModelZoo", "TensorCore"]),
+        .testTarget(name: "robustctlTests", dependencies: ["robustctl", "Attacks", "ModelZoo", "Quantize", "TensorCore"]),
     ]
 )

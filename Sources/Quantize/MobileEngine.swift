@@ -27,3 +27,9 @@ public final class MobileEngine: Sendable {
     /// The top-1 class of each image.
     public func predictions(_ images: Tensor) throws -> [Int] { Model.argmax(try logits(images)) }
 }
+
+extension MobileEngine: ImageClassifier {
+    public var config: ModelConfig { model.metadata.modelConfig }
+    public var engineName: String { "mobile-\(model.precision)" }
+    public func classify(_ images: Tensor) throws -> Tensor { try logits(images) }
+}

@@ -157,20 +157,18 @@ public enum MobileFile {
         guard 16 + headerLength + 4 <= data.count else {
             throw MobileFileError.truncated(file: file, expectedBytes: 16 + headerLength + 4, actualBytes: data.count)
         }
-        let header: Header
-        do {
-            header = try JSONDecoder().decode(Header.self, from: data.subdata(in: 16..<(16 + headerLength)))
-        } catch {
-            throw MobileFileError.corrupt(file: file, reason: "unreadable header (\(error))")
-        }
+        // Lengths first (a truncated file is named as such), then the checksum (any flipped
+        // byte, header included), then the header's contents.
+        let header = try? JSONDecoder().decode(Header.self, from: data.subdata(in: 16..<(16 + headerLength)))
         let payloadStart = (16 + headerLength + 63) / 64 * 64
-        let expected = payloadStart + header.payloadBytes + 4
-        guard data.count == expected else {
+        if let header {
+            let expected = payloadStart + header.payloadBytes + 4
             if data.count < expected { throw MobileFileError.truncated(file: file, expectedBytes: expected, actualBytes: data.count) }
-            throw MobileFileError.corrupt(file: file, reason: "\(data.count - expected) unexpected bytes after the payload")
+            if data.count > expected { throw MobileFileError.corrupt(file: file, reason: "\(data.count - expected) unexpected bytes after the payload") }
         }
         let stored = readLE(data, at: data.count - 4)
         guard data.prefix(data.count - 4).crc32(checksum: 0) == stored else { throw MobileFileError.checksumMismatch(file: file) }
+        guard let header else { throw MobileFileError.corrupt(file: file, reason: "unreadable header") }
 
         var tensors: [String: (entry: TensorEntry, data: Data)] = [:]
         for entry in header.tensors {

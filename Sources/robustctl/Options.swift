@@ -1,20 +1,24 @@
 import ArgumentParser
+import Foundation
 import ModelZoo
+import Quantize
 
 extension Architecture: ExpressibleByArgument {}
 extension Flavor: ExpressibleByArgument {}
 extension ResizePolicy: ExpressibleByArgument {}
+extension QuantizationScheme: ExpressibleByArgument {}
+extension ObserverKind: ExpressibleByArgument {}
 
-/// Which network, in which flavour, with which weights.
+/// Which network, in which flavour, with which weights — or a converted mobile model.
 struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Architecture: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var model: Architecture
+    var model: Architecture?
 
     @Option(help: "Framework flavour: torch (torchvision) or keras (Keras Applications).")
-    var flavor: Flavor
+    var flavor: Flavor?
 
     @Option(help: "Weight file: .pth (zip or legacy), .safetensors, or Keras .h5.")
-    var weights: String
+    var weights: String?
 
     @Option(help: "Channel width multiplier for reduced models (MobileNetV2: its own rule; others: exact scaling).")
     var widthMultiplier: Double = 1
@@ -25,9 +29,48 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Number of output classes.")
     var numClasses: Int = 1000
 
-    var config: ModelConfig {
-        ModelConfig(architecture: model, flavor: flavor, widthMultiplier: widthMultiplier, inputSize: inputSize, numClasses: numClasses)
+    @Option(help: "A .mobile model written by 'robustctl convert' (instead of --model/--flavor/--weights; predict and evaluate only).")
+    var mobile: String?
+
+    func validate() throws {
+        if mobile != nil {
+            if model != nil || flavor != nil || weights != nil {
+                throw ValidationError("give either --mobile or --model/--flavor/--weights, not both")
+            }
+        } else if model == nil || flavor == nil || weights == nil {
+            let missing = [("--model", model == nil), ("--flavor", flavor == nil), ("--weights", weights == nil)].filter(\.1).map(\.0)
+            throw ValidationError("missing \(missing.joined(separator: ", ")) (or give a converted model with --mobile)")
+        }
     }
 
-    func load() throws -> Model { try Model(config: config, weights: weights) }
+    var config: ModelConfig {
+        ModelConfig(architecture: model!, flavor: flavor!, widthMultiplier: widthMultiplier, inputSize: inputSize, numClasses: numClasses)
+    }
+
+    /// The PC-engine model. - Precondition: `validate()` passed and `mobile` is nil.
+    func load() throws -> Model {
+        guard mobile == nil else { throw CommandError("this command runs on the PC engine; give --model/--flavor/--weights, not --mobile") }
+        return try Model(config: config, weights: weights!)
+    }
+
+    /// The PC model, or the mobile engine when --mobile is given.
+    func loadClassifier() throws -> any ImageClassifier {
+        if let mobile { return MobileEngine(try MobileFile.read(mobile)) }
+        return try load()
+    }
+}
+
+/// Image files under a folder, recursively, in a stable order (by relative path).
+func imageFiles(in directory: String) throws -> [String] {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw CommandError("\(directory) is not a folder")
+    }
+    guard let enumerator = FileManager.default.enumerator(atPath: directory) else { throw CommandError("cannot list \(directory)") }
+    let extensions: Set<String> = ["png", "jpg", "jpeg"]
+    var files: [String] = []
+    for case let relative as String in enumerator where extensions.contains((relative as NSString).pathExtension.lowercased()) {
+        files.append(relative)
+    }
+    return files.sorted().map { (directory as NSString).appendingPathComponent($0) }
 }

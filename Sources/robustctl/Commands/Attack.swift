@@ -55,6 +55,7 @@ struct Attack: ParsableCommand {
     var json = false
 
     func validate() throws {
+        if modelOptions.mobile != nil { throw ValidationError("attacks run on the PC engine: give --model/--flavor/--weights, not --mobile") }
         if !(epsilon > 0) { throw ValidationError("--epsilon must be positive") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
@@ -133,7 +134,7 @@ struct Attack: ParsableCommand {
             progress.update(samples.count)
         }
         let count = Double(samples.count)
-        let manifest = Manifest(attack: parameters, seed: seed, uint8_aware: uint8Aware, model: model.config, weights: modelOptions.weights, samples: samples,
+        let manifest = Manifest(attack: parameters, seed: seed, uint8_aware: uint8Aware, model: model.config, weights: modelOptions.weights!, samples: samples,
                                 totals: .init(samples: samples.count,
                                               success_rate: Double(samples.filter(\.outcome.success).count) / count,
                                               success_rate_uint8: Double(samples.filter(\.outcome.successUInt8).count) / count,

@@ -1,11 +1,12 @@
 import ArgumentParser
 import Foundation
 import ModelZoo
+import Quantize
 import TensorCore
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Classify images with a model on the PC engine.",
+        abstract: "Classify images on the PC engine, or on the mobile engine with --mobile.",
         discussion: """
         Images already at the model's input size are used as they are; others get the \
         paper's preprocessing (shorter side to 256, or 299 for inception_v3, then a centre \
@@ -46,9 +47,9 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         compute.apply()
-        let model = try modelOptions.load()
+        let model = try modelOptions.loadClassifier()
         let batch = try ImageInput.load(images, config: model.config, policy: resize)
-        let logits = model.logits(batch)
+        let logits = try model.classify(batch)
         let probabilities = Softmax.softmax(logits)
         let classes = model.config.numClasses
         let predictions = images.enumerated().map { row, file in

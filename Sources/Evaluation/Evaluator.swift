@@ -1,0 +1,86 @@
+import Foundation
+import ModelZoo
+import TensorCore
+
+/// One image of an evaluation: where it is, what it is, what the model said.
+public struct EvaluatedSample: Codable, Hashable, Sendable {
+    public var file: String
+    public var label: Int
+    public var prediction: Int
+    public var correct: Bool
+}
+
+/// A classifier's predictions on a labelled image set, with accuracy and timing.
+public struct EvaluationResult: Codable, Sendable {
+    public var engine: String
+    public var architecture: Architecture
+    public var flavor: Flavor
+    /// Share of samples classified as their label.
+    public var accuracy: Double
+    /// Share no longer classified as their label (for a folder of adversarials: the attack
+    /// success rate); 1 − accuracy.
+    public var successRate: Double
+    /// Median per-image inference latency over the batches (batch time / batch size).
+    public var inferenceMsPerImage: Double
+    public var inferenceSecondsTotal: Double
+    public var threads: Int
+    public var batchSize: Int
+    public var samples: [EvaluatedSample]
+
+    enum CodingKeys: String, CodingKey {
+        case engine, architecture, flavor, accuracy, threads, samples
+        case successRate = "success_rate", inferenceMsPerImage = "inference_ms_per_image"
+        case inferenceSecondsTotal = "inference_seconds_total", batchSize = "batch_size"
+    }
+}
+
+/// Runs a classifier over labelled images.
+public enum Evaluator {
+    /// One labelled image: `path` to read, `name` to report.
+    public struct Item: Sendable {
+        public var path: String
+        public var name: String
+        public var label: Int
+        public init(path: String, name: String, label: Int) {
+            self.path = path; self.name = name; self.label = label
+        }
+    }
+
+    /// Classifies every item in batches; only the classifier call is timed (decoding and
+    /// resizing are not). Images at the model's input size are used as they are; others get
+    /// the paper's resize and centre crop (`policy`).
+    /// - Parameter progress: called with the number of images done.
+    public static func run(_ classifier: some ImageClassifier, items: [Item], batchSize: Int = 1, policy: ResizePolicy = .auto,
+                           progress: ((Int) -> Void)? = nil) throws -> EvaluationResult {
+        precondition(batchSize >= 1, "batch size must be at least 1")
+        var samples: [EvaluatedSample] = []
+        var perImage: [Double] = []
+        var total = 0.0
+        for start in stride(from: 0, to: items.count, by: batchSize) {
+            let batch = Array(items[start..<Swift.min(start + batchSize, items.count)])
+            let images = try ImageInput.load(batch.map(\.path), config: classifier.config, policy: policy)
+            let clock = ContinuousClock.now
+            let logits = try classifier.classify(images)
+            let elapsed = ContinuousClock.now - clock
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            total += seconds
+            perImage.append(seconds / Double(batch.count))
+            for (item, prediction) in zip(batch, Model.argmax(logits)) {
+                samples.append(EvaluatedSample(file: item.name, label: item.label, prediction: prediction, correct: prediction == item.label))
+            }
+            progress?(samples.count)
+        }
+        let correct = Double(samples.filter(\.correct).count)
+        let count = Double(Swift.max(samples.count, 1))
+        return EvaluationResult(engine: classifier.engineName, architecture: classifier.config.architecture, flavor: classifier.config.flavor,
+                                accuracy: correct / count, successRate: 1 - correct / count,
+                                inferenceMsPerImage: median(perImage) * 1000, inferenceSecondsTotal: total,
+                                threads: Threading.threads, batchSize: batchSize, samples: samples)
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        guard !values.isEmpty else { return 0 }
+        let sorted = values.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Attacks
+import Evaluation
+import Foundation
+import ModelZoo
+import Quantize
+import TensorCore
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Classify a labelled folder on the PC or mobile engine: accuracy, success rate, latency.",
+        discussion: """
+        The paper's step 3. For a folder of adversarial examples, the success rate (the share \
+        no longer classified as the label) is the attack's success on that engine. Latency is \
+        the median per-image time of the classifier call alone (batch 1 unless --batch-size), \
+        on --threads threads. --out writes the full result (every sample) as JSON, atomically.
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var compute: ComputeOptions
+
+    @Option(help: "Folder holding the images named in --labels.")
+    var input: String
+
+    @Option(help: "CSV with header file,label (label = class index), as written for 'attack'.")
+    var labels: String
+
+    @Option(help: "Images per classifier call.")
+    var batchSize: Int = 1
+
+    @Option(help: "auto: resize only images of another size; always; never.")
+    var resize: ResizePolicy = .auto
+
+    @Option(help: "Write the result (with every sample) to this JSON file.")
+    var out: String?
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    func validate() throws {
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+    }
+
+    func run() throws {
+        compute.apply()
+        let classifier = try modelOptions.loadClassifier()
+        let entries = try LabelFile.read(labels, classes: classifier.config.numClasses)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CommandError("--input \(input) is not a folder")
+        }
+        let items = entries.map { Evaluator.Item(path: (input as NSString).appendingPathComponent($0.file), name: $0.file, label: $0.label) }
+        if let missing = items.first(where: { !FileManager.default.fileExists(atPath: $0.path) }) {
+            throw CommandError("\(missing.path) is listed in \(labels) but does not exist")
+        }
+        let progress = ProgressLine(total: items.count, label: "evaluating")
+        let result = try Evaluator.run(classifier, items: items, batchSize: batchSize, policy: resize) { progress.update($0) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(result)
+        if let out {
+            do { try data.write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
+                throw CommandError("cannot write \(out): \((error as NSError).localizedDescription)")
+            }
+        }
+        if json {
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(String(format: "%@ %@ %@: %d samples, accuracy %.2f%%, success rate %.2f%%, %.2f ms/image (median, batch %d, %d threads)",
+                         result.engine, result.flavor.rawValue, result.architecture.rawValue, result.samples.count,
+                         result.accuracy * 100, result.successRate * 100, result.inferenceMsPerImage, result.batchSize, result.threads))
+        }
+    }
+}

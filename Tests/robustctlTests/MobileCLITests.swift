@@ -1,0 +1,94 @@
+import Foundation
+import XCTest
+import ModelZoo
+import TensorCore
+
+/// convert / predict --mobile / evaluate, run as processes.
+extension CLITests {
+    func testConvertPredictAndEvaluateOnEveryEngine() throws {
+        let (directory, labels) = try makeInputs()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let fp32 = directory.appendingPathComponent("model.mobile").path
+        let int8 = directory.appendingPathComponent("model-int8.mobile").path
+        let converted = try run(["convert"] + modelArguments + ["--out", fp32, "--json"])
+        XCTAssertEqual(converted.status, 0, converted.stderr)
+        let quantized = try run(["convert"] + modelArguments + ["--quantize", "int8", "--scheme", "qnnpack", "--calibration", directory.path,
+                                                                "--calibration-count", "4", "--out", int8, "--json"])
+        XCTAssertEqual(quantized.status, 0, quantized.stderr)
+        struct Summary: Decodable { let precision: String; let calibration_images: Int; let observer: String? }
+        let summary = try JSONDecoder().decode(Summary.self, from: Data(quantized.stdout.utf8))
+        XCTAssertEqual(summary.precision, "int8-qnnpack")
+        XCTAssertEqual(summary.calibration_images, 4)
+        XCTAssertEqual(summary.observer, "histogram")
+
+        // predict --mobile prints what predict prints; fp32 logits equal the PC engine's.
+        struct Prediction: Decodable { let logits: [Float] }
+        let image = directory.appendingPathComponent("img1.png").path
+        let pc = try JSONDecoder().decode([Prediction].self, from: Data(run(["predict"] + modelArguments + ["--json", image]).stdout.utf8))
+        let mobile = try run(["predict", "--mobile", fp32, "--json", image])
+        XCTAssertEqual(mobile.status, 0, mobile.stderr)
+        let mobileLogits = try JSONDecoder().decode([Prediction].self, from: Data(mobile.stdout.utf8))[0].logits
+        let scale = pc[0].logits.map(abs).max()!
+        for (a, b) in zip(mobileLogits, pc[0].logits) { XCTAssertEqual(a, b, accuracy: 1e-3 * scale) }
+
+        // evaluate: the labels are the PC model's top-1, so the PC engine scores 100 %.
+        struct Result: Decodable {
+            struct Sample: Decodable { let file: String; let label: Int; let prediction: Int; let correct: Bool }
+            let accuracy: Double; let success_rate: Double; let inference_ms_per_image: Double
+            let inference_seconds_total: Double; let threads: Int; let samples: [Sample]; let engine: String
+        }
+        for (source, engine) in [(modelArguments, "pc"), (["--mobile", fp32, "--threads", "1"], "mobile-fp32"),
+                                 (["--mobile", int8, "--threads", "1"], "mobile-int8-qnnpack")] {
+            let out = directory.appendingPathComponent("\(engine).json")
+            let evaluated = try run(["evaluate"] + source + ["--input", directory.path, "--labels", labels.path, "--json", "--out", out.path])
+            XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+            let result = try JSONDecoder().decode(Result.self, from: Data(evaluated.stdout.utf8))
+            XCTAssertEqual(result.engine, engine)
+            XCTAssertEqual(result.samples.count, 4)
+            XCTAssertEqual(result.threads, 1)
+            XCTAssertEqual(result.accuracy, Double(result.samples.filter(\.correct).count) / 4)
+            XCTAssertEqual(result.success_rate, 1 - result.accuracy, accuracy: 1e-12)
+            XCTAssertTrue(result.samples.allSatisfy { $0.correct == ($0.prediction == $0.label) })
+            XCTAssertGreaterThan(result.inference_ms_per_image, 0)
+            XCTAssertGreaterThanOrEqual(result.inference_seconds_total * 1000, result.inference_ms_per_image)
+            if engine != "mobile-int8-qnnpack" { XCTAssertEqual(result.accuracy, 1, engine) }
+            XCTAssertEqual(try Data(contentsOf: out), Data(evaluated.stdout.utf8).dropLast(), "--out holds the same result")
+        }
+    }
+
+    func testConvertRefusesBadCalibrationAndCorruptModels() throws {
+        let (directory, labels) = try makeInputs()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let empty = directory.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        let out = directory.appendingPathComponent("m.mobile")
+        let cases: [([String], String)] = [
+            (["--calibration", directory.path, "--calibration-count", "10"], "fewer than --calibration-count 10"),
+            (["--calibration", empty.path], "no PNG or JPEG images"),
+            (["--calibration", directory.path + "/missing"], "is not a folder"),
+        ]
+        for (arguments, message) in cases {
+            let result = try run(["convert"] + modelArguments + ["--quantize", "int8", "--scheme", "tflite", "--out", out.path] + arguments)
+            XCTAssertNotEqual(result.status, 0)
+            XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+            XCTAssertTrue(result.stderr.contains(message), result.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "nothing written")
+        }
+        let fewer = try run(["convert"] + modelArguments + ["--quantize", "int8", "--scheme", "tflite", "--calibration", directory.path,
+                                                            "--calibration-count", "10", "--allow-fewer", "--out", out.path])
+        XCTAssertEqual(fewer.status, 0, fewer.stderr)
+        XCTAssertTrue(fewer.stdout.contains("calibrated on 4 images"), fewer.stdout)
+
+        var data = try Data(contentsOf: out)
+        data[data.count / 3] ^= 1
+        let corrupt = directory.appendingPathComponent("corrupt.mobile")
+        try data.write(to: corrupt)
+        let refused = try run(["evaluate", "--mobile", corrupt.path, "--input", directory.path, "--labels", labels.path])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertEqual(refused.stderr.split(separator: "\n").count, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("checksum mismatch"), refused.stderr)
+        let both = try run(["predict", "--mobile", out.path] + modelArguments + [directory.appendingPathComponent("img0.png").path])
+        XCTAssertNotEqual(both.status, 0)
+        XCTAssertTrue(both.stderr.contains("either --mobile or --model"), both.stderr)
+    }
+}
