@@ -73,10 +73,10 @@ enum Int8Kernels {
         case .tflite:
             let scale = from.scale * (1 / to.scale)
             let bias = -Float(from.zeroPoint - 128) * scale
-            result = Int32((Float(Int32(value) - 128) * scale + bias).rounded(.toNearestOrAwayFromZero)) + to.zeroPoint
+            result = saturatingInt32((Float(Int32(value) - 128) * scale + bias).rounded(.toNearestOrAwayFromZero)).addingReportingOverflow(to.zeroPoint).partialValue
         case .qnnpack:
             let real = Float(Int32(value) - from.zeroPoint) * from.scale
-            result = Int32((real * (1 / to.scale)).rounded(.toNearestOrEven)) + to.zeroPoint
+            result = saturatingInt32((real * (1 / to.scale)).rounded(.toNearestOrEven)).addingReportingOverflow(to.zeroPoint).partialValue
         }
         return UInt8(Swift.min(Swift.max(result, 0), 255))
     }
@@ -153,7 +153,7 @@ enum Int8Kernels {
             // q8avgpool: float(acc − zp·k) × (s / (s·k)), nearest even.
             let acc = sum + (divisor - valid) * zp - zp * divisor
             let scale = q.scale / (q.scale * Float(divisor))
-            result = Int32((Float(acc) * scale).rounded(.toNearestOrEven)) + zp
+            result = saturatingInt32((Float(acc) * scale).rounded(.toNearestOrEven)).addingReportingOverflow(zp).partialValue
         }
         return UInt8(Swift.min(Swift.max(result, 0), 255))
     }
@@ -183,9 +183,9 @@ enum Int8Kernels {
                         value = rcMultiply(acc, fixed)
                         value = value > 0 ? (value + count / 2) / count : (value - count / 2) / count
                     case .qnnpack:
-                        value = Int32((Float(acc) * scale).rounded(.toNearestOrEven))
+                        value = saturatingInt32((Float(acc) * scale).rounded(.toNearestOrEven))
                     }
-                    out[b * c + ch] = UInt8(Swift.min(Swift.max(value + output.zeroPoint, 0), 255))
+                    out[b * c + ch] = UInt8(Swift.min(Swift.max(Int64(value) + Int64(output.zeroPoint), 0), 255))
                 }
             }
         } }

@@ -215,11 +215,14 @@ struct AddKernel {
             // pytorch_qnnp_compute_add_quantization_params.
             let aRatio = a.scale / output.scale, bRatio = b.scale / output.scale
             let maxRatio = Swift.max(aRatio, bRatio)
-            let exponent = Int32(maxRatio.bitPattern >> 23) - 127
+            // QNNPACK asserts ratios in [2⁻¹⁴, 2⁸); degenerate scales (constant tensors) are
+            // clamped into that range instead of overflowing.
+            let exponent = Swift.min(Swift.max(Int32(maxRatio.bitPattern >> 23) - 127, -10), 7)
             shift = 21 - exponent
             let scaleMultiplier = Float(bitPattern: UInt32(21 - exponent + 127) << 23)
-            aFixed = UInt32(bitPattern: Int32(lrintf(aRatio * scaleMultiplier)))
-            bFixed = UInt32(bitPattern: Int32(lrintf(bRatio * scaleMultiplier)))
+            let limit = Float(1 << 22)
+            aFixed = UInt32(Swift.min(Swift.max(lrintf(aRatio * scaleMultiplier), 0), Int(limit)))
+            bFixed = UInt32(Swift.min(Swift.max(lrintf(bRatio * scaleMultiplier), 0), Int(limit)))
             zeroPointProduct = Int32(bitPattern: 0 &- (aFixed &* UInt32(a.zeroPoint) &+ bFixed &* UInt32(b.zeroPoint)))
         }
     }

@@ -85,8 +85,8 @@ public struct AffineQuantization: Codable, Hashable, Sendable {
         case .none: return (0, 255)
         case .relu: return (Swift.max(0, zeroPoint), 255)
         case .relu6:
-            let six = Int32((6 / scale).rounded(.toNearestOrAwayFromZero))
-            return (Swift.max(0, zeroPoint), Swift.min(255, zeroPoint + six))
+            let six = saturatingInt32((6 / scale).rounded(.toNearestOrAwayFromZero))
+            return (Swift.max(0, zeroPoint), Int32(Swift.min(255, Int64(zeroPoint) + Int64(six))))
         }
     }
 }
@@ -115,4 +115,13 @@ public struct FixedPointMultiplier: Hashable, Sendable {
 
     var leftShift: Int32 { Swift.max(shift, 0) }
     var rightShift: Int32 { Swift.max(-shift, 0) }
+}
+
+/// The nearest Int32 to an already-rounded float, saturating (and NaN → 0) instead of trapping.
+@inline(__always)
+func saturatingInt32(_ value: Float) -> Int32 {
+    if value.isNaN { return 0 }
+    if value >= 2_147_483_520 { return Int32.max }
+    if value <= -2_147_483_648 { return Int32.min }
+    return Int32(value)
 }

@@ -97,6 +97,7 @@ public final class QuantizedConv2D: @unchecked Sendable {
         var zeroPointDescriptor: dnnl_memory_desc_t
         let packedWeights: UnsafeMutableRawPointer
         var zeroPoint: Int32
+        let hasZeroPoint: Bool
 
         init(input: [Int], output: [Int], weights: [Int8], weightShape: [Int], config: Conv2DConfig, zeroPoint: Int32) throws {
             let engine = DNNLRuntime.shared.engine
@@ -117,8 +118,13 @@ public final class QuantizedConv2D: @unchecked Sendable {
             var attributes: dnnl_primitive_attr_t?
             try check(dnnl_primitive_attr_create(&attributes), "primitive_attr_create")
             defer { dnnl_primitive_attr_destroy(attributes) }
-            var runtime = Int32(DNNL_RUNTIME_S32_VAL_REP)
-            try check(dnnl_primitive_attr_set_zero_points(attributes, DNNL_ARG_SRC, 1, 0, &runtime), "primitive_attr_set_zero_points")
+            // Most inputs come out of a ReLU with zero point 0; oneDNN's kernels without
+            // zero-point compensation are markedly faster, so ask for it only when needed.
+            hasZeroPoint = zeroPoint != 0
+            if hasZeroPoint {
+                var runtime = Int32(DNNL_RUNTIME_S32_VAL_REP)
+                try check(dnnl_primitive_attr_set_zero_points(attributes, DNNL_ARG_SRC, 1, 0, &runtime), "primitive_attr_set_zero_points")
+            }
             var pd: dnnl_primitive_desc_t?
             try check(dnnl_primitive_desc_create(&pd, &descriptor, attributes, engine, nil),
                       "primitive_desc_create(int8 conv \(input) × \(weightShape))")
@@ -171,9 +177,9 @@ public final class QuantizedConv2D: @unchecked Sendable {
             try check(dnnl_memory_create(&dst, &destinationDescriptor, engine, destination), "memory_create")
             try withUnsafeMutablePointer(to: &zeroPoint) { zeroPointAddress in
                 try check(dnnl_memory_create(&zp, &zeroPointDescriptor, engine, UnsafeMutableRawPointer(zeroPointAddress)), "memory_create")
-                let args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: src), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: wei),
-                            dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dst),
-                            dnnl_exec_arg_t(arg: DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, memory: zp)]
+                var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: src), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: wei),
+                            dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dst)]
+                if hasZeroPoint { args.append(dnnl_exec_arg_t(arg: DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, memory: zp)) }
                 try check(dnnl_primitive_execute(primitive, stream, Int32(args.count), args), "primitive_execute(int8 conv)")
                 try check(dnnl_stream_wait(stream), "stream_wait")
             }

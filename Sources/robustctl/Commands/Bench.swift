@@ -2,6 +2,7 @@ import ArgumentParser
 import Attacks
 import Foundation
 import ModelZoo
+import Quantize
 import TensorCore
 
 struct Bench: ParsableCommand {
@@ -20,11 +21,13 @@ struct Bench: ParsableCommand {
                     forward + input gradient at batch 8, for each architecture and flavour.
           attacks   FGSM and BIM (10 steps) on full-size networks with seeded weights,
                     batch 8 and 32.
+          mobile    full-size networks on the mobile engine: fp32, int8-tflite and
+                    int8-qnnpack latency at batch 1.
         """
     )
 
     enum Suite: String, ExpressibleByArgument, CaseIterable {
-        case kernels, networks, attacks, all
+        case kernels, networks, attacks, mobile, all
     }
 
     @Option(help: "Which suite to run: \(Suite.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -48,7 +51,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         compute.apply()
         var results: [BenchmarkResult] = []
-        let suites: [Suite] = suite == .all ? [.kernels, .networks, .attacks] : [suite]
+        let suites: [Suite] = suite == .all ? [.kernels, .networks, .attacks, .mobile] : [suite]
         let progress: (BenchmarkResult) -> Void = { result in if !json { print(Self.row(result)) } }
         if !json { print(Self.header) }
         for suite in suites {
@@ -56,6 +59,7 @@ struct Bench: ParsableCommand {
             case .kernels: results += KernelBenchmarks.run(repeats: repeats, layerFilter: filter, progress: progress)
             case .networks: results += try NetworkBenchmarks.run(repeats: repeats, filter: filter, progress: progress)
             case .attacks: results += try AttackBenchmarks.run(repeats: repeats, filter: filter, progress: progress)
+            case .mobile: results += try MobileBenchmarks.run(repeats: repeats, filter: filter, progress: progress)
             case .all: break
             }
         }
