@@ -54,6 +54,7 @@ let package = Package(
         .testTarget(name: "ModelZooTests", dependencies: ["ModelZoo", "TensorCore"]),
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "ModelZoo", "TensorCore"]),
         .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "ModelZoo", "TensorCore"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
         .testTarget(name: "robustctlTests", dependencies: ["robustctl", "Attacks", "ModelZoo", "Quantize", "TensorCore"]),
     ]
 )

@@ -1,0 +1,43 @@
+import Foundation
+import XCTest
+
+/// robustctl stats, run as a process, against SciPy values.
+extension CLITests {
+    func testStatsCommandsPrintSciPysNumbers() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-stats-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let paired = directory.appendingPathComponent("paired.csv")
+        try "engine,pc,mobile\nx,1.2,0.5\nx,3.1,2.0\nx,2.2,2.9\nx,4.0,1.0\nx,5.5,2.2\nx,0.3,0.1\n".write(to: paired, atomically: true, encoding: .utf8)
+        struct Output: Decodable { let statistic: Double?; let pvalue: Double?; let a: Double?; let magnitude: String? }
+        // scipy.stats.wilcoxon([1.2,3.1,2.2,4.0,5.5,0.3], [0.5,2.0,2.9,1.0,2.2,0.1]) → (2.0, 0.09375)
+        let wilcoxon = try run(["stats", "wilcoxon", "--input", paired.path, "--json"])
+        XCTAssertEqual(wilcoxon.status, 0, wilcoxon.stderr)
+        let w = try JSONDecoder().decode(Output.self, from: Data(wilcoxon.stdout.utf8))
+        XCTAssertEqual(w.statistic, 2)
+        XCTAssertEqual(w.pvalue!, 0.09375, accuracy: 1e-12)
+        // One-sided, asymptotic with continuity correction: scipy gives p = 0.046746241844917824.
+        let greater = try run(["stats", "wilcoxon", "--input", paired.path, "--alternative", "greater", "--method", "asymptotic",
+                               "--correction", "--json"])
+        XCTAssertEqual(try JSONDecoder().decode(Output.self, from: Data(greater.stdout.utf8)).pvalue!, 0.046746241844917824, accuracy: 1e-12)
+        // Unpaired A12 with columns of different lengths (empty cells).
+        let unequal = directory.appendingPathComponent("unequal.csv")
+        try "a,b\n1,0\n2,3\n3,\n4,\n".write(to: unequal, atomically: true, encoding: .utf8)
+        let vda = try run(["stats", "vda", "--input", unequal.path, "--json"])
+        let v = try JSONDecoder().decode(Output.self, from: Data(vda.stdout.utf8))
+        // scipy.stats.mannwhitneyu([1, 2, 3, 4], [0, 3]).statistic / 8 = 0.6875
+        XCTAssertEqual(v.a!, 0.6875, accuracy: 1e-12)
+        XCTAssertEqual(v.magnitude, "medium")
+        // McNemar on 0/1 outcomes: b = 3, c = 0 → p = 2 · 0.5³ = 0.25.
+        let outcomes = directory.appendingPathComponent("outcomes.csv")
+        try "pc,mobile\n1,0\n1,0\n1,0\n1,1\n0,0\n".write(to: outcomes, atomically: true, encoding: .utf8)
+        let mcnemar = try JSONDecoder().decode(Output.self, from: Data(run(["stats", "mcnemar", "--input", outcomes.path, "--json"]).stdout.utf8))
+        XCTAssertEqual(mcnemar.statistic, 0)
+        XCTAssertEqual(mcnemar.pvalue!, 0.25, accuracy: 1e-12)
+        // Bad input: one line, non-zero exit.
+        let bad = try run(["stats", "wilcoxon", "--input", unequal.path])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("must both have a value"), bad.stderr)
+    }
+}
