@@ -103,3 +103,63 @@ int rc_h5_read_floats(int64_t file, const char *path, float *out, int64_t count)
     H5Dclose(dataset);
     return status;
 }
+
+/* ---- writing (Keras save_weights layout) ---- */
+
+int64_t rc_h5_create(const char *path) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    return (int64_t)H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+}
+
+int rc_h5_create_group(int64_t file, const char *path) {
+    hid_t group = H5Gcreate2((hid_t)file, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (group < 0) return -1;
+    H5Gclose(group);
+    return 0;
+}
+
+int rc_h5_ensure_group(int64_t file, const char *path) {
+    if (H5Lexists((hid_t)file, path, H5P_DEFAULT) > 0) return 0;
+    return rc_h5_create_group(file, path);
+}
+
+int rc_h5_write_string_list_attribute(int64_t file, const char *object_path, const char *attribute,
+                                      const char **strings, int64_t count) {
+    /* Fixed-length strings, as h5py writes Keras's name lists (an empty list is an empty float64 array). */
+    size_t longest = 1;
+    for (int64_t i = 0; i < count; i++) { size_t n = strlen(strings[i]); if (n > longest) longest = n; }
+    hid_t object = H5Oopen((hid_t)file, object_path, H5P_DEFAULT);
+    if (object < 0) return -1;
+    hsize_t dims[1] = {(hsize_t)count};
+    hid_t space = H5Screate_simple(1, dims, NULL);
+    hid_t type = count > 0 ? H5Tcopy(H5T_C_S1) : H5Tcopy(H5T_NATIVE_DOUBLE);
+    if (count > 0) { H5Tset_size(type, longest); H5Tset_strpad(type, H5T_STR_NULLPAD); }
+    int status = -1;
+    hid_t attr = H5Acreate2(object, attribute, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (attr >= 0) {
+        char *packed = calloc((size_t)(count > 0 ? count : 1), longest);
+        for (int64_t i = 0; packed && i < count; i++) memcpy(packed + i * longest, strings[i], strlen(strings[i]));
+        status = (packed && H5Awrite(attr, type, packed) >= 0) ? 0 : -1;
+        free(packed);
+        H5Aclose(attr);
+    }
+    H5Tclose(type);
+    H5Sclose(space);
+    H5Oclose(object);
+    return status;
+}
+
+int rc_h5_write_floats(int64_t file, const char *path, const int64_t *dims, int rank, const float *data) {
+    hsize_t shape[16];
+    if (rank < 0 || rank > 16) return -1;
+    for (int i = 0; i < rank; i++) shape[i] = (hsize_t)dims[i];
+    hid_t space = H5Screate_simple(rank, shape, NULL);
+    hid_t dataset = H5Dcreate2((hid_t)file, path, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int status = -1;
+    if (dataset >= 0) {
+        status = H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0 ? 0 : -1;
+        H5Dclose(dataset);
+    }
+    H5Sclose(space);
+    return status;
+}

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TensorCore
 
 /// robustctl stats, run as a process, against SciPy values.
 extension CLITests {
@@ -39,5 +40,34 @@ extension CLITests {
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
         XCTAssertTrue(bad.stderr.contains("must both have a value"), bad.stderr)
+    }
+}
+
+/// robustctl train and prepare: constraints named in one line.
+extension CLITests {
+    func testTrainAndPrepareRefuseBadInputs() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-train-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("w.safetensors").path
+        let cases: [([String], String)] = [
+            (["--model", "mobilenet_v2", "--flavor", "torch", "--dataset", "builtin:faces"], "unknown built-in dataset 'faces'"),
+            (["--model", "mobilenet_v2", "--flavor", "torch", "--dataset", directory.path], "no class subfolders"),
+            (["--model", "inception_v3", "--flavor", "torch", "--dataset", "builtin:shapes", "--image-size", "64"], "at least 75x75"),
+        ]
+        for (arguments, message) in cases {
+            let result = try run(["train"] + arguments + ["--epochs", "1", "--out", out])
+            XCTAssertNotEqual(result.status, 0)
+            XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+            XCTAssertTrue(result.stderr.contains(message), result.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        }
+        let prepared = directory.appendingPathComponent("set")
+        let result = try run(["prepare", "--source", "builtin:shapes", "--count", "12", "--size", "40", "--out", prepared.path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let labels = try String(contentsOf: prepared.appendingPathComponent("labels.csv"), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(labels.count, 13)
+        XCTAssertEqual(labels[1], "00_circle.png,0")
+        XCTAssertEqual(try ImageCodec.read(prepared.appendingPathComponent("11_square.png").path).width, 40)
     }
 }

@@ -25,4 +25,16 @@ int rc_h5_read_floats(int64_t file, const char *path, float *out, int64_t count)
 
 void rc_h5_free(void *pointer);
 
+/// Creates (truncates) an HDF5 file for writing; a handle > 0 or negative on failure.
+int64_t rc_h5_create(const char *path);
+/// Creates a group; 0 on success.
+int rc_h5_create_group(int64_t file, const char *path);
+/// Creates a group unless it exists; 0 on success.
+int rc_h5_ensure_group(int64_t file, const char *path);
+/// Writes a fixed-length string-array attribute on an object; 0 on success.
+int rc_h5_write_string_list_attribute(int64_t file, const char *object_path, const char *attribute,
+                                      const char **strings, int64_t count);
+/// Writes a float32 dataset of the given shape; 0 on success.
+int rc_h5_write_floats(int64_t file, const char *path, const int64_t *dims, int rank, const float *data);
+
 #endif

@@ -9,7 +9,7 @@ import TensorCore
 /// Layers are matched by name when every layer of the network appears in the file, and
 /// otherwise by position among the layers that have weights (auto-generated names such as
 /// `conv2d_57` differ between Keras versions; the order does not).
-enum KerasWeights {
+public enum KerasWeights {
     static func read(_ path: String, layers: [KerasLayer]) throws -> [String: Tensor] {
         let file = rc_h5_open(path)
         guard file > 0 else { throw WeightFileError.corrupt(file: path, reason: "not a readable HDF5 file") }

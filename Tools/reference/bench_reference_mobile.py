@@ -1,0 +1,54 @@
+"""TFLite latency of the full-size Keras networks, fp32 and full-int8, batch 1, 2 threads,
+in the schema of `robustctl bench --suite mobile --json` (implementation "tflite-fp32" /
+"tflite-int8"). Random weights (Keras's initialisers, seed 1) and 4 random calibration images:
+latency does not depend on the values.
+
+Run by hand after `pip install tensorflow-cpu tf-keras numpy` (the interpreter is TensorFlow's
+tf.lite, default delegate XNNPACK):
+    python3 Tools/reference/bench_reference_mobile.py [--repeats 30]
+"""
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--repeats", type=int, default=30)
+parser.add_argument("--threads", type=int, default=2)
+args = parser.parse_args()
+results = []
+builders = {"mobilenet_v2": (keras.applications.MobileNetV2, 224), "resnet50": (keras.applications.ResNet50, 224),
+            "inception_v3": (keras.applications.InceptionV3, 299)}
+for name, (build, size) in builders.items():
+    keras.utils.set_random_seed(1)
+    model = build(weights=None, input_shape=(size, size, 3), classifier_activation=None)
+    rng = np.random.default_rng(2)
+    calibration = rng.uniform(-1, 1, (4, size, size, 3)).astype(np.float32)
+    for precision in ["fp32", "int8"]:
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if precision == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([calibration[i:i + 1]] for i in range(4))
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        interpreter = tf.lite.Interpreter(model_content=converter.convert(), num_threads=args.threads)
+        interpreter.allocate_tensors()
+        index = interpreter.get_input_details()[0]["index"]
+        interpreter.set_tensor(index, calibration[:1])
+        for _ in range(3):
+            interpreter.invoke()
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            interpreter.invoke()
+            times.append((time.perf_counter() - start) * 1000)
+        ms = float(np.median(times))
+        results.append({"name": f"mobile/{name}/keras/b1", "implementation": f"tflite-{precision}", "threads": args.threads,
+                        "batch": 1, "ms": ms, "gflops": None})
+        print(results[-1]["name"], precision, "%.3f ms" % ms, flush=True)
+print(json.dumps({"results": results}, indent=1))
