@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "ModelZoo", dependencies: ["TensorCore", "CHDF5Shim", "ZIPFoundation"]),
         .target(name: "Attacks", dependencies: ["TensorCore", "ModelZoo"]),
         .target(name: "Quantize", dependencies: ["TensorCore", "ModelZoo", "CShims", "ZIPFoundation"]),
-        .target(name: "Evaluation", dependencies: ["TensorCore", "ModelZoo"]),
+        .target(name: "Evaluation", dependencies: ["TensorCore", "ModelZoo", "Attacks", "Quantize"]),
 
         .executableTarget(
             name: "robustctl",
@@ -47,14 +47,15 @@ let package = Package(
                 "TensorCore", "ModelZoo", "Attacks", "Quantize", "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            resources: [.copy("DemoModels")]
         ),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "ModelZooTests", dependencies: ["ModelZoo", "TensorCore"]),
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "ModelZoo", "TensorCore"]),
         .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "ModelZoo", "TensorCore"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ModelZoo", "TensorCore"]),
         .testTarget(name: "robustctlTests", dependencies: ["robustctl", "Attacks", "ModelZoo", "Quantize", "TensorCore"]),
     ]
 )

@@ -1,0 +1,239 @@
+import Foundation
+
+/// One evaluated cell of a study: an attack's adversarials, generated on the PC engine for
+/// one model, classified by one engine.
+public struct StudyCell: Codable, Hashable, Sendable {
+    /// "resnet50/torch"
+    public var model: String
+    public var attack: String
+    /// "pc", "mobile-fp32", "mobile-int8-tflite", "mobile-int8-qnnpack"
+    public var engine: String
+    /// Per selected sample, in selection order: still adversarial on this engine?
+    public var success: [Bool]
+    /// Median per-image inference time on this engine, ms.
+    public var inferenceMs: Double
+    /// Adversarial generation time per image on the PC engine, seconds.
+    public var generationSeconds: Double
+
+    public var successRate: Double { Double(success.filter { $0 }.count) / Double(Swift.max(success.count, 1)) }
+    public var interval: (low: Double, high: Double) { Proportion.wilson(successes: success.filter { $0 }.count, n: success.count) }
+
+    enum CodingKeys: String, CodingKey {
+        case model, attack, engine, success
+        case inferenceMs = "inference_ms", generationSeconds = "generation_seconds"
+    }
+
+    public init(model: String, attack: String, engine: String, success: [Bool], inferenceMs: Double, generationSeconds: Double) {
+        self.model = model; self.attack = attack; self.engine = engine; self.success = success
+        self.inferenceMs = inferenceMs; self.generationSeconds = generationSeconds
+    }
+}
+
+/// Turns study cells into the paper's tables, figures and tests: RQ1 (torch vs keras
+/// flavour on mobile), RQ2 (PC vs mobile), RQ3 (fp32 vs int8).
+public struct StudyReport: Sendable {
+    public let cells: [StudyCell]
+    public let title: String
+
+    public init(cells: [StudyCell], title: String) {
+        self.cells = cells.sorted { ($0.model, $0.attack, $0.engine) < ($1.model, $1.attack, $1.engine) }
+        self.title = title
+    }
+
+    /// A comparison of two engines (or flavours) over matching cells.
+    public struct Comparison: Codable, Sendable {
+        public var question: String
+        public var a: String
+        public var b: String
+        public var pairs: Int
+        /// Success rates of a and b per matching cell.
+        public var ratesA: [Double]
+        public var ratesB: [Double]
+        public var wilcoxon: Wilcoxon.Result?
+        public var varghaDelaney: VarghaDelaney.Result?
+        /// Per cell: McNemar's exact test on the paired per-sample outcomes.
+        public var mcnemar: [String: McNemar.Result]
+
+        enum CodingKeys: String, CodingKey {
+            case question, a, b, pairs, wilcoxon, mcnemar
+            case ratesA = "rates_a", ratesB = "rates_b", varghaDelaney = "vargha_delaney"
+        }
+    }
+
+    func cell(_ model: String, _ attack: String, _ engine: String) -> StudyCell? {
+        cells.first { $0.model == model && $0.attack == attack && $0.engine == engine }
+    }
+
+    /// Pairs (a, b) of cells over which a research question compares.
+    func comparison(_ question: String, _ a: String, _ b: String, pairs: [(StudyCell, StudyCell)]) -> Comparison {
+        let ratesA = pairs.map(\.0.successRate), ratesB = pairs.map(\.1.successRate)
+        var mcnemar: [String: McNemar.Result] = [:]
+        for (x, y) in pairs where x.success.count == y.success.count {
+            let key = x.model == y.model ? "\(x.model) \(x.attack)" : "\(x.model.split(separator: "/")[0]) \(x.attack) \(x.engine)"
+            mcnemar[key] = McNemar.exact(x.success, y.success)
+        }
+        let wilcoxon = pairs.count >= 2 ? try? Wilcoxon.test(ratesA, ratesB) : nil
+        let vda = pairs.isEmpty ? nil : VarghaDelaney.paired(ratesA, ratesB)
+        return Comparison(question: question, a: a, b: b, pairs: pairs.count, ratesA: ratesA, ratesB: ratesB,
+                          wilcoxon: wilcoxon, varghaDelaney: vda, mcnemar: mcnemar)
+    }
+
+    /// RQ1, RQ2 and RQ3 as the paper poses them, over the cells present.
+    public func comparisons() -> [Comparison] {
+        var result: [Comparison] = []
+        let engines = Set(cells.map(\.engine))
+        // RQ1: the same architecture and attack, torch vs keras flavour, on each mobile engine.
+        for engine in engines.sorted() where engine != "pc" {
+            var pairs: [(StudyCell, StudyCell)] = []
+            for x in cells where x.engine == engine && x.model.hasSuffix("/torch") {
+                let other = x.model.replacingOccurrences(of: "/torch", with: "/keras")
+                if let y = cell(other, x.attack, engine) { pairs.append((x, y)) }
+            }
+            if !pairs.isEmpty { result.append(comparison("RQ1", "torch (\(engine))", "keras (\(engine))", pairs: pairs)) }
+        }
+        // RQ2: PC vs mobile fp32 on the same adversarials.
+        let rq2 = cells.filter { $0.engine == "pc" }.compactMap { x in cell(x.model, x.attack, "mobile-fp32").map { (x, $0) } }
+        if !rq2.isEmpty { result.append(comparison("RQ2", "pc", "mobile-fp32", pairs: rq2)) }
+        // RQ3: mobile fp32 vs each int8 scheme.
+        for engine in engines.sorted() where engine.hasPrefix("mobile-int8") {
+            let pairs = cells.filter { $0.engine == "mobile-fp32" }.compactMap { x in cell(x.model, x.attack, engine).map { (x, $0) } }
+            if !pairs.isEmpty { result.append(comparison("RQ3", "mobile-fp32", engine, pairs: pairs)) }
+        }
+        return result
+    }
+
+    // MARK: - Output
+
+    static func percent(_ value: Double) -> String { String(format: "%.1f", value * 100) }
+
+    public var successTableCSV: String {
+        var lines = ["model,attack,engine,samples,success_rate,ci_low,ci_high,inference_ms,generation_seconds"]
+        for c in cells {
+            let ci = c.interval
+            lines.append("\(c.model),\(c.attack),\(c.engine),\(c.success.count),\(String(format: "%.6f", c.successRate)),"
+                         + "\(String(format: "%.6f", ci.low)),\(String(format: "%.6f", ci.high)),\(String(format: "%.4f", c.inferenceMs)),"
+                         + String(format: "%.6f", c.generationSeconds))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    public var successTableMarkdown: String {
+        let engines = Array(Set(cells.map(\.engine))).sorted { Self.engineOrder($0) < Self.engineOrder($1) }
+        var lines = ["| model | attack | " + engines.joined(separator: " | ") + " |",
+                     "|---|---|" + engines.map { _ in "---:" }.joined(separator: "|") + "|"]
+        let keys = Array(Set(cells.map { "\($0.model)\t\($0.attack)" })).sorted()
+        for key in keys {
+            let parts = key.split(separator: "\t").map(String.init)
+            let values = engines.map { engine -> String in
+                guard let c = cell(parts[0], parts[1], engine) else { return "–" }
+                let ci = c.interval
+                return "\(Self.percent(c.successRate)) [\(Self.percent(ci.low)), \(Self.percent(ci.high))]"
+            }
+            lines.append("| \(parts[0]) | \(parts[1]) | " + values.joined(separator: " | ") + " |")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Inference time per model and engine (the paper's Tables 2–4) and generation time per attack.
+    public var timingMarkdown: String {
+        let engines = Array(Set(cells.map(\.engine))).sorted { Self.engineOrder($0) < Self.engineOrder($1) }
+        var lines = ["| model | " + engines.map { "\($0) ms/image" }.joined(separator: " | ") + " |",
+                     "|---|" + engines.map { _ in "---:" }.joined(separator: "|") + "|"]
+        for model in Array(Set(cells.map(\.model))).sorted() {
+            let values = engines.map { engine -> String in
+                let times = cells.filter { $0.model == model && $0.engine == engine }.map(\.inferenceMs).sorted()
+                return times.isEmpty ? "–" : String(format: "%.2f", times[times.count / 2])
+            }
+            lines.append("| \(model) | " + values.joined(separator: " | ") + " |")
+        }
+        lines += ["", "| model | attack | generation s/image (PC) |", "|---|---|---:|"]
+        for c in cells where c.engine == "pc" { lines.append("| \(c.model) | \(c.attack) | \(String(format: "%.4f", c.generationSeconds)) |") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func engineOrder(_ engine: String) -> String {
+        ["pc": "0", "mobile-fp32": "1"][engine] ?? "2" + engine
+    }
+
+    /// Grouped bar chart of success rates (bars: engines; groups: model × attack), with
+    /// Wilson intervals as whiskers.
+    public var successChartSVG: String {
+        let engines = Array(Set(cells.map(\.engine))).sorted { Self.engineOrder($0) < Self.engineOrder($1) }
+        let groups = Array(Set(cells.map { "\($0.model)\t\($0.attack)" })).sorted()
+        let palette = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
+        let barWidth = 14.0, gap = 18.0, left = 50.0, top = 30.0, height = 240.0
+        let groupWidth = Double(engines.count) * barWidth + gap
+        let width = left + Double(groups.count) * groupWidth + 20
+        var svg = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(top + height + 110))\" font-family=\"sans-serif\" font-size=\"10\">",
+                   "<text x=\"\(left)\" y=\"16\" font-size=\"13\">\(title): attack success rate (95% Wilson intervals)</text>"]
+        for tick in stride(from: 0.0, through: 1.0, by: 0.25) {
+            let y = top + height * (1 - tick)
+            svg.append("<line x1=\"\(left - 4)\" y1=\"\(y)\" x2=\"\(width - 10)\" y2=\"\(y)\" stroke=\"#ddd\"/>")
+            svg.append("<text x=\"\(left - 8)\" y=\"\(y + 3)\" text-anchor=\"end\">\(Int(tick * 100))%</text>")
+        }
+        for (g, key) in groups.enumerated() {
+            let parts = key.split(separator: "\t").map(String.init)
+            let x0 = left + Double(g) * groupWidth + gap / 2
+            for (e, engine) in engines.enumerated() {
+                guard let c = cell(parts[0], parts[1], engine) else { continue }
+                let x = x0 + Double(e) * barWidth
+                let y = top + height * (1 - c.successRate)
+                svg.append("<rect x=\"\(x)\" y=\"\(y)\" width=\"\(barWidth - 2)\" height=\"\(top + height - y)\" fill=\"\(palette[e % palette.count])\"/>")
+                let ci = c.interval, mid = x + (barWidth - 2) / 2
+                svg.append("<line x1=\"\(mid)\" y1=\"\(top + height * (1 - ci.high))\" x2=\"\(mid)\" y2=\"\(top + height * (1 - ci.low))\" stroke=\"#222\"/>")
+            }
+            let label = "\(parts[0]) \(parts[1])"
+            svg.append("<text transform=\"translate(\(x0 + 4),\(top + height + 8)) rotate(35)\">\(label)</text>")
+        }
+        for (e, engine) in engines.enumerated() {
+            let x = left + Double(e) * 130
+            svg.append("<rect x=\"\(x)\" y=\"\(top + height + 88)\" width=\"10\" height=\"10\" fill=\"\(palette[e % palette.count])\"/>")
+            svg.append("<text x=\"\(x + 14)\" y=\"\(top + height + 97)\">\(engine)</text>")
+        }
+        svg.append("</svg>")
+        return svg.joined(separator: "\n") + "\n"
+    }
+
+    /// report.md: the tables, the figure and each research question's tests in words.
+    public var markdown: String {
+        var text = "# \(title)\n\n![success rates](success_rates.svg)\n\n## Attack success rate (%), 95% Wilson interval\n\n"
+        text += successTableMarkdown + "\nCSV: [success_rates.csv](success_rates.csv) · JSON: [report.json](report.json)\n\n## Timing\n\n" + timingMarkdown
+        text += "\n## Research questions\n\n"
+        for comparison in comparisons() {
+            text += "### \(comparison.question): \(comparison.a) vs \(comparison.b)\n\n"
+            let meanA = comparison.ratesA.reduce(0, +) / Double(Swift.max(comparison.pairs, 1))
+            let meanB = comparison.ratesB.reduce(0, +) / Double(Swift.max(comparison.pairs, 1))
+            text += "Over \(comparison.pairs) paired configurations the mean success rate is \(Self.percent(meanA))% on \(comparison.a) and \(Self.percent(meanB))% on \(comparison.b). "
+            if let w = comparison.wilcoxon, let v = comparison.varghaDelaney {
+                let verdict = w.pvalue < 0.05 ? "a significant difference" : "no significant difference"
+                text += String(format: "The Wilcoxon signed-rank test (two-sided, %@) finds %@ (statistic %.1f, p = %.4g); ", w.method, verdict, w.statistic, w.pvalue)
+                text += String(format: "the effect size is %@ (Vargha–Delaney A = %.3f).\n\n", v.magnitude.rawValue, v.a)
+            } else {
+                text += "Too few configurations for a Wilcoxon test.\n\n"
+            }
+            if !comparison.mcnemar.isEmpty {
+                text += "| configuration | only \(comparison.a) fooled | only \(comparison.b) fooled | McNemar exact p |\n|---|---:|---:|---:|\n"
+                for key in comparison.mcnemar.keys.sorted() {
+                    let m = comparison.mcnemar[key]!
+                    text += "| \(key) | \(m.b) | \(m.c) | \(String(format: "%.4g", m.pvalue)) |\n"
+                }
+                text += "\n"
+            }
+        }
+        return text
+    }
+
+    /// Writes report.md, success_rates.csv, success_rates.svg and report.json into a folder,
+    /// each atomically.
+    public func write(to directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        struct Document: Encodable { let title: String; let cells: [StudyCell]; let comparisons: [Comparison] }
+        try encoder.encode(Document(title: title, cells: cells, comparisons: comparisons()))
+            .write(to: directory.appendingPathComponent("report.json"), options: .atomic)
+        try Data(successTableCSV.utf8).write(to: directory.appendingPathComponent("success_rates.csv"), options: .atomic)
+        try Data(successChartSVG.utf8).write(to: directory.appendingPathComponent("success_rates.svg"), options: .atomic)
+        try Data(markdown.utf8).write(to: directory.appendingPathComponent("report.md"), options: .atomic)
+    }
+}

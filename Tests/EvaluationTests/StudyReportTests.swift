@@ -1,0 +1,57 @@
+import Foundation
+import XCTest
+@testable import Evaluation
+
+final class StudyReportTests: XCTestCase {
+    func cells() -> [StudyCell] {
+        // Two flavours × one attack × three engines, 8 samples each.
+        func cell(_ model: String, _ engine: String, _ success: [Int]) -> StudyCell {
+            StudyCell(model: model, attack: "fgsm", engine: engine, success: success.map { $0 == 1 }, inferenceMs: 1.5, generationSeconds: 0.01)
+        }
+        return [
+            cell("resnet50/torch", "pc", [1, 1, 1, 1, 0, 0, 0, 0]),
+            cell("resnet50/torch", "mobile-fp32", [1, 1, 1, 1, 0, 0, 0, 0]),
+            cell("resnet50/torch", "mobile-int8-tflite", [1, 1, 0, 0, 0, 0, 0, 0]),
+            cell("resnet50/keras", "pc", [1, 1, 1, 1, 1, 1, 0, 0]),
+            cell("resnet50/keras", "mobile-fp32", [1, 1, 1, 1, 1, 1, 0, 0]),
+            cell("resnet50/keras", "mobile-int8-tflite", [1, 1, 1, 1, 1, 1, 1, 0]),
+        ]
+    }
+
+    func testComparisonsPairTheRightCells() throws {
+        let report = StudyReport(cells: cells(), title: "t")
+        let comparisons = report.comparisons()
+        XCTAssertEqual(comparisons.map(\.question), ["RQ1", "RQ1", "RQ2", "RQ3"])
+        let rq1 = comparisons.first { $0.question == "RQ1" && $0.a.contains("mobile-fp32") }!
+        XCTAssertEqual(rq1.ratesA, [0.5])
+        XCTAssertEqual(rq1.ratesB, [0.75])
+        let rq3 = comparisons.first { $0.question == "RQ3" }!
+        XCTAssertEqual(rq3.pairs, 2)
+        // torch: fp32 fooled on 4, int8 on 2 (subset) → b = 2, c = 0, p = 2 · 0.5² = 0.5.
+        let torch = rq3.mcnemar["resnet50/torch fgsm"]!
+        XCTAssertEqual(torch.b, 2)
+        XCTAssertEqual(torch.c, 0)
+        XCTAssertEqual(torch.pvalue, 0.5, accuracy: 1e-12)
+        let rq2 = comparisons.first { $0.question == "RQ2" }!
+        XCTAssertEqual(rq2.mcnemar.values.map(\.pvalue), [1, 1], "identical outcomes")
+        XCTAssertEqual(rq2.varghaDelaney?.a, 0.5)
+    }
+
+    func testWrittenReportHoldsEveryCell() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("report-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let report = StudyReport(cells: cells().shuffled(), title: "t")
+        try report.write(to: directory)
+        let csv = try String(contentsOf: directory.appendingPathComponent("success_rates.csv"), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.count, 7)
+        XCTAssertTrue(csv.contains("resnet50/keras,fgsm,mobile-int8-tflite,8,0.875000,0.529112,0.977583,1.5000,0.010000"), csv.joined(separator: "\n"))
+        let svg = try String(contentsOf: directory.appendingPathComponent("success_rates.svg"), encoding: .utf8)
+        XCTAssertEqual(svg.components(separatedBy: "<rect").count - 1, 6 + 3, "one bar per cell plus a legend swatch per engine")
+        let markdown = try String(contentsOf: directory.appendingPathComponent("report.md"), encoding: .utf8)
+        XCTAssertTrue(markdown.contains("### RQ3: mobile-fp32 vs mobile-int8-tflite"))
+        // Cell order does not change the report.
+        let again = directory.appendingPathComponent("again")
+        try StudyReport(cells: cells(), title: "t").write(to: again)
+        XCTAssertEqual(try Data(contentsOf: again.appendingPathComponent("report.json")), try Data(contentsOf: directory.appendingPathComponent("report.json")))
+    }
+}
