@@ -13,6 +13,8 @@ public struct EvaluatedSample: Codable, Hashable, Sendable {
 /// A classifier's predictions on a labelled image set, with accuracy and timing.
 public struct EvaluationResult: Codable, Sendable {
     public var engine: String
+    /// The adversarial set evaluated (e.g. "fgsm"), when the caller names it.
+    public var attack: String?
     public var architecture: Architecture
     public var flavor: Flavor
     /// Share of samples classified as their label.
@@ -28,7 +30,7 @@ public struct EvaluationResult: Codable, Sendable {
     public var samples: [EvaluatedSample]
 
     enum CodingKeys: String, CodingKey {
-        case engine, architecture, flavor, accuracy, threads, samples
+        case engine, attack, architecture, flavor, accuracy, threads, samples
         case successRate = "success_rate", inferenceMsPerImage = "inference_ms_per_image"
         case inferenceSecondsTotal = "inference_seconds_total", batchSize = "batch_size"
     }
@@ -72,7 +74,7 @@ public enum Evaluator {
         }
         let correct = Double(samples.filter(\.correct).count)
         let count = Double(Swift.max(samples.count, 1))
-        return EvaluationResult(engine: classifier.engineName, architecture: classifier.config.architecture, flavor: classifier.config.flavor,
+        return EvaluationResult(engine: classifier.engineName, attack: nil, architecture: classifier.config.architecture, flavor: classifier.config.flavor,
                                 accuracy: correct / count, successRate: 1 - correct / count,
                                 inferenceMsPerImage: median(perImage) * 1000, inferenceSecondsTotal: total,
                                 threads: Threading.threads, batchSize: batchSize, samples: samples)
@@ -82,5 +84,14 @@ public enum Evaluator {
         guard !values.isEmpty else { return 0 }
         let sorted = values.sorted()
         return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+}
+
+extension StudyCell {
+    /// The cell an evaluation of a named adversarial set gives (success = no longer the label).
+    public init?(_ result: EvaluationResult) {
+        guard let attack = result.attack else { return nil }
+        self.init(model: "\(result.architecture.rawValue)/\(result.flavor.rawValue)", attack: attack, engine: result.engine,
+                  success: result.samples.map { !$0.correct }, inferenceMs: result.inferenceMsPerImage, generationSeconds: 0)
     }
 }

@@ -208,6 +208,8 @@ public struct StudyReport: Sendable {
                 let verdict = w.pvalue < 0.05 ? "a significant difference" : "no significant difference"
                 text += String(format: "The Wilcoxon signed-rank test (two-sided, %@) finds %@ (statistic %.1f, p = %.4g); ", w.method, verdict, w.statistic, w.pvalue)
                 text += String(format: "the effect size is %@ (Vargha–Delaney A = %.3f).\n\n", v.magnitude.rawValue, v.a)
+            } else if comparison.pairs >= 2 && comparison.ratesA == comparison.ratesB {
+                text += "The success rates are identical in every configuration, so there is no difference to test.\n\n"
             } else {
                 text += "Too few configurations for a Wilcoxon test.\n\n"
             }

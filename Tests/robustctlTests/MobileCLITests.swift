@@ -40,7 +40,8 @@ extension CLITests {
         for (source, engine) in [(modelArguments, "pc"), (["--mobile", fp32, "--threads", "1"], "mobile-fp32"),
                                  (["--mobile", int8, "--threads", "1"], "mobile-int8-qnnpack")] {
             let out = directory.appendingPathComponent("\(engine).json")
-            let evaluated = try run(["evaluate"] + source + ["--input", directory.path, "--labels", labels.path, "--json", "--out", out.path])
+            let evaluated = try run(["evaluate"] + source + ["--input", directory.path, "--labels", labels.path, "--json", "--out", out.path,
+                                                             "--attack", "clean"])
             XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
             let result = try JSONDecoder().decode(Result.self, from: Data(evaluated.stdout.utf8))
             XCTAssertEqual(result.engine, engine)
@@ -54,6 +55,17 @@ extension CLITests {
             if engine != "mobile-int8-qnnpack" { XCTAssertEqual(result.accuracy, 1, engine) }
             XCTAssertEqual(try Data(contentsOf: out), Data(evaluated.stdout.utf8).dropLast(), "--out holds the same result")
         }
+
+        // compare: the three results become one table with RQ2 (pc vs mobile-fp32) and RQ3.
+        let report = directory.appendingPathComponent("report")
+        let compared = try run(["compare", "--results", directory.path, "--out", report.path])
+        XCTAssertEqual(compared.status, 0, compared.stderr)
+        let csv = try String(contentsOf: report.appendingPathComponent("success_rates.csv"), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.count, 4)
+        XCTAssertTrue(csv.contains { $0.hasPrefix("resnet50/torch,clean,pc,4,0.000000") }, csv.joined(separator: "\n"))
+        let markdown = try String(contentsOf: report.appendingPathComponent("report.md"), encoding: .utf8)
+        XCTAssertTrue(markdown.contains("### RQ2: pc vs mobile-fp32"), markdown)
+        XCTAssertTrue(markdown.contains("### RQ3: mobile-fp32 vs mobile-int8-qnnpack"), markdown)
     }
 
     func testConvertRefusesBadCalibrationAndCorruptModels() throws {

@@ -40,7 +40,8 @@ struct Demo: ParsableCommand {
         print("")
         print(report.successTableMarkdown)
         for comparison in report.comparisons() {
-            let w = comparison.wilcoxon.map { String(format: "Wilcoxon p = %.3g", $0.pvalue) } ?? "too few pairs for Wilcoxon"
+            let w = comparison.wilcoxon.map { String(format: "Wilcoxon p = %.3g", $0.pvalue) }
+                ?? (comparison.ratesA == comparison.ratesB ? "identical success rates" : "too few pairs for Wilcoxon")
             let a = comparison.varghaDelaney.map { String(format: ", A12 = %.2f (%@)", $0.a, $0.magnitude.rawValue) } ?? ""
             print("\(comparison.question) \(comparison.a) vs \(comparison.b): \(w)\(a)")
         }

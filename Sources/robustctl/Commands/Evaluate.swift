@@ -31,6 +31,9 @@ struct Evaluate: ParsableCommand {
     @Option(help: "auto: resize only images of another size; always; never.")
     var resize: ResizePolicy = .auto
 
+    @Option(help: "Name of the adversarial set (e.g. fgsm), recorded in the result for 'compare'.")
+    var attack: String?
+
     @Option(help: "Write the result (with every sample) to this JSON file.")
     var out: String?
 
@@ -54,7 +57,8 @@ struct Evaluate: ParsableCommand {
             throw CommandError("\(missing.path) is listed in \(labels) but does not exist")
         }
         let progress = ProgressLine(total: items.count, label: "evaluating")
-        let result = try Evaluator.run(classifier, items: items, batchSize: batchSize, policy: resize) { progress.update($0) }
+        var result = try Evaluator.run(classifier, items: items, batchSize: batchSize, policy: resize) { progress.update($0) }
+        result.attack = attack
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = try encoder.encode(result)

@@ -1,0 +1,49 @@
+import Foundation
+import XCTest
+
+/// robustctl demo --quick, end to end, with the shipped demo models.
+extension CLITests {
+    func testQuickDemoRunsTheStudyAndResumesToTheSameReport() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-demo-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let first = try run(["demo", "--quick", "--out", directory.path, "--threads", "2"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(first.stdout.contains("shipped weights"), first.stdout)
+        let report = directory.appendingPathComponent("report")
+        let json = try Data(contentsOf: report.appendingPathComponent("report.json"))
+        struct Document: Decodable {
+            struct Cell: Decodable, Equatable { let model: String; let attack: String; let engine: String; let success: [Bool] }
+            let cells: [Cell]
+        }
+        let cells = try JSONDecoder().decode(Document.self, from: json).cells
+        // 2 models × 3 attacks × 4 engines, every cell over the same selected samples.
+        XCTAssertEqual(cells.count, 24)
+        XCTAssertEqual(Set(cells.map(\.success.count)).count, 1)
+        XCTAssertEqual(Set(cells.map(\.engine)), ["pc", "mobile-fp32", "mobile-int8-tflite", "mobile-int8-qnnpack"])
+        // The fp32 mobile engine computes the PC model's function: same outcome on (nearly) every adversarial.
+        for pc in cells where pc.engine == "pc" {
+            let mobile = cells.first { $0.model == pc.model && $0.attack == pc.attack && $0.engine == "mobile-fp32" }!
+            let agree = zip(pc.success, mobile.success).filter { $0 == $1 }.count
+            XCTAssertGreaterThanOrEqual(Double(agree), 0.9 * Double(pc.success.count), "\(pc.model) \(pc.attack)")
+        }
+        // BIM with ε = 0.03 fools the PC model on every selected sample (white-box, 10 steps).
+        XCTAssertTrue(cells.filter { $0.engine == "pc" && $0.attack == "bim" }.allSatisfy { $0.success.allSatisfy { $0 } })
+        for file in ["report.md", "success_rates.csv", "success_rates.svg"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: report.appendingPathComponent(file).path), file)
+        }
+        // Kill-and-resume: drop some finished cells and the report; --resume recomputes only those
+        // and ends with the same results and statistics (only measured times may differ).
+        let cellFolder = directory.appendingPathComponent("cells")
+        for name in try FileManager.default.contentsOfDirectory(atPath: cellFolder.path).sorted().prefix(5) {
+            try FileManager.default.removeItem(at: cellFolder.appendingPathComponent(name))
+        }
+        try FileManager.default.removeItem(at: report)
+        let second = try run(["demo", "--quick", "--resume", "--out", directory.path, "--threads", "2"])
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertFalse(second.stdout.contains("adversarials ("), "finished attacks are not rerun")
+        let resumed = try Data(contentsOf: report.appendingPathComponent("report.json"))
+        XCTAssertEqual(try JSONDecoder().decode(Document.self, from: resumed).cells, cells)
+        func comparisons(_ data: Data) throws -> NSArray { (try JSONSerialization.jsonObject(with: data) as! NSDictionary)["comparisons"] as! NSArray }
+        XCTAssertEqual(try comparisons(resumed), try comparisons(json))
+    }
+}
