@@ -11,7 +11,7 @@ struct RobustCtl: ParsableCommand {
         The workflow of Eslami & Hemmati's study: prepare -> select -> attack (PC) -> \
         convert (mobile, optionally int8) -> evaluate -> compare. Each step is a subcommand.
         """,
-        subcommands: [Models.self, Prepare.self, Predict.self, Attack.self, Convert.self, Evaluate.self, Compare.self, Stats.self, Train.self, Demo.self, Bench.self]
+        subcommands: [Models.self, Prepare.self, Select.self, Predict.self, Attack.self, Convert.self, Evaluate.self, Compare.self, Stats.self, Train.self, Demo.self, Bench.self]
     )
 }
 

@@ -47,3 +47,40 @@ extension CLITests {
         XCTAssertEqual(try comparisons(resumed), try comparisons(json))
     }
 }
+
+/// robustctl select: the intersection of correct classifications, drawn with a seed.
+extension CLITests {
+    func testSelectDrawsOnlySamplesEveryModelGetsRight() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-select-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let dataset = directory.appendingPathComponent("dataset")
+        XCTAssertEqual(try run(["prepare", "--source", "builtin:shapes", "--count", "40", "--size", "75", "--out", dataset.path]).status, 0)
+        let shipped = Self.repository.appendingPathComponent("Sources/robustctl/DemoModels")
+        let models = ["--model", "resnet50", "--flavor", "torch", "--weights", shipped.appendingPathComponent("resnet50_torch.safetensors").path,
+                      "--model", "resnet50", "--flavor", "keras", "--weights", shipped.appendingPathComponent("resnet50_keras.h5").path,
+                      "--width-multiplier", "0.125", "--input-size", "75", "--num-classes", "10", "--threads", "2"]
+        var selections: [String] = []
+        for (name, seed) in [("a", "3"), ("b", "3"), ("c", "4")] {
+            let out = directory.appendingPathComponent(name)
+            let result = try run(["select", "--dataset", dataset.path, "--count", "10", "--seed", seed, "--out", out.path] + models)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            selections.append(try String(contentsOf: out.appendingPathComponent("labels.csv"), encoding: .utf8))
+        }
+        XCTAssertEqual(selections[0], selections[1], "same seed, same selection")
+        XCTAssertNotEqual(selections[0], selections[2], "another seed, another draw")
+        XCTAssertEqual(selections[0].split(separator: "\n").count, 11)
+        // Every selected image is classified correctly by both models.
+        for (flavor, file) in [("torch", "resnet50_torch.safetensors"), ("keras", "resnet50_keras.h5")] {
+            let evaluated = try run(["evaluate", "--model", "resnet50", "--flavor", flavor, "--weights", shipped.appendingPathComponent(file).path,
+                                     "--width-multiplier", "0.125", "--input-size", "75", "--num-classes", "10", "--input", dataset.path,
+                                     "--labels", directory.appendingPathComponent("a/labels.csv").path, "--json"])
+            XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+            struct Result: Decodable { let accuracy: Double }
+            XCTAssertEqual(try JSONDecoder().decode(Result.self, from: Data(evaluated.stdout.utf8)).accuracy, 1)
+        }
+        let mismatched = try run(["select", "--dataset", dataset.path, "--out", directory.appendingPathComponent("d").path,
+                                  "--model", "resnet50", "--flavor", "torch"])
+        XCTAssertNotEqual(mismatched.status, 0)
+        XCTAssertTrue(mismatched.stderr.contains("one --flavor and one --weights per --model"), mismatched.stderr)
+    }
+}
