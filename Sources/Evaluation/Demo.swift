@@ -39,7 +39,7 @@ public struct DemoPlan: Codable, Hashable, Sendable {
                         bimSteps: 10, boundarySteps: quick ? 25 : 300, calibrationImages: quick ? 16 : 200,
                         trainCount: quick ? 1200 : 6000,
                         training: TrainingOptions(epochs: quick ? 2 : 8, batchSize: 64, learningRate: 0.003, optimizer: .adam,
-                                                  weightDecay: 0, seed: 1),
+                                                  weightDecay: 0, seed: 1, batchNormMomentum: 0.01),
                         seed: 0)
     }
 

@@ -114,6 +114,14 @@ public struct Graph: Hashable, Sendable, Codable {
         return output
     }
 
+    /// The same graph with each operation replaced by `transform(operation)`; inputs and
+    /// names are kept. - Precondition: the transform keeps each node's arity.
+    public func mappingOperations(_ transform: (Operation) -> Operation) -> Graph {
+        var copy = self
+        for index in copy.nodes.indices.dropFirst() { copy.nodes[index].operation = transform(copy.nodes[index].operation) }
+        return copy
+    }
+
     /// Every parameter name the graph reads, in node order, without repeats.
     public var parameterNames: [String] {
         var seen = Set<String>()

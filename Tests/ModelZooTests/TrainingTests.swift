@@ -38,6 +38,24 @@ final class TrainingTests: XCTestCase {
         XCTAssertNotEqual(a.parameters["conv1_conv/kernel"], c.parameters["conv1_conv/kernel"], "another seed, other weights")
     }
 
+    /// The batch-norm momentum override reaches every batch-norm layer: with 0, the running
+    /// statistics never move from their initial 0 / 1.
+    func testBatchNormMomentumOverride() throws {
+        let definition = try NetworkDefinition(ModelConfig(architecture: .mobilenetV2, flavor: .keras, widthMultiplier: 0.35,
+                                                           inputSize: 32, numClasses: 10))
+        let train = try BuiltinDataset(name: "shapes", split: .train, imageSize: 32, count: 32, seed: 4)
+        let frozen = try Trainer.train(definition, on: train, options: TrainingOptions(epochs: 1, batchSize: 32, learningRate: 0.01,
+                                                                                       batchNormMomentum: 0))
+        let moving = try Trainer.train(definition, on: train, options: TrainingOptions(epochs: 1, batchSize: 32, learningRate: 0.01,
+                                                                                       batchNormMomentum: 0.5))
+        let means = definition.parameters.map(\.name).filter { $0.hasSuffix("moving_mean") }
+        XCTAssertGreaterThan(means.count, 10)
+        for name in means {
+            XCTAssertEqual(frozen.parameters[name]!.maxAbs(), 0, name)
+            XCTAssertGreaterThan(moving.parameters[name]!.maxAbs(), 0, name)
+        }
+    }
+
     func testBuiltinDatasetIsAPureFunctionOfItsSeed() throws {
         let a = try BuiltinDataset(name: "shapes", split: .train, imageSize: 40, count: 30, seed: 5)
         let b = try BuiltinDataset(name: "shapes", split: .train, imageSize: 40, count: 30, seed: 5)

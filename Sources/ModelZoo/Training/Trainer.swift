@@ -20,11 +20,17 @@ public struct TrainingOptions: Codable, Hashable, Sendable {
     public var seed: UInt64
     /// Random 4-pixel-shift crops and horizontal flips.
     public var augment: Bool
+    /// Batch-norm momentum for training (weight of each new batch, PyTorch's convention);
+    /// nil keeps the flavour's own. Keras's MobileNetV2 uses 0.001 (Keras 0.999), too slow
+    /// for running statistics to settle in a short training run.
+    public var batchNormMomentum: Float?
 
     public init(epochs: Int, batchSize: Int = 64, learningRate: Float = 0.05, optimizer: Optimizer.Kind = .sgd, momentum: Float = 0.9,
-                weightDecay: Float = 5e-4, schedule: Schedule = .cosine, seed: UInt64 = 0, augment: Bool = true) {
+                weightDecay: Float = 5e-4, schedule: Schedule = .cosine, seed: UInt64 = 0, augment: Bool = true,
+                batchNormMomentum: Float? = nil) {
         self.epochs = epochs; self.batchSize = batchSize; self.learningRate = learningRate; self.optimizer = optimizer
         self.momentum = momentum; self.weightDecay = weightDecay; self.schedule = schedule; self.seed = seed; self.augment = augment
+        self.batchNormMomentum = batchNormMomentum
     }
 
     func learningRate(step: Int, totalSteps: Int) -> Float {
@@ -67,6 +73,12 @@ public enum Trainer {
         var parameters = initialParameters ?? definition.randomParameters(seed: options.seed)
         var optimizer = Optimizer(kind: options.optimizer, momentum: options.momentum, weightDecay: options.weightDecay)
         let executor = Executor()
+        let trainingGraph = options.batchNormMomentum.map { override in
+            definition.graph.mappingOperations { operation in
+                guard case let .batchNorm(scale, shift, mean, variance, epsilon, _) = operation else { return operation }
+                return .batchNorm(scale: scale, shift: shift, mean: mean, variance: variance, epsilon: epsilon, momentum: override)
+            }
+        } ?? definition.graph
         let batchesPerEpoch = (train.count + options.batchSize - 1) / options.batchSize
         let totalSteps = batchesPerEpoch * options.epochs
         var step = 0
@@ -81,7 +93,7 @@ public enum Trainer {
                 let indices = Array(order[batchStart..<Swift.min(batchStart + options.batchSize, order.count)])
                 var (images, labels) = try train.batch(indices, size: size)
                 if options.augment { images = augment(images, generator: &generator) }
-                let pass = executor.forwardForGradient(definition.graph, parameters: parameters, input: images,
+                let pass = executor.forwardForGradient(trainingGraph, parameters: parameters, input: images,
                                                        mode: .training(seed: options.seed &+ UInt64(step)))
                 let (loss, seed) = Softmax.crossEntropy(logits: pass.output, labels: labels)
                 let gradients = pass.backward(seed, target: .inputAndParameters)

@@ -75,6 +75,9 @@ struct Train: ParsableCommand {
     @Option(help: "Seed for initialisation, data order, augmentation and the built-in dataset.")
     var seed: UInt64 = 0
 
+    @Option(help: "Batch-norm momentum while training (weight of each batch, PyTorch convention; default: the flavour's own).")
+    var bnMomentum: Float?
+
     @Flag(help: "Turn off shifts and flips.")
     var noAugment = false
 
@@ -132,7 +135,8 @@ struct Train: ParsableCommand {
             throw CommandError("--out for the \(flavor.rawValue) flavour must be a .\(expectedExtension) file")
         }
         let options = TrainingOptions(epochs: epochs, batchSize: batchSize, learningRate: lr, optimizer: optimizer, momentum: momentum,
-                                      weightDecay: weightDecay, schedule: schedule, seed: seed, augment: !noAugment)
+                                      weightDecay: weightDecay, schedule: schedule, seed: seed, augment: !noAugment,
+                                      batchNormMomentum: bnMomentum)
         var progress = ProgressLine(total: (train.count + batchSize - 1) / batchSize, label: "epoch 1/\(epochs)")
         let trained = try Trainer.train(definition, on: train, validation: validation, options: options,
                                         onBatch: { done, _ in progress.update(done) },
