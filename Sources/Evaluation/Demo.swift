@@ -35,8 +35,8 @@ public struct DemoPlan: Codable, Hashable, Sendable {
                  ModelConfig(architecture: .resnet50, flavor: flavor, widthMultiplier: 0.125, inputSize: size, numClasses: 10),
                  ModelConfig(architecture: .inceptionV3, flavor: flavor, widthMultiplier: 0.125, inputSize: size, numClasses: 10)]
             }
-        return DemoPlan(models: models, samples: quick ? 12 : 100, pool: quick ? 200 : 500, epsilon: 0.03,
-                        bimSteps: 10, boundarySteps: quick ? 25 : 300, calibrationImages: quick ? 16 : 200,
+        return DemoPlan(models: models, samples: quick ? 12 : 50, pool: quick ? 200 : 500, epsilon: 0.03,
+                        bimSteps: 10, boundarySteps: quick ? 25 : 100, calibrationImages: quick ? 16 : 200,
                         trainCount: quick ? 1200 : 6000,
                         training: TrainingOptions(epochs: quick ? 2 : 8, batchSize: 64, learningRate: 0.003, optimizer: .adam,
                                                   weightDecay: 0, seed: 1, batchNormMomentum: 0.01),

@@ -10,8 +10,8 @@ struct Demo: ParsableCommand {
         The paper's workflow end to end, offline: small MobileNetV2, ResNet50 and InceptionV3 \
         models in both flavours at 75 px (shipped weights, or trained here when missing), a \
         selection of validation images every model classifies correctly, FGSM and BIM \
-        (ε = 0.03, 10 steps) and the Boundary attack (300 steps instead of the study's 5000) on \
-        the PC engine, adversarials stored as 8-bit PNG, conversion to mobile fp32 and int8 \
+        (ε = 0.03, 10 steps) and the Boundary attack (100 steps instead of the study's 5000) on \
+        the PC engine on 50 samples, adversarials stored as 8-bit PNG, conversion to mobile fp32 and int8 \
         (tflite and qnnpack schemes, calibrated on 200 training images), evaluation of every \
         adversarial set on every engine, and the report with RQ1–RQ3 tables, statistics and a \
         figure. Every finished step is written to --out; --resume continues a stopped run. \
