@@ -33,7 +33,7 @@ public struct DemoPlan: Codable, Hashable, Sendable {
             : Flavor.allCases.flatMap { flavor in
                 [ModelConfig(architecture: .mobilenetV2, flavor: flavor, widthMultiplier: 0.35, inputSize: size, numClasses: 10),
                  ModelConfig(architecture: .resnet50, flavor: flavor, widthMultiplier: 0.125, inputSize: size, numClasses: 10),
-                 ModelConfig(architecture: .inceptionV3, flavor: flavor, widthMultiplier: 0.125, inputSize: size, numClasses: 10)]
+                 ModelConfig(architecture: .inceptionV3, flavor: flavor, widthMultiplier: 0.0625, inputSize: size, numClasses: 10)]
             }
         return DemoPlan(models: models, samples: quick ? 12 : 50, pool: quick ? 200 : 500, epsilon: 0.03,
                         bimSteps: 10, boundarySteps: quick ? 25 : 100, calibrationImages: quick ? 16 : 200,
