@@ -44,7 +44,7 @@ let package = Package(
         .executableTarget(
             name: "robustctl",
             dependencies: [
-                "TensorCore", "ModelZoo", "Attacks", "Quantize", "Evaluation",
+                "TensorCore", "ModelZoo", "Attacks", "Quantize", "Evaluation", "CShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -276,3 +276,5 @@ double rc_peak_fma_gflops(long iterations) {
     (void)keep;
     return avx512 > avx2 ? avx512 : avx2;
 }
+
+void rc_line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }

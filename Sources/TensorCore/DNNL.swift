@@ -211,8 +211,17 @@ final class ReorderedConstantCache: @unchecked Sendable {
 
     private struct State {
         var entries: [Key: Entry] = [:]
+        /// The cached version of each (argument, storage): a newer version of the same
+        /// weights (training updates them every step) replaces the older, which can never
+        /// be asked for again.
+        var latest: [Slot: ContentIdentity] = [:]
         var bytes = 0
         var clock: UInt64 = 0
+    }
+
+    private struct Slot: Hashable {
+        let argument: ObjectIdentifier
+        let storage: UInt64
     }
 
     private let state = Mutex(State())
@@ -235,14 +244,26 @@ final class ReorderedConstantCache: @unchecked Sendable {
         }
         let evicted: [UInt] = state.withLock { state in
             state.clock += 1
+            var evicted: [UInt] = []
+            let slot = Slot(argument: key.argument, storage: key.contents.storage)
+            if let stale = state.latest[slot], stale != key.contents,
+               let entry = state.entries.removeValue(forKey: Key(argument: key.argument, contents: stale)) {
+                state.bytes -= entry.bytes
+                evicted.append(entry.address)
+            }
+            state.latest[slot] = key.contents
             state.entries[key] = Entry(address: UInt(bitPattern: buffer), bytes: bytes, lastUse: state.clock)
             state.bytes += bytes
-            var evicted: [UInt] = []
-            while state.bytes > limitBytes, state.entries.count > 1,
-                  let oldest = state.entries.filter({ $0.key != key }).min(by: { $0.value.lastUse < $1.value.lastUse }) {
-                state.entries[oldest.key] = nil
-                state.bytes -= oldest.value.bytes
-                evicted.append(oldest.value.address)
+            if state.bytes > limitBytes {
+                // Evict least recently used entries down to 3/4 of the limit in one pass, so
+                // that a full cache costs one sort per many inserts, not a scan per insert.
+                for (oldKey, entry) in state.entries.sorted(by: { $0.value.lastUse < $1.value.lastUse }) {
+                    guard state.bytes > limitBytes / 4 * 3, oldKey != key else { continue }
+                    state.entries[oldKey] = nil
+                    state.latest[Slot(argument: oldKey.argument, storage: oldKey.contents.storage)] = nil
+                    state.bytes -= entry.bytes
+                    evicted.append(entry.address)
+                }
             }
             return evicted
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CShims
 import Foundation
 import TensorCore
 
@@ -24,7 +25,11 @@ struct ComputeOptions: ParsableArguments {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
     }
 
-    func apply() { Threading.setThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount) }
+    func apply() {
+        // Progress lines (epochs, demo steps) should reach a log file or pipe as they happen.
+        rc_line_buffer_stdout()
+        Threading.setThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+    }
 }
 
 /// Writes a line to standard error.

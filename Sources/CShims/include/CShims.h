@@ -28,6 +28,9 @@ int rc_png_decode_rgb(const uint8_t *data, size_t size,
 
 void rc_free(void *pointer);
 
+/// Makes standard output line-buffered (progress lines reach pipes and log files as they happen).
+void rc_line_buffer_stdout(void);
+
 /// Runs `body(context, begin, end)` over `count` items split into `chunks` contiguous
 /// ranges on OpenMP's thread pool (`threads` threads) — the pool oneDNN and the OpenMP
 /// build of OpenBLAS use, so robustctl's own loops never compete with them for cores.
