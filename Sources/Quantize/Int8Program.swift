@@ -15,7 +15,6 @@ struct QuantizedValue {
 /// preprocessing, each with its integer parameters precomputed.
 final class Int8Program: @unchecked Sendable {
     enum Step {
-        case quantize(AffineQuantization)
         case conv(QuantizedConv2D, Requantizer)
         case add(AddKernel)
         /// Value of the input unchanged (a ReLU fused into the preceding add).
@@ -47,7 +46,6 @@ final class Int8Program: @unchecked Sendable {
         let scheme = table.scheme
         let fusedRelus = Int8Fusion.addReluPairs(graph)
         let fusedReluNodes = Set(fusedRelus.values)
-        steps[table.floatPrefixEnd] = .quantize(table.activations[table.floatPrefixEnd]!)
         for (index, node) in graph.nodes.enumerated() where index > table.floatPrefixEnd {
             let output = table.activations[index]!
             let input = table.activations[node.inputs[0]]!
@@ -88,14 +86,12 @@ final class Int8Program: @unchecked Sendable {
         let scheme = table.scheme
         let floatInput = table.floatPrefixEnd > 0 ? Executor().forward(prefix, parameters: floatParameters, input: images) : images
         var values = [QuantizedValue?](repeating: nil, count: graph.nodes.count)
-        var remaining = [Int](repeating: 0, count: graph.nodes.count)
-        for node in graph.nodes { for input in node.inputs { remaining[input] += 1 } }
+        var remaining = graph.readerCounts()
         values[table.floatPrefixEnd] = Int8Kernels.quantize(floatInput, table.activations[table.floatPrefixEnd]!, scheme: scheme)
         for (index, node) in graph.nodes.enumerated() where index > table.floatPrefixEnd {
             let inputs = node.inputs.map { values[$0]! }
             let x = inputs[0]
             switch steps[index]! {
-            case .quantize: preconditionFailure("quantize step inside the graph")
             case let .conv(conv, requantizer):
                 let shape4 = x.shape.count == 4 ? x.shape : [x.shape[0], x.shape[1], 1, 1]
                 var outputShape = conv.outputShape(input: shape4)

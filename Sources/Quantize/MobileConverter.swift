@@ -63,8 +63,6 @@ public enum MobileConverter {
                 default: supported = false
                 }
                 if !supported { throw ConversionError.unsupportedOperation(node: node.name, kind: operation.kindName, precision: precision) }
-            } else if case .batchNorm = operation {
-                // A batch norm that no convolution absorbed is still fine in float.
             }
             newIndex[index] = graph.add(node.name, operation, inputs: inputs)
         }
@@ -77,8 +75,7 @@ public enum MobileConverter {
     /// channel-permutation ops each read only by the next); 0 if there is none.
     static func floatPrefixEnd(_ graph: Graph) -> Int {
         var end = 0
-        var readers = [Int](repeating: 0, count: graph.nodes.count)
-        for node in graph.nodes { for input in node.inputs { readers[input] += 1 } }
+        let readers = graph.readerCounts()
         for index in 1..<graph.nodes.count {
             let node = graph.nodes[index]
             guard node.inputs == [end], readers[end] == 1 else { break }
@@ -175,10 +172,9 @@ public struct Calibrator: Sendable {
         // TFLite's quantizer gives a concatenation's operands the concatenation's own
         // quantization (same-scale constraint), so producers that feed only a concat
         // requantize straight into it.
+        let readers = graph.readerCounts()
         var sharedWithConcat: [Int: Int] = [:]
         if scheme == .tflite {
-            var readers = [Int](repeating: 0, count: graph.nodes.count)
-            for node in graph.nodes { for input in node.inputs { readers[input] += 1 } }
             var soleReader = [Int: Int]()
             for (index, node) in graph.nodes.enumerated() { for input in node.inputs where readers[input] == 1 { soleReader[input] = index } }
             func isConcat(_ index: Int) -> Bool { if case .concat = graph.nodes[index].operation { return true } else { return false } }
@@ -202,8 +198,6 @@ public struct Calibrator: Sendable {
         // read only by the add, the one with the narrower range.
         var widenedBy: [Int: Int] = [:]
         if scheme == .tflite {
-            var readers = [Int](repeating: 0, count: graph.nodes.count)
-            for node in graph.nodes { for input in node.inputs { readers[input] += 1 } }
             for (index, node) in graph.nodes.enumerated() where index > prefixEnd {
                 guard case .add = node.operation else { continue }
                 let candidates = node.inputs.filter { input in

@@ -135,7 +135,7 @@ public struct Graph: Hashable, Sendable, Codable {
     }
 
     /// For each node, how many later nodes read it (the output counts as one more reader).
-    func readerCounts() -> [Int] {
+    public func readerCounts() -> [Int] {
         var counts = [Int](repeating: 0, count: nodes.count)
         for node in nodes { for input in node.inputs { counts[input] += 1 } }
         counts[output] += 1
