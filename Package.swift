@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // C libraries, wrapped once at the edge.
@@ -39,7 +40,10 @@ let package = Package(
         .target(name: "ModelZoo", dependencies: ["TensorCore", "CHDF5Shim", "ZIPFoundation"]),
         .target(name: "Attacks", dependencies: ["TensorCore", "ModelZoo"]),
         .target(name: "Quantize", dependencies: ["TensorCore", "ModelZoo", "CShims", "ZIPFoundation"]),
-        .target(name: "Evaluation", dependencies: ["TensorCore", "ModelZoo", "Attacks", "Quantize"]),
+        .target(
+            name: "Evaluation",
+            dependencies: ["TensorCore", "ModelZoo", "Attacks", "Quantize", .product(name: "Yams", package: "Yams")]
+        ),
 
         .executableTarget(
             name: "robustctl",

@@ -47,6 +47,8 @@ public struct DemoPlan: Codable, Hashable, Sendable {
     static func fileStem(_ config: ModelConfig) -> String { "\(config.architecture.rawValue)_\(config.flavor.rawValue)" }
 }
 
+/// Runs the demo: resolves each model's weights (shipped, else trained here), then runs the
+/// plan as a study (`StudyRunner`) on the built-in dataset.
 public final class DemoRunner {
     public let plan: DemoPlan
     public let directory: URL
@@ -63,141 +65,59 @@ public final class DemoRunner {
         components.reduce(directory) { $0.appendingPathComponent($1) }
     }
 
-    /// Loads a finished step's JSON when resuming, else computes and writes it atomically.
-    func step<T: Codable>(_ file: URL, _ compute: () throws -> T) throws -> T {
-        if resume, let data = try? Data(contentsOf: file), let value = try? JSONDecoder().decode(T.self, from: data) { return value }
-        let value = try compute()
-        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try encoder.encode(value).write(to: file, options: .atomic)
-        return value
+    /// The study the demo runs, given each model's weight file.
+    public func studyConfig(weights: [String]) -> StudyConfig {
+        let size = plan.models[0].inputSize
+        precondition(plan.models.allSatisfy { $0.inputSize == size }, "demo models share one input size")
+        let models = zip(plan.models, weights).map { StudyConfig.ModelSpec(config: $0, weights: $1) }
+        return StudyConfig(
+            title: "robustctl demo (built-in shapes dataset)", seed: plan.seed,
+            data: .init(dataset: nil, source: "builtin:shapes", groundTruth: nil, synsets: nil, size: size, count: plan.pool,
+                        split: "validation", sourceSeed: plan.seed),
+            selection: .init(count: plan.samples, seed: plan.seed, reuse: nil), models: models,
+            attacks: [.init(name: "fgsm", gradient: .fgsm(epsilon: plan.epsilon), boundary: nil, uint8Aware: false),
+                      .init(name: "bim", gradient: .bim(epsilon: plan.epsilon, steps: plan.bimSteps), boundary: nil, uint8Aware: false),
+                      .init(name: "boundary", gradient: nil, boundary: BoundaryAttack(steps: plan.boundarySteps), uint8Aware: false)],
+            engines: [.pc, .mobileFP32] + QuantizationScheme.allCases.map { .mobileInt8($0) },
+            calibration: .init(images: "builtin:shapes", count: plan.calibrationImages, observer: nil, allowFewer: false),
+            chunkSize: plan.samples, attackBatchSize: plan.samples)
     }
 
     public func run() throws -> StudyReport {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let size = plan.models[0].inputSize
-        precondition(plan.models.allSatisfy { $0.inputSize == size }, "demo models share one input size")
-        let models = try plan.models.map { try model($0) }
-
-        // Selection: the first `samples` validation images every model gets right.
-        let pool = try BuiltinDataset(name: "shapes", split: .validation, imageSize: size, count: plan.pool, seed: plan.seed)
-        struct Selection: Codable { var indices: [Int]; var accuracy: [String: Double] }
-        let selection = try step(path("selection.json")) { () -> Selection in
-            let (images, labels) = try pool.batch(Array(0..<pool.count), size: size)
-            var correct = [Bool](repeating: true, count: pool.count)
-            var accuracy: [String: Double] = [:]
-            for model in models {
-                let predictions = model.predictions(images)
-                for i in 0..<pool.count where predictions[i] != labels[i] { correct[i] = false }
-                accuracy[DemoPlan.tag(model.config)] = Double(zip(predictions, labels).filter { $0 == $1 }.count) / Double(pool.count)
-            }
-            let indices = Array(correct.indices.filter { correct[$0] }.prefix(plan.samples))
-            log("selection: \(indices.count) of \(pool.count) validation images classified correctly by all \(models.count) models "
-                + "(accuracy " + accuracy.keys.sorted().map { "\($0) \(String(format: "%.0f%%", accuracy[$0]! * 100))" }.joined(separator: ", ") + ")")
-            return Selection(indices: indices, accuracy: accuracy)
-        }
-        guard !selection.indices.isEmpty else {
-            throw DemoError("no validation image is classified correctly by every model; the models are not trained well enough")
-        }
-        let (clean, labels) = try pool.batch(selection.indices, size: size)
-
-        var cells: [StudyCell] = []
-        let training = try BuiltinDataset(name: "shapes", split: .train, imageSize: size, count: plan.calibrationImages, seed: plan.seed &+ 1)
-        for model in models {
-            let tag = DemoPlan.tag(model.config), stem = DemoPlan.fileStem(model.config)
-            let engines = try self.engines(model, calibration: training)
-            let attacks: [(String, (Model, Tensor, [Int]) -> AttackResult)] = [
-                ("fgsm", { GradientAttack.fgsm(epsilon: self.plan.epsilon).attack(model: $0, images: $1, labels: $2, seed: self.plan.seed) }),
-                ("bim", { GradientAttack.bim(epsilon: self.plan.epsilon, steps: self.plan.bimSteps).attack(model: $0, images: $1, labels: $2, seed: self.plan.seed) }),
-                ("boundary", { BoundaryAttack(steps: self.plan.boundarySteps).attack(model: $0, images: $1, labels: $2, seed: self.plan.seed) }),
-            ]
-            for (attack, run) in attacks {
-                let folder = path("adversarials", stem, attack)
-                struct Generated: Codable { var seconds: Double }
-                let generated = try step(folder.appendingPathComponent("generation.json")) { () -> Generated in
-                    let start = Date()
-                    let result = run(model, clean, labels)
-                    let seconds = Date().timeIntervalSince(start) / Double(labels.count)
-                    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-                    for row in 0..<labels.count {
-                        try ImageCodec.writePNG(RGBImage(tensor: result.adversarials.slice(row)), to: folder.appendingPathComponent("\(row).png").path)
-                    }
-                    log("\(tag) \(attack): \(labels.count) adversarials (\(String(format: "%.3f", seconds)) s/image on the PC engine)")
-                    return Generated(seconds: seconds)
-                }
-                // The study evaluates the 8-bit PNGs, as a phone would receive them.
-                let adversarials = Tensor.concatenateBatch(try (0..<labels.count).map {
-                    try ImageCodec.read(folder.appendingPathComponent("\($0).png").path).tensor()
-                })
-                for (engineName, classifier) in engines {
-                    let cell = try step(path("cells", "\(stem)_\(attack)_\(engineName).json")) { () -> StudyCell in
-                        var predictions: [Int] = [], times: [Double] = []
-                        for row in 0..<labels.count {
-                            let image = adversarials.slice(row).reshaped([1, 3, size, size])
-                            let start = DispatchTime.now().uptimeNanoseconds
-                            let logits = try classifier.classify(image)
-                            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-                            predictions.append(Model.argmax(logits)[0])
-                        }
-                        return StudyCell(model: tag, attack: attack, engine: engineName, success: zip(predictions, labels).map { $0 != $1 },
-                                         inferenceMs: Evaluator.median(times), generationSeconds: generated.seconds)
-                    }
-                    cells.append(cell)
-                }
-            }
-        }
-        let report = StudyReport(cells: cells, title: "robustctl demo (built-in shapes dataset)")
-        try report.write(to: path("report"))
+        let weights = try plan.models.map { try self.weights($0) }
+        let study = StudyRunner(config: studyConfig(weights: weights), directory: directory, resume: resume, log: log)
+        guard let report = try study.run() else { throw DemoError("the demo study did not finish") }
         return report
     }
 
-    /// The model's weights: from a finished run (resume), shipped, or trained now.
-    func model(_ config: ModelConfig) throws -> Model {
+    /// The model's weight file: from a finished run (resume), shipped, or trained now.
+    func weights(_ config: ModelConfig) throws -> String {
         let stem = DemoPlan.fileStem(config)
         let ext = config.flavor == .torch ? "safetensors" : "h5"
         let destination = path("models", "\(stem).\(ext)")
-        if resume, FileManager.default.fileExists(atPath: destination.path) { return try Model(config: config, weights: destination.path) }
+        if resume, FileManager.default.fileExists(atPath: destination.path) { return destination.path }
         if let shipped = shippedWeights?.appendingPathComponent("\(stem).\(ext)"), FileManager.default.fileExists(atPath: shipped.path) {
             log("\(DemoPlan.tag(config)): shipped weights \(shipped.lastPathComponent)")
-            return try Model(config: config, weights: shipped.path)
+            return shipped.path
         }
         log("\(DemoPlan.tag(config)): no shipped weights; training (\(plan.training.epochs) epochs on \(plan.trainCount) images)")
         let definition = try NetworkDefinition(config)
         let train = try BuiltinDataset(name: "shapes", split: .train, imageSize: config.inputSize, count: plan.trainCount, seed: plan.seed &+ 2)
         let model = try Trainer.train(definition, on: train, options: plan.training)
+        log("\(DemoPlan.tag(config)): trained, validation accuracy " + String(format: "%.1f%%",
+                   try Trainer.accuracy(model, on: BuiltinDataset(name: "shapes", split: .validation, imageSize: config.inputSize,
+                                                                  count: plan.pool, seed: plan.seed)) * 100))
         let tensors = Dictionary(uniqueKeysWithValues: definition.parameters.map { ($0.name, model.parameters[$0.name]!) })
         try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
         if config.flavor == .torch { try SafeTensors.write(tensors, to: destination.path) } else {
             try KerasWeights.write(tensors, definition: definition, to: destination.path)
         }
-        return model
-    }
-
-    /// The PC model and its three mobile forms (written as .mobile files).
-    func engines(_ model: Model, calibration: BuiltinDataset) throws -> [(String, any ImageClassifier)] {
-        let stem = DemoPlan.fileStem(model.config)
-        var result: [(String, any ImageClassifier)] = [("pc", model)]
-        let fp32Path = path("mobile", "\(stem)-fp32.mobile")
-        if !(resume && FileManager.default.fileExists(atPath: fp32Path.path)) {
-            try FileManager.default.createDirectory(at: fp32Path.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try MobileFile.write(try MobileConverter.convert(model, labels: BuiltinDataset.shapeClasses, sourceWeights: stem), to: fp32Path.path)
-        }
-        result.append(("mobile-fp32", MobileEngine(try MobileFile.read(fp32Path.path))))
-        for scheme in QuantizationScheme.allCases {
-            let file = path("mobile", "\(stem)-int8-\(scheme.rawValue).mobile")
-            if !(resume && FileManager.default.fileExists(atPath: file.path)) {
-                var calibrator = try Calibrator(model: model, scheme: scheme)
-                for start in stride(from: 0, to: calibration.count, by: 16) {
-                    try calibrator.observe(calibration.batch(Array(start..<Swift.min(start + 16, calibration.count)), size: model.config.inputSize).images)
-                }
-                try MobileFile.write(try calibrator.finish(labels: BuiltinDataset.shapeClasses, sourceWeights: stem), to: file.path)
-            }
-            result.append(("mobile-int8-\(scheme.rawValue)", MobileEngine(try MobileFile.read(file.path))))
-        }
-        return result
+        return destination.path
     }
 }
+
+
 
 public struct DemoError: Error, CustomStringConvertible {
     public let description: String

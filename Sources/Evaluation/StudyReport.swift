@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 /// One evaluated cell of a study: an attack's adversarials, generated on the PC engine for
 /// one model, classified by one engine.
@@ -14,18 +15,26 @@ public struct StudyCell: Codable, Hashable, Sendable {
     public var inferenceMs: Double
     /// Adversarial generation time per image on the PC engine, seconds.
     public var generationSeconds: Double
+    /// PC cells: success of the float adversarials, before 8-bit rounding.
+    public var successFloat: [Bool]?
 
     public var successRate: Double { Double(success.filter { $0 }.count) / Double(Swift.max(success.count, 1)) }
     public var interval: (low: Double, high: Double) { Proportion.wilson(successes: success.filter { $0 }.count, n: success.count) }
 
     enum CodingKeys: String, CodingKey {
         case model, attack, engine, success
-        case inferenceMs = "inference_ms", generationSeconds = "generation_seconds"
+        case inferenceMs = "inference_ms", generationSeconds = "generation_seconds", successFloat = "success_float"
     }
 
-    public init(model: String, attack: String, engine: String, success: [Bool], inferenceMs: Double, generationSeconds: Double) {
+    public init(model: String, attack: String, engine: String, success: [Bool], inferenceMs: Double, generationSeconds: Double,
+                successFloat: [Bool]? = nil) {
         self.model = model; self.attack = attack; self.engine = engine; self.success = success
-        self.inferenceMs = inferenceMs; self.generationSeconds = generationSeconds
+        self.inferenceMs = inferenceMs; self.generationSeconds = generationSeconds; self.successFloat = successFloat
+    }
+
+    /// Success rate of the float adversarials (PC cells of a study), before 8-bit rounding.
+    public var successRateFloat: Double? {
+        successFloat.map { Double($0.filter { $0 }.count) / Double(Swift.max($0.count, 1)) }
     }
 }
 
@@ -107,20 +116,31 @@ public struct StudyReport: Sendable {
     static func percent(_ value: Double) -> String { String(format: "%.1f", value * 100) }
 
     public var successTableCSV: String {
-        var lines = ["model,attack,engine,samples,success_rate,ci_low,ci_high,inference_ms,generation_seconds"]
+        var lines = ["model,attack,engine,samples,success_rate,ci_low,ci_high,success_rate_float"]
         for c in cells {
             let ci = c.interval
             lines.append("\(c.model),\(c.attack),\(c.engine),\(c.success.count),\(String(format: "%.6f", c.successRate)),"
-                         + "\(String(format: "%.6f", ci.low)),\(String(format: "%.6f", ci.high)),\(String(format: "%.4f", c.inferenceMs)),"
-                         + String(format: "%.6f", c.generationSeconds))
+                         + "\(String(format: "%.6f", ci.low)),\(String(format: "%.6f", ci.high)),"
+                         + (c.successRateFloat.map { String(format: "%.6f", $0) } ?? ""))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Inference and generation time per cell (timings vary run to run, so they live apart
+    /// from the results, which are reproducible byte for byte).
+    public var timingCSV: String {
+        var lines = ["model,attack,engine,inference_ms,generation_seconds"]
+        for c in cells {
+            lines.append("\(c.model),\(c.attack),\(c.engine),\(String(format: "%.4f", c.inferenceMs)),\(String(format: "%.6f", c.generationSeconds))")
         }
         return lines.joined(separator: "\n") + "\n"
     }
 
     public var successTableMarkdown: String {
         let engines = Array(Set(cells.map(\.engine))).sorted { Self.engineOrder($0) < Self.engineOrder($1) }
-        var lines = ["| model | attack | " + engines.joined(separator: " | ") + " |",
-                     "|---|---|" + engines.map { _ in "---:" }.joined(separator: "|") + "|"]
+        let float = cells.contains { $0.successFloat != nil }
+        var lines = ["| model | attack | " + (float ? "pc (float) | " : "") + engines.joined(separator: " | ") + " |",
+                     "|---|---|" + (float ? "---:|" : "") + engines.map { _ in "---:" }.joined(separator: "|") + "|"]
         let keys = Array(Set(cells.map { "\($0.model)\t\($0.attack)" })).sorted()
         for key in keys {
             let parts = key.split(separator: "\t").map(String.init)
@@ -129,7 +149,8 @@ public struct StudyReport: Sendable {
                 let ci = c.interval
                 return "\(Self.percent(c.successRate)) [\(Self.percent(ci.low)), \(Self.percent(ci.high))]"
             }
-            lines.append("| \(parts[0]) | \(parts[1]) | " + values.joined(separator: " | ") + " |")
+            let floatValue = cell(parts[0], parts[1], "pc")?.successRateFloat.map { Self.percent($0) } ?? "–"
+            lines.append("| \(parts[0]) | \(parts[1]) | " + (float ? floatValue + " | " : "") + values.joined(separator: " | ") + " |")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -156,49 +177,57 @@ public struct StudyReport: Sendable {
     }
 
     /// Grouped bar chart of success rates (bars: engines; groups: model × attack), with
-    /// Wilson intervals as whiskers.
-    public var successChartSVG: String {
+    /// Wilson intervals as whiskers — the paper's Figures 2–5.
+    public var successChart: Chart {
         let engines = Array(Set(cells.map(\.engine))).sorted { Self.engineOrder($0) < Self.engineOrder($1) }
         let groups = Array(Set(cells.map { "\($0.model)\t\($0.attack)" })).sorted()
-        let palette = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
-        let barWidth = 14.0, gap = 18.0, left = 50.0, top = 30.0, height = 240.0
-        let groupWidth = Double(engines.count) * barWidth + gap
-        let width = left + Double(groups.count) * groupWidth + 20
-        var svg = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(top + height + 110))\" font-family=\"sans-serif\" font-size=\"10\">",
-                   "<text x=\"\(left)\" y=\"16\" font-size=\"13\">\(title): attack success rate (95% Wilson intervals)</text>"]
-        for tick in stride(from: 0.0, through: 1.0, by: 0.25) {
-            let y = top + height * (1 - tick)
-            svg.append("<line x1=\"\(left - 4)\" y1=\"\(y)\" x2=\"\(width - 10)\" y2=\"\(y)\" stroke=\"#ddd\"/>")
-            svg.append("<text x=\"\(left - 8)\" y=\"\(y + 3)\" text-anchor=\"end\">\(Int(tick * 100))%</text>")
+        let palette: [Chart.Color] = [(76, 114, 176), (221, 132, 82), (85, 168, 104), (196, 78, 82), (129, 114, 179), (147, 120, 96)].map(Chart.Color.init)
+        let barWidth = 14, gap = 18, left = 50, top = 30, height = 240, glyph = 7
+        let groupWidth = engines.count * barWidth + gap
+        let title = "\(self.title): attack success rate (95% Wilson intervals)"
+        let labelDepth = (groups.map { $0.count }.max() ?? 0) * glyph + 12
+        let legendStep = (engines.map(\.count).max() ?? 0) * glyph + 30
+        let width = [left + groups.count * groupWidth + 20, left + engines.count * legendStep, left + title.count * glyph + 10].max()!
+        let legendTop = top + height + labelDepth
+        var chart = Chart(width: width, height: legendTop + 24)
+        chart.text(left, 6, title, size: 11)
+        for tick in stride(from: 0, through: 100, by: 25) {
+            let y = top + height * (100 - tick) / 100
+            chart.rect(left - 4, y, width - 10 - (left - 4), 1, Chart.Color(221, 221, 221))
+            chart.text(left - 8, y - 6, "\(tick)%", anchorEnd: true)
         }
         for (g, key) in groups.enumerated() {
             let parts = key.split(separator: "\t").map(String.init)
-            let x0 = left + Double(g) * groupWidth + gap / 2
+            let x0 = left + g * groupWidth + gap / 2
             for (e, engine) in engines.enumerated() {
                 guard let c = cell(parts[0], parts[1], engine) else { continue }
-                let x = x0 + Double(e) * barWidth
-                let y = top + height * (1 - c.successRate)
-                svg.append("<rect x=\"\(x)\" y=\"\(y)\" width=\"\(barWidth - 2)\" height=\"\(top + height - y)\" fill=\"\(palette[e % palette.count])\"/>")
+                let x = x0 + e * barWidth
+                let y = top + Int((Double(height) * (1 - c.successRate)).rounded())
+                chart.rect(x, y, barWidth - 2, top + height - y, palette[e % palette.count])
                 let ci = c.interval, mid = x + (barWidth - 2) / 2
-                svg.append("<line x1=\"\(mid)\" y1=\"\(top + height * (1 - ci.high))\" x2=\"\(mid)\" y2=\"\(top + height * (1 - ci.low))\" stroke=\"#222\"/>")
+                let high = top + Int((Double(height) * (1 - ci.high)).rounded()), low = top + Int((Double(height) * (1 - ci.low)).rounded())
+                chart.rect(mid, high, 1, low - high + 1, Chart.Color(34, 34, 34))
             }
-            let label = "\(parts[0]) \(parts[1])"
-            svg.append("<text transform=\"translate(\(x0 + 4),\(top + height + 8)) rotate(35)\">\(label)</text>")
+            chart.text(x0 + (engines.count * barWidth) / 2 - 7, top + height + 6, "\(parts[0]) \(parts[1])", rotated: true)
         }
         for (e, engine) in engines.enumerated() {
-            let x = left + Double(e) * 130
-            svg.append("<rect x=\"\(x)\" y=\"\(top + height + 88)\" width=\"10\" height=\"10\" fill=\"\(palette[e % palette.count])\"/>")
-            svg.append("<text x=\"\(x + 14)\" y=\"\(top + height + 97)\">\(engine)</text>")
+            let x = left + e * legendStep
+            chart.rect(x, legendTop + 2, 10, 10, palette[e % palette.count])
+            chart.text(x + 14, legendTop, engine)
         }
-        svg.append("</svg>")
-        return svg.joined(separator: "\n") + "\n"
+        return chart
     }
+
+    public var successChartSVG: String { successChart.svg }
+    public var successChartImage: RGBImage { successChart.image }
 
     /// report.md: the tables, the figure and each research question's tests in words.
     public var markdown: String {
-        var text = "# \(title)\n\n![success rates](success_rates.svg)\n\n## Attack success rate (%), 95% Wilson interval\n\n"
-        text += successTableMarkdown + "\nCSV: [success_rates.csv](success_rates.csv) · JSON: [report.json](report.json)\n\n## Timing\n\n" + timingMarkdown
-        text += "\n## Research questions\n\n"
+        var text = "# \(title)\n\n![success rates](success_rates.png)\n\n(also as [SVG](success_rates.svg))\n\n"
+        text += "## Attack success rate (%), 95% Wilson interval\n\nEvery engine classifies the 8-bit PNG adversarials"
+        text += cells.contains { $0.successFloat != nil } ? "; 'pc (float)' is the PC engine on the float adversarials, before rounding.\n\n" : ".\n\n"
+        text += successTableMarkdown + "\nCSV: [success_rates.csv](success_rates.csv) · JSON: [report.json](report.json) · "
+        text += "inference and generation times: [timing.md](timing.md)\n\n## Research questions\n\n"
         for comparison in comparisons() {
             text += "### \(comparison.question): \(comparison.a) vs \(comparison.b)\n\n"
             let meanA = comparison.ratesA.reduce(0, +) / Double(Swift.max(comparison.pairs, 1))
@@ -231,11 +260,26 @@ public struct StudyReport: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        struct Document: Encodable { let title: String; let cells: [StudyCell]; let comparisons: [Comparison] }
-        try encoder.encode(Document(title: title, cells: cells, comparisons: comparisons()))
+        struct Result: Encodable {
+            let model, attack, engine: String
+            let samples: Int
+            let success: [Bool]
+            let success_float: [Bool]?
+            let success_rate, ci_low, ci_high: Double
+            let success_rate_float: Double?
+        }
+        struct Document: Encodable { let title: String; let cells: [Result]; let comparisons: [Comparison] }
+        let results = cells.map { c in
+            Result(model: c.model, attack: c.attack, engine: c.engine, samples: c.success.count, success: c.success, success_float: c.successFloat,
+                   success_rate: c.successRate, ci_low: c.interval.low, ci_high: c.interval.high, success_rate_float: c.successRateFloat)
+        }
+        try encoder.encode(Document(title: title, cells: results, comparisons: comparisons()))
             .write(to: directory.appendingPathComponent("report.json"), options: .atomic)
         try Data(successTableCSV.utf8).write(to: directory.appendingPathComponent("success_rates.csv"), options: .atomic)
         try Data(successChartSVG.utf8).write(to: directory.appendingPathComponent("success_rates.svg"), options: .atomic)
+        try ImageCodec.writePNG(successChartImage, to: directory.appendingPathComponent("success_rates.png").path)
         try Data(markdown.utf8).write(to: directory.appendingPathComponent("report.md"), options: .atomic)
+        try Data(("# \(title): timing\n\n" + timingMarkdown).utf8).write(to: directory.appendingPathComponent("timing.md"), options: .atomic)
+        try Data(timingCSV.utf8).write(to: directory.appendingPathComponent("timing.csv"), options: .atomic)
     }
 }

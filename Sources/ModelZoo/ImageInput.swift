@@ -1,3 +1,4 @@
+import Foundation
 import TensorCore
 
 /// When `ImageInput` resizes an image.
@@ -52,5 +53,22 @@ public enum ImageInput {
         return Tensor.concatenateBatch(try files.map { file in
             try prepare(ImageCodec.read(file), file: file, config: config, policy: policy).tensor()
         })
+    }
+
+    /// Image files (PNG, JPEG) under a folder, recursively, sorted by relative path.
+    public static func imageFiles(in directory: String) throws -> [String] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ImageInputError(file: directory, reason: "not a folder")
+        }
+        guard let enumerator = FileManager.default.enumerator(atPath: directory) else {
+            throw ImageInputError(file: directory, reason: "cannot list the folder")
+        }
+        let extensions: Set<String> = ["png", "jpg", "jpeg"]
+        var files: [String] = []
+        for case let relative as String in enumerator where extensions.contains((relative as NSString).pathExtension.lowercased()) {
+            files.append(relative)
+        }
+        return files.sorted().map { (directory as NSString).appendingPathComponent($0) }
     }
 }

@@ -62,15 +62,5 @@ struct ModelOptions: ParsableArguments {
 
 /// Image files under a folder, recursively, in a stable order (by relative path).
 func imageFiles(in directory: String) throws -> [String] {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-        throw CommandError("\(directory) is not a folder")
-    }
-    guard let enumerator = FileManager.default.enumerator(atPath: directory) else { throw CommandError("cannot list \(directory)") }
-    let extensions: Set<String> = ["png", "jpg", "jpeg"]
-    var files: [String] = []
-    for case let relative as String in enumerator where extensions.contains((relative as NSString).pathExtension.lowercased()) {
-        files.append(relative)
-    }
-    return files.sorted().map { (directory as NSString).appendingPathComponent($0) }
+    do { return try ImageInput.imageFiles(in: directory) } catch let error as ImageInputError { throw CommandError("\(error)") }
 }

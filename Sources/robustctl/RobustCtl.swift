@@ -10,9 +10,10 @@ struct RobustCtl: ParsableCommand {
         abstract: "Measure how the adversarial robustness of image classifiers changes from PC to mobile.",
         discussion: """
         The workflow of Eslami & Hemmati's study: prepare -> select -> attack (PC) -> \
-        convert (mobile, optionally int8) -> evaluate -> compare. Each step is a subcommand.
+        convert (mobile, optionally int8) -> evaluate -> compare. Each step is a subcommand; \
+        `study` runs them all from one config file, and `demo` runs a built-in study offline.
         """,
-        subcommands: [Models.self, Prepare.self, Select.self, Predict.self, Attack.self, Convert.self, Evaluate.self, Compare.self, Stats.self, Train.self, Demo.self, Bench.self]
+        subcommands: [Models.self, Prepare.self, Select.self, Predict.self, Attack.self, Convert.self, Evaluate.self, Compare.self, Stats.self, Study.self, Merge.self, Train.self, Demo.self, Bench.self]
     )
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 import XCTest
 @testable import Evaluation
 
@@ -44,9 +45,23 @@ final class StudyReportTests: XCTestCase {
         try report.write(to: directory)
         let csv = try String(contentsOf: directory.appendingPathComponent("success_rates.csv"), encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(csv.count, 7)
-        XCTAssertTrue(csv.contains("resnet50/keras,fgsm,mobile-int8-tflite,8,0.875000,0.529112,0.977583,1.5000,0.010000"), csv.joined(separator: "\n"))
+        XCTAssertTrue(csv.contains("resnet50/keras,fgsm,mobile-int8-tflite,8,0.875000,0.529112,0.977583,"), csv.joined(separator: "\n"))
+        let timing = try String(contentsOf: directory.appendingPathComponent("timing.csv"), encoding: .utf8)
+        XCTAssertTrue(timing.contains("resnet50/keras,fgsm,mobile-int8-tflite,1.5000,0.010000"), timing)
+        // Bars and legend swatches carry the engine colours: 2 bars + 1 swatch per engine.
         let svg = try String(contentsOf: directory.appendingPathComponent("success_rates.svg"), encoding: .utf8)
-        XCTAssertEqual(svg.components(separatedBy: "<rect").count - 1, 6 + 3, "one bar per cell plus a legend swatch per engine")
+        for colour in ["#4C72B0", "#DD8452", "#55A868"] {
+            XCTAssertEqual(svg.components(separatedBy: "fill=\"\(colour)\"").count - 1, 3, colour)
+        }
+        // The PNG draws the same chart: inside the keras/fgsm int8 bar (87.5 %: from y = 60 down
+        // to the axis at y = 270, x from 87 to 99 with its whisker at 93) the pixels are the
+        // third engine's colour; above the bar the background shows.
+        let png = try ImageCodec.read(directory.appendingPathComponent("success_rates.png").path)
+        func pixel(_ x: Int, _ y: Int) -> [UInt8] { Array(png.pixels[(y * png.width + x) * 3..<(y * png.width + x) * 3 + 3]) }
+        XCTAssertEqual(pixel(89, 200), [85, 168, 104])
+        XCTAssertEqual(pixel(89, 62), [85, 168, 104])
+        XCTAssertEqual(pixel(89, 57), [255, 255, 255])
+        XCTAssertEqual(pixel(93, 100), [34, 34, 34], "the Wilson whisker (52.9–97.8 %: y 35…143)")
         let markdown = try String(contentsOf: directory.appendingPathComponent("report.md"), encoding: .utf8)
         XCTAssertTrue(markdown.contains("### RQ3: mobile-fp32 vs mobile-int8-tflite"))
         // Cell order does not change the report.

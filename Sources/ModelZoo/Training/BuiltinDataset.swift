@@ -7,9 +7,13 @@ public protocol LabeledImageSource: Sendable {
     var classNames: [String] { get }
     /// The image at `index` (8-bit RGB) and its class.
     func sample(_ index: Int) throws -> (image: RGBImage, label: Int)
+    /// Where the sample comes from (a file name, for an index of a prepared dataset).
+    func sourceName(_ index: Int) -> String
 }
 
 extension LabeledImageSource {
+    public func sourceName(_ index: Int) -> String { "#\(index)" }
+
     /// [N, 3, S, S] images in [0, 1] (resized and centre-cropped to `size` if needed) and labels.
     public func batch(_ indices: [Int], size: Int) throws -> (images: Tensor, labels: [Int]) {
         var tensors: [Tensor] = [], labels: [Int] = []
@@ -135,9 +139,12 @@ public struct BuiltinDataset: LabeledImageSource {
     }
 }
 
-/// An ImageFolder dataset: `DIR/<class>/*.png|jpg`, classes in sorted order.
+/// An ImageFolder dataset: `DIR/<class>/*.png|jpg`, classes in sorted order — except when
+/// every class folder is an ImageNet WordNet id (`val/n01440764/…`): then labels are the
+/// standard ImageNet-1k indices, so a subset of the classes keeps the models' numbering.
 public struct ImageFolderDataset: LabeledImageSource {
     public let classNames: [String]
+    let directory: String
     let files: [(path: String, label: Int)]
     public var count: Int { files.count }
 
@@ -159,19 +166,26 @@ public struct ImageFolderDataset: LabeledImageSource {
             return !name.hasPrefix(".") && manager.fileExists(atPath: (directory as NSString).appendingPathComponent(name), isDirectory: &sub) && sub.boolValue
         }.sorted()
         guard !classes.isEmpty else { throw FolderError(path: directory, reason: "no class subfolders (expected DIR/<class>/<image>)") }
+        let imagenet = classes.allSatisfy { ImageNet.indexByWnid[$0] != nil }
         var files: [(String, Int)] = []
-        for (label, name) in classes.enumerated() {
+        for (position, name) in classes.enumerated() {
+            let label = imagenet ? ImageNet.indexByWnid[name]! : position
             let folder = (directory as NSString).appendingPathComponent(name)
             let images = ((try? manager.contentsOfDirectory(atPath: folder)) ?? [])
                 .filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
             files += images.map { ((folder as NSString).appendingPathComponent($0), label) }
         }
         guard !files.isEmpty else { throw FolderError(path: directory, reason: "class subfolders hold no PNG or JPEG images") }
-        classNames = classes
+        classNames = imagenet ? ImageNet.classes.map(\.wnid) : classes
+        self.directory = directory
         self.files = files
     }
 
     public func sample(_ index: Int) throws -> (image: RGBImage, label: Int) {
         (try ImageCodec.read(files[index].path), files[index].label)
+    }
+
+    public func sourceName(_ index: Int) -> String {
+        String(files[index].path.dropFirst(directory.count).drop { $0 == "/" })
     }
 }

@@ -1,24 +1,36 @@
 import ArgumentParser
+import Evaluation
 import Foundation
 import ModelZoo
 import TensorCore
 
 struct Prepare: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a labelled image set as PNG files plus labels.csv (file,label).",
+        abstract: "Turn a labelled image source into a prepared dataset: 8-bit PNGs at the model size, labels.csv, index.csv.",
         discussion: """
-        --source builtin:shapes renders the built-in dataset (its validation split by \
-        default, so it never overlaps what 'train' saw). A folder source is an ImageFolder \
-        (DIR/<class>/*.png|jpg, classes in sorted order); its images get the paper's resize \
-        (shorter side 256, or 299) and centre crop to --size. The result is what 'attack', \
-        'evaluate' and 'convert --calibration' read.
+        Sources: an ImageFolder (DIR/<class>/*.JPEG|png; ImageNet's val/<wnid>/ folders get \
+        the standard ImageNet-1k indices), ImageNet's flat validation folder with \
+        --ground-truth (the devkit's ILSVRC2012_validation_ground_truth.txt plus --synsets \
+        data/meta.mat, or a WordNet id per line, or Kaggle's LOC_val_solution.csv), or \
+        builtin:shapes (rendered at --size; its validation split by default, so it never \
+        overlaps what 'train' saw). Images get the paper's resize — shorter side 256 (scaled \
+        for other sizes), or 299 for --size 299 — and centre crop. Decoding runs on --threads \
+        in small windows, so memory stays flat for 50,000 images. The result (labels.csv: \
+        file,label; index.csv: id,file,source,label; classes.csv) is what 'select', 'attack', \
+        'evaluate', 'convert --calibration' and 'study' read.
         """)
 
-    @Option(help: "builtin:NAME or an ImageFolder directory.")
+    @Option(help: "builtin:NAME, an ImageFolder directory, or a flat folder (with --ground-truth).")
     var source: String
 
-    @Option(help: "Output size in pixels (built-in: rendered at this size; folders: resize + centre crop).")
-    var size: Int = 96
+    @Option(help: "Ground truth of a flat folder: devkit IDs, WordNet ids, or Kaggle's CSV.")
+    var groundTruth: String?
+
+    @Option(help: "The devkit's data/meta.mat (or a synset list in ILSVRC2012 ID order) for devkit IDs.")
+    var synsets: String?
+
+    @Option(help: "Output size in pixels (224 or 299 for the paper's models).")
+    var size: Int = 224
 
     @Option(help: "How many images (default: all of a folder; 1000 for a built-in dataset).")
     var count: Int?
@@ -32,42 +44,32 @@ struct Prepare: ParsableCommand {
     @Option(help: "Output folder.")
     var out: String
 
+    @OptionGroup var compute: ComputeOptions
+
     func validate() throws {
         if size < 16 { throw ValidationError("--size must be at least 16") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         if !["train", "validation"].contains(split) { throw ValidationError("--split must be train or validation") }
+        if synsets != nil && groundTruth == nil { throw ValidationError("--synsets only applies with --ground-truth") }
     }
 
     func run() throws {
+        compute.apply()
         let images: any LabeledImageSource
-        var resizeTo: Int?
-        if source.hasPrefix("builtin:") {
-            do {
-                images = try BuiltinDataset(name: String(source.dropFirst("builtin:".count)), split: split == "train" ? .train : .validation,
-                                            imageSize: size, count: count ?? 1000, seed: seed)
-            } catch let error as BuiltinDataset.UnknownDataset { throw CommandError("\(error)") }
-        } else {
-            do { images = try ImageFolderDataset(directory: source) } catch let error as ImageFolderDataset.FolderError { throw CommandError("\(error)") }
-            resizeTo = Int((Double(size) * 256 / 224).rounded())
+        do {
+            images = try DatasetPreparation.source(source, groundTruth: groundTruth, synsets: synsets, split: split, size: size, count: count, seed: seed)
+        } catch {
+            throw CommandError("\(error)")
         }
         let directory = try prepareOutputDirectory(out)
         let total = Swift.min(count ?? images.count, images.count)
         let progress = ProgressLine(total: total, label: "preparing")
-        var csv = "file,label\n"
-        let digits = String(total - 1).count
-        for index in 0..<total {
-            var (image, label) = try images.sample(index)
-            if let resizeTo, image.width != size || image.height != size {
-                image = image.resizedAndCentreCropped(resizeTo: resizeTo, cropTo: size)
-            }
-            let name = "\(String(repeating: "0", count: Swift.max(0, digits - String(index).count)))\(index)_\(images.classNames[label]).png"
-            try ImageCodec.writePNG(image, to: directory.appendingPathComponent(name).path)
-            csv += "\(name),\(label)\n"
-            progress.update(index + 1)
+        let dataset: PreparedDataset
+        do {
+            dataset = try DatasetPreparation.prepare(images, size: size, count: count, into: directory) { done, _ in progress.update(done) }
+        } catch {
+            throw CommandError("\(error)")
         }
-        try Data(csv.utf8).write(to: directory.appendingPathComponent("labels.csv"), options: .atomic)
-        let classes = images.classNames.enumerated().map { "\($0.offset),\($0.element)" }.joined(separator: "\n")
-        try Data(("index,class\n" + classes + "\n").utf8).write(to: directory.appendingPathComponent("classes.csv"), options: .atomic)
-        print("wrote \(total) images, labels.csv and classes.csv to \(directory.path)")
+        print("wrote \(dataset.entries.count) images, labels.csv, index.csv and classes.csv to \(directory.path)")
     }
 }
