@@ -72,7 +72,7 @@ public final class DemoRunner {
         let models = zip(plan.models, weights).map { StudyConfig.ModelSpec(config: $0, weights: $1) }
         return StudyConfig(
             title: "robustctl demo (built-in shapes dataset)", seed: plan.seed,
-            data: .init(dataset: nil, source: "builtin:shapes", groundTruth: nil, synsets: nil, size: size, count: plan.pool,
+            data: .init(prepared: [:], source: "builtin:shapes", groundTruth: nil, synsets: nil, size: size, count: plan.pool,
                         split: "validation", sourceSeed: plan.seed),
             selection: .init(count: plan.samples, seed: plan.seed, reuse: nil), models: models,
             attacks: [.init(name: "fgsm", gradient: .fgsm(epsilon: plan.epsilon), boundary: nil, uint8Aware: false),

@@ -21,10 +21,20 @@ public enum Selection {
     public static func select(_ classifiers: [any ImageClassifier], items: [Evaluator.Item], count: Int, seed: UInt64,
                               batchSize: Int = 32, policy: ResizePolicy = .auto,
                               progress: ((Int, Int) -> Void)? = nil) throws -> Result {
+        try select(classifiers, items: classifiers.map { _ in items }, count: count, seed: seed, batchSize: batchSize, policy: policy, progress: progress)
+    }
+
+    /// The same with each classifier's own copy of the samples (e.g. prepared at its input
+    /// size); the lists must be the same samples in the same order.
+    public static func select(_ classifiers: [any ImageClassifier], items perClassifier: [[Evaluator.Item]], count: Int, seed: UInt64,
+                              batchSize: Int = 32, policy: ResizePolicy = .auto,
+                              progress: ((Int, Int) -> Void)? = nil) throws -> Result {
+        precondition(perClassifier.count == classifiers.count && Set(perClassifier.map(\.count)).count <= 1, "one item list per classifier, all of one length")
+        let items = perClassifier.first ?? []
         var correct = [Bool](repeating: true, count: items.count)
         var accuracy: [String: Double] = [:]
         for (modelIndex, classifier) in classifiers.enumerated() {
-            let result = try Evaluator.run(classifier, items: items, batchSize: batchSize, policy: policy) { progress?(modelIndex, $0) }
+            let result = try Evaluator.run(classifier, items: perClassifier[modelIndex], batchSize: batchSize, policy: policy) { progress?(modelIndex, $0) }
             for (i, sample) in result.samples.enumerated() where !sample.correct { correct[i] = false }
             let key = "\(classifier.config.architecture.rawValue)/\(classifier.config.flavor.rawValue)"
             accuracy[key] = result.accuracy

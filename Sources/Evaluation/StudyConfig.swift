@@ -27,14 +27,17 @@ public struct StudyConfig: Codable, Hashable, Sendable {
 
     /// Where the images come from.
     public struct DataSpec: Codable, Hashable, Sendable {
-        /// A folder written by `robustctl prepare` (labels.csv and the images it names).
-        public var dataset: String?
+        /// Folders written by `robustctl prepare` (labels.csv and the images it names), by the
+        /// input size they serve; size 0 serves every model.
+        public var prepared: [Int: String]
         /// Or a source the study prepares itself: an ImageFolder, a flat folder with
         /// `groundTruth`, or `builtin:NAME`.
         public var source: String?
         public var groundTruth: String?
         /// The devkit's meta.mat (or a synset list) mapping ground-truth IDs to WordNet ids.
         public var synsets: String?
+        /// Prepare at this size only; by default at each model's input size, as the paper's
+        /// Table 1 does (224 crops for MobileNetV2 and ResNet50, 299 for InceptionV3).
         public var size: Int?
         public var count: Int?
         /// Built-in sources: which split and seed.
@@ -199,6 +202,12 @@ struct ConfigReader {
         return value
     }
 
+    /// A path the study will read must exist (built-in sources aside).
+    mutating func exists(_ path: String?, _ at: String?) {
+        guard let path, let at, !path.hasPrefix("builtin:") else { return }
+        if !FileManager.default.fileExists(atPath: path) { problem(at, "no such file or folder: \(path)") }
+    }
+
     func resolve(_ path: String) -> String {
         if path.hasPrefix("/") || path.hasPrefix("builtin:") { return path }
         if path.hasPrefix("~/") { return (path as NSString).expandingTildeInPath }
@@ -246,8 +255,13 @@ struct ConfigReader {
         if engines.contains(where: { if case .mobileInt8 = $0.1 { true } else { false } }) && calibration == nil && top["calibration"] == nil {
             problem("calibration", "missing: int8 engines need calibration images")
         }
-        if let data, data.dataset == nil, selection?.reuse != nil {
+        if let data, data.prepared.isEmpty, selection?.reuse != nil {
             problem("selection.reuse", "needs data.dataset (the prepared folder its labels.csv refers to)")
+        }
+        if let data, !data.prepared.isEmpty, data.prepared[0] == nil {
+            for (index, model) in models where data.prepared[model.config.inputSize] == nil {
+                problem("models[\(index)]", "data.dataset has no folder for its input size \(model.config.inputSize)")
+            }
         }
         guard problems.isEmpty, let data, let selection else { return nil }
         return StudyConfig(title: title, seed: seed, data: data, selection: selection, models: models.map(\.1), attacks: attacks.map(\.1),
@@ -256,17 +270,34 @@ struct ConfigReader {
 
     mutating func dataSpec(_ entry: (Node, String)) -> StudyConfig.DataSpec? {
         guard let map = mapping(entry.0, entry.1, allowed: ["dataset", "source", "ground_truth", "synsets", "size", "count", "split", "seed"]) else { return nil }
-        let dataset = string(map["dataset"]).map(resolve), source = string(map["source"]).map(resolve)
-        if (dataset == nil) == (source == nil) { problem(entry.1, "give exactly one of 'dataset' (a prepared folder) or 'source' (to prepare)") }
-        if dataset != nil {
+        var prepared: [Int: String] = [:]
+        if let (node, path) = map["dataset"] {
+            if node.mapping != nil {
+                // {224: folder, 299: folder}
+                for (key, value) in node.mapping! {
+                    guard let size = key.int, size >= 16 else { problem(path, "keys must be input sizes (e.g. 224, 299)"); continue }
+                    if let folder = string((value, "\(path).\(size)")) { prepared[size] = resolve(folder) }
+                }
+            } else if let folder = string(map["dataset"]) {
+                prepared[0] = resolve(folder)
+            }
+            for (size, folder) in prepared where !FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent("labels.csv")) {
+                problem(size == 0 ? path : "\(path).\(size)", "\(folder) is not a prepared dataset (no labels.csv; write one with robustctl prepare)")
+            }
+        }
+        let source = string(map["source"]).map(resolve)
+        if (map["dataset"] == nil) == (source == nil) { problem(entry.1, "give exactly one of 'dataset' (a prepared folder) or 'source' (to prepare)") }
+        if map["dataset"] != nil {
             for key in ["ground_truth", "synsets", "size", "count", "split", "seed"] where map[key] != nil {
                 problem(map[key]!.1, "only applies with 'source'")
             }
         }
-        if source != nil && map["size"] == nil { problem(entry.1 + ".size", "missing: the prepared image size (e.g. 224 or 299)") }
+        exists(source, map["source"]?.1)
+        exists(string(map["ground_truth"]).map(resolve), map["ground_truth"]?.1)
+        exists(string(map["synsets"]).map(resolve), map["synsets"]?.1)
         let split = string(map["split"]) ?? "validation"
         if !["train", "validation"].contains(split) { problem(entry.1 + ".split", "expected train or validation") }
-        return StudyConfig.DataSpec(dataset: dataset, source: source, groundTruth: string(map["ground_truth"]).map(resolve),
+        return StudyConfig.DataSpec(prepared: prepared, source: source, groundTruth: string(map["ground_truth"]).map(resolve),
                                     synsets: string(map["synsets"]).map(resolve), size: int(map["size"], minimum: 16),
                                     count: int(map["count"], minimum: 1), split: split, sourceSeed: seed(map["seed"]) ?? 0)
     }
@@ -275,6 +306,9 @@ struct ConfigReader {
         guard let entry else { return StudyConfig.SelectionSpec(count: 3000, seed: seed, reuse: nil) }
         guard let map = mapping(entry.0, entry.1, allowed: ["count", "seed", "reuse"]) else { return nil }
         let reuse = string(map["reuse"]).map(resolve)
+        if let reuse, !FileManager.default.fileExists(atPath: (reuse as NSString).appendingPathComponent("labels.csv")) {
+            problem(map["reuse"]!.1, "\(reuse) holds no labels.csv (a folder written by robustctl select)")
+        }
         if reuse != nil, map["count"] != nil || map["seed"] != nil { problem(entry.1, "'reuse' takes a finished selection; drop 'count' and 'seed'") }
         return StudyConfig.SelectionSpec(count: int(map["count"], minimum: 1) ?? 3000, seed: self.seed(map["seed"]) ?? seed, reuse: reuse)
     }
@@ -290,13 +324,13 @@ struct ConfigReader {
             if let value = node.float, value > 0 { width = value } else { problem(path, "expected a positive number") }
         }
         let inputSize = int(map["input_size"], minimum: 16), classes = int(map["num_classes"], minimum: 2) ?? 1000
+        if let weights, !weights.hasPrefix("builtin:"), !FileManager.default.fileExists(atPath: weights) {
+            problem(map["weights"]!.1, "no such file: \(weights)")
+        }
         guard let architecture, let flavor, let weights else { return nil }
         var config = ModelConfig(architecture: architecture, flavor: flavor, widthMultiplier: width, inputSize: inputSize, numClasses: classes)
         if let transform = bool(map["transform_input"]) { config.transformInput = transform }
         do { try config.validate() } catch { problem(entry.1, "\(error)"); return nil }
-        if !weights.hasPrefix("builtin:") && !FileManager.default.fileExists(atPath: weights) {
-            problem(map["weights"]!.1, "no such file: \(weights)")
-        }
         return StudyConfig.ModelSpec(config: config, weights: weights)
     }
 
@@ -360,6 +394,7 @@ struct ConfigReader {
     mutating func calibrationSpec(_ entry: (Node, String)) -> StudyConfig.CalibrationSpec? {
         guard let map = mapping(entry.0, entry.1, allowed: ["images", "count", "observer", "allow_fewer"]) else { return nil }
         guard let images = string(map["images"]).map(resolve) else { problem(entry.1 + ".images", "missing (required)"); return nil }
+        exists(images, map["images"]?.1)
         return StudyConfig.CalibrationSpec(images: images, count: int(map["count"], minimum: 1) ?? 1000,
                                            observer: choice(map["observer"], ObserverKind.self), allowFewer: bool(map["allow_fewer"]) ?? false)
     }

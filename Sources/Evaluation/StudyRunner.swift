@@ -72,7 +72,7 @@ public struct StudyError: Error, CustomStringConvertible, Equatable {
 /// Runs a study (or one shard of it) into a folder, resumably.
 ///
 /// Layout of the folder: `study.json` (config and shard), `manifest.json` (finished units),
-/// `dataset/` (when the study prepares it), `selection/`, `mobile/*.mobile`,
+/// `dataset-<size>/` (when the study prepares it), `selection/`, `mobile/*.mobile`,
 /// `adversarials/<model>/<attack>/*.png`, `units/<id>.json`, and `report/` once every unit is
 /// done. Each file is written atomically and a unit enters the manifest only after its files
 /// are complete, so a killed run resumes where it stopped and loses nothing.
@@ -138,8 +138,8 @@ public final class StudyRunner {
             try Self.writeJSON(header, to: headerFile)
         }
         var manifest = resume ? ((try? JSONDecoder().decode(Manifest.self, from: Data(contentsOf: path("manifest.json")))) ?? Manifest(finished: [])) : Manifest(finished: [])
-        let dataset = try self.dataset()
-        let selection = try self.selection(dataset)
+        let datasets = try self.datasets()
+        let selection = try self.selection(datasets)
         try Self.writeJSON(selection, to: path("selection", "indices.json"))
         let units = Self.units(config, sampleCount: selection.count)
         let mine = units.enumerated().filter { shard.owns($0.offset) }.map(\.element)
@@ -154,9 +154,9 @@ public final class StudyRunner {
             if engines?.model != unit.model {
                 engines = nil
                 let model = try loadModel(config.models[unit.model])
-                engines = (unit.model, try self.engines(for: config.models[unit.model], model: model, dataset: dataset), model)
+                engines = (unit.model, try self.engines(for: config.models[unit.model], model: model, dataset: datasets.for(model.config)), model)
             }
-            let result = try run(unit, pc: engines!.pc, engines: engines!.classifiers, dataset: dataset, selection: selection)
+            let result = try run(unit, pc: engines!.pc, engines: engines!.classifiers, dataset: datasets.for(engines!.pc.config), selection: selection)
             try Self.writeJSON(result, to: path("units", "\(unit.id).json"))
             finished.insert(unit.id)
             manifest.finished = finished.sorted()
@@ -180,20 +180,42 @@ public final class StudyRunner {
 
     // MARK: - Data
 
-    /// The labelled image folder the study reads: given, or prepared here.
-    func dataset() throws -> PreparedDataset {
-        if let folder = config.data.dataset { return try PreparedDataset(directory: folder) }
-        let target = path("dataset")
-        if resume, let existing = try? PreparedDataset(directory: target.path) { return existing }
-        let source = try DatasetPreparation.source(config.data.source!, groundTruth: config.data.groundTruth, synsets: config.data.synsets,
-                                                   split: config.data.split, size: config.data.size!, count: config.data.count,
-                                                   seed: config.data.sourceSeed)
-        log("preparing \(config.data.source!) at \(config.data.size!) px into \(target.path)")
-        return try DatasetPreparation.prepare(source, size: config.data.size!, count: config.data.count, into: target)
+    /// The prepared datasets, one per input size (Table 1 of the paper: InceptionV3 gets its
+    /// 299 px crop from the source image, not from a 224 px one).
+    struct Datasets {
+        /// By input size; key 0 serves every size.
+        let bySize: [Int: PreparedDataset]
+        func `for`(_ config: ModelConfig) -> PreparedDataset { bySize[config.inputSize] ?? bySize[0]! }
+        var first: PreparedDataset { bySize[bySize.keys.min()!]! }
     }
 
-    /// The selected samples, as positions in the dataset: reused, or selected (and saved) here.
-    func selection(_ dataset: PreparedDataset) throws -> [Int] {
+    /// The labelled image folders the study reads: given, or prepared here from the source.
+    func datasets() throws -> Datasets {
+        var bySize: [Int: PreparedDataset] = [:]
+        if !config.data.prepared.isEmpty {
+            for (size, folder) in config.data.prepared { bySize[size] = try PreparedDataset(directory: folder) }
+        } else {
+            let sizes = config.data.size.map { [$0] } ?? Array(Set(config.models.map(\.config.inputSize))).sorted()
+            for size in sizes {
+                let target = path("dataset-\(size)")
+                if resume, let existing = try? PreparedDataset(directory: target.path) { bySize[config.data.size == nil ? size : 0] = existing; continue }
+                let source = try DatasetPreparation.source(config.data.source!, groundTruth: config.data.groundTruth, synsets: config.data.synsets,
+                                                           split: config.data.split, size: size, count: config.data.count, seed: config.data.sourceSeed)
+                log("preparing \(config.data.source!) at \(size) px into \(target.path)")
+                bySize[config.data.size == nil ? size : 0] = try DatasetPreparation.prepare(source, size: size, count: config.data.count, into: target)
+            }
+        }
+        // Every size must hold the same samples in the same order.
+        let reference = bySize[bySize.keys.min()!]!
+        for dataset in bySize.values where dataset.entries.map(\.label) != reference.entries.map(\.label) {
+            throw StudyError("\(dataset.directory) and \(reference.directory) do not hold the same samples in the same order")
+        }
+        return Datasets(bySize: bySize)
+    }
+
+    /// The selected samples, as positions in the datasets: reused, or selected (and saved) here.
+    func selection(_ datasets: Datasets) throws -> [Int] {
+        let dataset = datasets.first
         if let reuse = config.selection.reuse {
             let file = URL(fileURLWithPath: reuse).appendingPathComponent("labels.csv").path
             let entries = try LabelFile.read(file, classes: Int.max)
@@ -211,7 +233,8 @@ public final class StudyRunner {
         }
         let classifiers: [any ImageClassifier] = try config.models.map { try loadModel($0) }
         log("selecting \(config.selection.count) of \(dataset.entries.count) samples every model classifies correctly")
-        let result = try Selection.select(classifiers, items: dataset.items, count: config.selection.count, seed: config.selection.seed)
+        let result = try Selection.select(classifiers, items: classifiers.map { datasets.for($0.config).items },
+                                          count: config.selection.count, seed: config.selection.seed)
         log("selection: \(result.indices.count) of \(result.eligible) eligible; accuracy "
             + result.accuracy.keys.sorted().map { "\($0) \(String(format: "%.1f%%", result.accuracy[$0]! * 100))" }.joined(separator: ", "))
         guard !result.indices.isEmpty else { throw StudyError("no sample is classified correctly by every model; check the weights and the dataset's labels") }

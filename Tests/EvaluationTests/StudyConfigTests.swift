@@ -9,6 +9,9 @@ final class StudyConfigTests: XCTestCase {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID())")
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("weights"), withIntermediateDirectories: true)
         for name in ["r_torch.pth", "r_keras.h5"] { try Data([0]).write(to: directory.appendingPathComponent("weights/\(name)")) }
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("prepared"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("calib"), withIntermediateDirectories: true)
+        try Data("file,label\na.png,0\n".utf8).write(to: directory.appendingPathComponent("prepared/labels.csv"))
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
@@ -44,7 +47,7 @@ final class StudyConfigTests: XCTestCase {
              "calibration": {"images": "calib", "count": 50, "observer": "histogram"}, "chunk_size": 25}
             """
         XCTAssertEqual(try StudyConfig.parse(json, baseDirectory: directory.path), fromYAML)
-        XCTAssertEqual(fromYAML.data.dataset, directory.appendingPathComponent("prepared").path)
+        XCTAssertEqual(fromYAML.data.prepared, [0: directory.appendingPathComponent("prepared").path])
         XCTAssertEqual(fromYAML.selection.seed, 7, "the selection seed defaults to the study seed")
         XCTAssertEqual(fromYAML.attacks.map(\.name), ["fgsm", "bim", "boundary-300"])
         XCTAssertEqual(fromYAML.attacks[0].gradient?.epsilon, 0.01)
@@ -96,14 +99,57 @@ final class StudyConfigTests: XCTestCase {
             }
             XCTAssertTrue(error.description.hasPrefix("bad.yaml: "))
         }
+        // Datasets by input size must cover every model's size.
+        let bySize = yaml.replacingOccurrences(of: "data: {dataset: prepared}", with: "data: {dataset: {299: prepared}}")
+        XCTAssertThrowsError(try StudyConfig.parse(bySize, baseDirectory: directory.path)) { error in
+            XCTAssertTrue((error as! StudyConfigError).problems.contains { $0.hasPrefix("models[0]: data.dataset has no folder for its input size 224") }, "\(error)")
+        }
         XCTAssertThrowsError(try StudyConfig.parse("models: [", baseDirectory: directory.path)) {
             XCTAssertTrue("\($0)".contains("not valid JSON or YAML"), "\($0)")
         }
         XCTAssertThrowsError(try StudyConfig.parse("engines: [mobile-int8]\nmodels: []\nattacks: []\ndata: {source: x}", baseDirectory: directory.path)) { error in
             let problems = (error as! StudyConfigError).problems
-            for fragment in ["models: must not be empty", "attacks: must not be empty", "data.size: missing", "calibration: missing"] {
+            for fragment in ["models: must not be empty", "attacks: must not be empty", "data.source: no such file", "calibration: missing"] {
                 XCTAssertTrue(problems.contains { $0.hasPrefix(fragment) }, "missing '\(fragment)' in \(problems)")
             }
         }
+    }
+}
+
+extension StudyConfigTests {
+    /// Examples/paper-grid.yaml reads cleanly once its files exist, and spans the paper's grid:
+    /// 18 PC and 36 mobile configurations with the study's parameters.
+    func testPaperGridExampleDescribesTheStudy() throws {
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let text = try String(contentsOf: repository.appendingPathComponent("Examples/paper-grid.yaml"), encoding: .utf8)
+        // Stand-ins for the user's weights and ImageNet.
+        let manager = FileManager.default
+        for line in text.split(separator: "\n") {
+            for key in ["weights: ", "ground_truth: ", "synsets: "] {
+                guard let range = line.range(of: key) else { continue }
+                let value = line[range.upperBound...].prefix { $0 != "}" && $0 != " " && $0 != "#" }
+                let file = directory.appendingPathComponent(String(value))
+                try manager.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try Data([0]).write(to: file)
+            }
+        }
+        for folder in ["imagenet/val", "imagenet/calibration"] {
+            try manager.createDirectory(at: directory.appendingPathComponent(folder), withIntermediateDirectories: true)
+        }
+        let config = try StudyConfig.parse(text, baseDirectory: directory.path)
+        XCTAssertEqual(config.models.count, 6)
+        XCTAssertEqual(Set(config.models.map(\.tag)).count, 6)
+        XCTAssertEqual(config.attacks.map(\.name), ["fgsm", "bim", "boundary"])
+        let pcConfigurations = config.models.count * config.attacks.count * config.engines.filter { $0 == .pc }.count
+        let mobileConfigurations = config.models.count * config.attacks.count * config.engines.filter { $0 != .pc }.count
+        XCTAssertEqual(pcConfigurations, 18)
+        XCTAssertEqual(mobileConfigurations, 36)
+        XCTAssertEqual(config.attacks[0].gradient?.epsilon, 0.005)
+        XCTAssertEqual(config.attacks[1].gradient?.steps, 10)
+        XCTAssertEqual(config.attacks[2].boundary?.steps, 5000)
+        XCTAssertEqual(config.selection.count, 3000)
+        XCTAssertEqual(config.calibration?.count, 1000)
+        XCTAssertNil(config.data.size, "each model gets its own input size")
+        XCTAssertEqual(Set(config.models.map(\.config.inputSize)), [224, 299])
     }
 }

@@ -1,0 +1,175 @@
+import Foundation
+import XCTest
+import ModelZoo
+import TensorCore
+
+/// robustctl study and merge: one config, run whole, killed and resumed, sharded and merged,
+/// on one thread and on two — the results must be the same bytes every time.
+extension CLITests {
+    func studyConfig(in directory: URL) throws -> URL {
+        let shipped = Self.repository.appendingPathComponent("Sources/robustctl/DemoModels").path
+        let config = """
+            title: determinism check
+            seed: 5
+            data: {source: "builtin:shapes", size: 75, count: 60}
+            selection: {count: 8}
+            models:
+              - {architecture: resnet50, flavor: torch, weights: \(shipped)/resnet50_torch.safetensors, width_multiplier: 0.125, input_size: 75, num_classes: 10}
+              - {architecture: resnet50, flavor: keras, weights: \(shipped)/resnet50_keras.h5, width_multiplier: 0.125, input_size: 75, num_classes: 10}
+            attacks:
+              - {attack: fgsm, epsilon: 0.03}
+              - {attack: pgd, epsilon: 0.03, steps: 3}
+              - {attack: boundary, steps: 10}
+            engines: [pc, mobile-fp32, mobile-int8]
+            calibration: {images: "builtin:shapes", count: 8}
+            chunk_size: 3
+            attack_batch_size: 2
+            """
+        let file = directory.appendingPathComponent("study.yaml")
+        try Data(config.utf8).write(to: file)
+        return file
+    }
+
+    /// Every file of the report and every adversarial, by relative path (timing excluded: it is measured).
+    func results(_ directory: URL) throws -> [String: Data] {
+        var files: [String: Data] = [:]
+        for folder in ["report", "adversarials"] {
+            let root = directory.appendingPathComponent(folder)
+            let enumerator = FileManager.default.enumerator(atPath: root.path)!
+            for case let relative as String in enumerator where !relative.hasPrefix("timing") {
+                var isDirectory: ObjCBool = false
+                if FileManager.default.fileExists(atPath: root.appendingPathComponent(relative).path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                    files["\(folder)/\(relative)"] = try Data(contentsOf: root.appendingPathComponent(relative))
+                }
+            }
+        }
+        return files
+    }
+
+    func testStudyIsReproducibleAcrossThreadsResumesAndShards() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-study-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = try studyConfig(in: directory).path
+
+        // Whole, on one thread.
+        let whole = directory.appendingPathComponent("whole")
+        let first = try run(["study", "--config", config, "--out", whole.path, "--threads", "1"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(first.stdout.contains("18 units"), first.stdout)  // 2 models × 3 attacks × 3 chunks of 3, 3, 2
+        let reference = try results(whole)
+        XCTAssertEqual(reference.keys.filter { $0.hasPrefix("adversarials/") }.count, 2 * 3 * 8)
+        for file in ["report.md", "report.json", "success_rates.csv", "success_rates.svg", "success_rates.png"] {
+            XCTAssertNotNil(reference["report/\(file)"], file)
+        }
+        struct Document: Decodable { struct Cell: Decodable { let engine: String; let samples: Int }; let cells: [Cell] }
+        let cells = try JSONDecoder().decode(Document.self, from: reference["report/report.json"]!).cells
+        XCTAssertEqual(cells.count, 2 * 3 * 3)
+        XCTAssertEqual(Set(cells.map(\.samples)), [8])
+        XCTAssertEqual(Set(cells.map(\.engine)), ["pc", "mobile-fp32", "mobile-int8"])
+
+        // The same folder again without --resume: refused, nothing lost.
+        let again = try run(["study", "--config", config, "--out", whole.path])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("already holds a study"), again.stderr)
+        XCTAssertEqual(try results(whole), reference)
+
+        // Killed after 5 units on two threads, then resumed: same bytes, finished units not redone.
+        let resumed = directory.appendingPathComponent("resumed")
+        let killed = try run(["study", "--config", config, "--out", resumed.path, "--threads", "2", "--stop-after", "5"])
+        XCTAssertEqual(killed.status, 0, killed.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: resumed.appendingPathComponent("report").path))
+        let continued = try run(["study", "--config", config, "--out", resumed.path, "--threads", "2", "--resume"])
+        XCTAssertEqual(continued.status, 0, continued.stderr)
+        XCTAssertTrue(continued.stdout.contains("5 already done"), continued.stdout)
+        XCTAssertEqual(continued.stdout.components(separatedBy: "] resnet50/").count - 1, 13, continued.stdout)
+        XCTAssertEqual(try results(resumed), reference)
+
+        // Two shards on two machines' worth of folders, merged.
+        var shards: [String] = []
+        for index in 1...2 {
+            let out = directory.appendingPathComponent("shard\(index)")
+            let result = try run(["study", "--config", config, "--out", out.path, "--threads", "2", "--shard", "\(index)/2"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            XCTAssertTrue(result.stdout.contains("9 in shard \(index)/2"), result.stdout)
+            shards.append(out.path)
+        }
+        let early = try run(["merge", shards[0], "--out", directory.appendingPathComponent("partial").path])
+        XCTAssertNotEqual(early.status, 0)
+        XCTAssertTrue(early.stderr.contains("9 of 18 units are in none of the folders"), early.stderr)
+        let merged = directory.appendingPathComponent("merged")
+        let merge = try run(["merge"] + shards + ["--out", merged.path])
+        XCTAssertEqual(merge.status, 0, merge.stderr)
+        XCTAssertEqual(try results(merged), reference)
+
+        // Resuming with another config is refused.
+        let edited = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "seed: 5", with: "seed: 6")
+        try Data(edited.utf8).write(to: URL(fileURLWithPath: config))
+        let mismatch = try run(["study", "--config", config, "--out", whole.path, "--resume"])
+        XCTAssertNotEqual(mismatch.status, 0)
+        XCTAssertTrue(mismatch.stderr.contains("another config"), mismatch.stderr)
+    }
+
+    func testBadStudyConfigIsRejectedInOneLineBeforeAnyWork() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-study-bad-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("bad.json")
+        try Data(#"{"data": {"dataset": "nowhere"}, "models": [{"architecture": "vgg16", "flavor": "torch", "weights": "w.pth"}], "attacks": [{"attack": "cw"}], "engines": ["gpu"], "extra": 1}"#.utf8).write(to: config)
+        let out = directory.appendingPathComponent("out")
+        let result = try run(["study", "--config", config.path, "--out", out.path])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+        for fragment in ["extra: unknown key", "data.dataset: ", "is not a prepared dataset", "models[0].architecture: unknown value 'vgg16'",
+                         "models[0].weights: no such file", "attacks[0].attack: unknown value 'cw'", "engines[0]: unknown engine 'gpu'"] {
+            XCTAssertTrue(result.stderr.contains(fragment), "\(fragment) in \(result.stderr)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "nothing is written before the config is valid")
+    }
+}
+
+/// robustctl prepare: the paper's resize and crop, the same bytes on any thread count, and
+/// ImageNet's flat validation folder labelled through the devkit.
+extension CLITests {
+    func testPrepareIsThreadIndependentAndReadsTheDevkit() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-prepare-\(UUID().uuidString)")
+        let flat = directory.appendingPathComponent("val")
+        try FileManager.default.createDirectory(at: flat, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // Six landscape images of different content, numbered like ILSVRC2012_val_*.
+        var generator = SystemRandomNumberGenerator()
+        var sources: [RGBImage] = []
+        for number in 1...6 {
+            let image = RGBImage(width: 90, height: 60, pixels: (0..<(90 * 60 * 3)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            try ImageCodec.writePNG(image, to: flat.appendingPathComponent(String(format: "ILSVRC2012_val_%08d.png", number)).path)
+            sources.append(image)
+        }
+        let devkit = Self.modelFixtures.appendingPathComponent("devkit")
+        var outputs: [[String: Data]] = []
+        for threads in ["1", "2"] {
+            let out = directory.appendingPathComponent("prepared-\(threads)")
+            let result = try run(["prepare", "--source", flat.path, "--ground-truth", devkit.appendingPathComponent("ground_truth.txt").path,
+                                  "--synsets", devkit.appendingPathComponent("meta.mat").path, "--size", "32", "--out", out.path, "--threads", threads])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            var files: [String: Data] = [:]
+            for name in try FileManager.default.contentsOfDirectory(atPath: out.path) { files[name] = try Data(contentsOf: out.appendingPathComponent(name)) }
+            outputs.append(files)
+        }
+        XCTAssertEqual(outputs[0], outputs[1], "byte-identical on 1 and 2 threads")
+        let labels = String(decoding: outputs[0]["labels.csv"]!, as: UTF8.self).split(separator: "\n").dropFirst().map { Int($0.split(separator: ",")[1])! }
+        // Ground truth lines hold devkit IDs 3 1 4 2 2 1 → husky, kit fox, terrier, setter, setter, kit fox.
+        let wnids = ["n02110185", "n02119789", "n02096294", "n02100735", "n02100735", "n02119789"]
+        XCTAssertEqual(labels, wnids.map { ImageNet.indexByWnid[$0]! })
+        let index = String(decoding: outputs[0]["index.csv"]!, as: UTF8.self).split(separator: "\n")
+        XCTAssertEqual(index[0], "id,file,source,label")
+        XCTAssertEqual(index[1], "0,0_n02110185.png,ILSVRC2012_val_00000001.png,\(ImageNet.indexByWnid["n02110185"]!)")
+        // Each output is the paper's preprocessing of its source: shorter side 37 (32·256/224), centre crop 32.
+        let first = try ImageCodec.decode(outputs[0]["0_n02110185.png"]!)
+        XCTAssertEqual(first, sources[0].resizedAndCentreCropped(resizeTo: 37, cropTo: 32))
+
+        let missing = try run(["prepare", "--source", flat.path, "--ground-truth", devkit.appendingPathComponent("ground_truth.txt").path,
+                               "--size", "32", "--out", directory.appendingPathComponent("x").path])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("meta.mat"), missing.stderr)
+    }
+}
