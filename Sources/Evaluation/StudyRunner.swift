@@ -202,7 +202,15 @@ public final class StudyRunner {
                 let source = try DatasetPreparation.source(config.data.source!, groundTruth: config.data.groundTruth, synsets: config.data.synsets,
                                                            split: config.data.split, size: size, count: config.data.count, seed: config.data.sourceSeed)
                 log("preparing \(config.data.source!) at \(size) px into \(target.path)")
-                bySize[config.data.size == nil ? size : 0] = try DatasetPreparation.prepare(source, size: size, count: config.data.count, into: target)
+                let start = ContinuousClock.now
+                var reported = 0
+                bySize[config.data.size == nil ? size : 0] = try DatasetPreparation.prepare(source, size: size, count: config.data.count, into: target) { done, total in
+                    // A line per tenth, with the time left.
+                    guard done * 10 / total > reported else { return }
+                    reported = done * 10 / total
+                    let elapsed = Self.seconds(since: start)
+                    self.log(String(format: "  %d/%d images, %.0f s elapsed, about %.0f s left", done, total, elapsed, elapsed / Double(done) * Double(total - done)))
+                }
             }
         }
         // Every size must hold the same samples in the same order.

@@ -139,7 +139,7 @@ public enum MATFile {
             throw FormatError(file: path, reason: "not a little-endian level-5 MAT file (v7.3 HDF5-based files are not supported)")
         }
         var variables: [String: Value] = [:]
-        var parser = Parser(bytes: bytes, file: path)
+        let parser = Parser(bytes: bytes, file: path)
         var offset = 128
         while offset + 8 <= bytes.count {
             let (type, size, start) = try parser.tag(at: offset)
@@ -148,14 +148,14 @@ public enum MATFile {
             var elementType = type
             if type == 15 {
                 element = try inflate(element, file: path)
-                var inner = Parser(bytes: element, file: path)
+                let inner = Parser(bytes: element, file: path)
                 let (innerType, innerSize, innerStart) = try inner.tag(at: 0)
                 guard innerStart + innerSize <= element.count else { throw FormatError(file: path, reason: "compressed element is truncated") }
                 elementType = innerType
                 element = Array(element[innerStart..<innerStart + innerSize])
             }
             if elementType == 14 {
-                var inner = Parser(bytes: element, file: path)
+                let inner = Parser(bytes: element, file: path)
                 let (name, value) = try inner.matrix(0..<element.count)
                 variables[name] = value
             }

@@ -77,7 +77,7 @@ extension CLITests {
         let cases: [([String], String)] = [
             (["--calibration", directory.path, "--calibration-count", "10"], "fewer than --calibration-count 10"),
             (["--calibration", empty.path], "no PNG or JPEG images"),
-            (["--calibration", directory.path + "/missing"], "is not a folder"),
+            (["--calibration", directory.path + "/missing"], "missing: not a folder"),
         ]
         for (arguments, message) in cases {
             let result = try run(["convert"] + modelArguments + ["--quantize", "int8", "--scheme", "tflite", "--out", out.path] + arguments)
