@@ -62,6 +62,17 @@ public struct StudyReport: Sendable {
         public var varghaDelaney: VarghaDelaney.Result?
         /// Per cell: McNemar's exact test on the paired per-sample outcomes.
         public var mcnemar: [String: McNemar.Result]
+        /// The paired cells (for the figure; not encoded).
+        var cellPairs: [(StudyCell, StudyCell)] = []
+
+        /// File stem of the comparison's figure, e.g. "rq3_mobile-fp32_vs_mobile-int8-tflite".
+        public var figureName: String {
+            func slug(_ text: String) -> String {
+                String(text.lowercased().map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" })
+                    .split(separator: "_", omittingEmptySubsequences: true).joined(separator: "_")
+            }
+            return "\(question.lowercased())_\(slug(a))_vs_\(slug(b))"
+        }
 
         enum CodingKeys: String, CodingKey {
             case question, a, b, pairs, wilcoxon, mcnemar
@@ -84,7 +95,7 @@ public struct StudyReport: Sendable {
         let wilcoxon = pairs.count >= 2 ? try? Wilcoxon.test(ratesA, ratesB) : nil
         let vda = pairs.isEmpty ? nil : VarghaDelaney.paired(ratesA, ratesB)
         return Comparison(question: question, a: a, b: b, pairs: pairs.count, ratesA: ratesA, ratesB: ratesB,
-                          wilcoxon: wilcoxon, varghaDelaney: vda, mcnemar: mcnemar)
+                          wilcoxon: wilcoxon, varghaDelaney: vda, mcnemar: mcnemar, cellPairs: pairs)
     }
 
     /// RQ1, RQ2 and RQ3 as the paper poses them, over the cells present.
@@ -177,17 +188,33 @@ public struct StudyReport: Sendable {
     }
 
     /// Grouped bar chart of success rates (bars: engines; groups: model × attack), with
-    /// Wilson intervals as whiskers — the paper's Figures 2–5.
+    /// Wilson intervals as whiskers.
     public var successChart: Chart {
         let engines = Array(Set(cells.map(\.engine))).sorted { Self.engineOrder($0) < Self.engineOrder($1) }
-        let groups = Array(Set(cells.map { "\($0.model)\t\($0.attack)" })).sorted()
+        let groups = Array(Set(cells.map { "\($0.model)\t\($0.attack)" })).sorted().map { key in
+            let parts = key.split(separator: "\t").map(String.init)
+            return (label: "\(parts[0]) \(parts[1])", bars: engines.map { cell(parts[0], parts[1], $0) })
+        }
+        return Self.barChart(title: "\(title): attack success rate (95% Wilson intervals)", series: engines, groups: groups)
+    }
+
+    /// A research question's figure, like the paper's Figures 2–5: its paired configurations,
+    /// side A against side B.
+    public func chart(_ comparison: Comparison) -> Chart {
+        let groups = comparison.cellPairs.map { x, y in
+            (label: x.model == y.model ? "\(x.model) \(x.attack)" : "\(x.model.split(separator: "/")[0]) \(x.attack)", bars: [Optional(x), Optional(y)])
+        }
+        return Self.barChart(title: "\(comparison.question): \(comparison.a) vs \(comparison.b), attack success rate (95% Wilson intervals)",
+                             series: [comparison.a, comparison.b], groups: groups)
+    }
+
+    static func barChart(title: String, series: [String], groups: [(label: String, bars: [StudyCell?])]) -> Chart {
         let palette: [Chart.Color] = [(76, 114, 176), (221, 132, 82), (85, 168, 104), (196, 78, 82), (129, 114, 179), (147, 120, 96)].map(Chart.Color.init)
         let barWidth = 14, gap = 18, left = 50, top = 30, height = 240, glyph = 7
-        let groupWidth = engines.count * barWidth + gap
-        let title = "\(self.title): attack success rate (95% Wilson intervals)"
-        let labelDepth = (groups.map { $0.count }.max() ?? 0) * glyph + 12
-        let legendStep = (engines.map(\.count).max() ?? 0) * glyph + 30
-        let width = [left + groups.count * groupWidth + 20, left + engines.count * legendStep, left + title.count * glyph + 10].max()!
+        let groupWidth = series.count * barWidth + gap
+        let labelDepth = (groups.map(\.label.count).max() ?? 0) * glyph + 12
+        let legendStep = (series.map(\.count).max() ?? 0) * glyph + 30
+        let width = [left + groups.count * groupWidth + 20, left + series.count * legendStep, left + title.count * glyph + 10].max()!
         let legendTop = top + height + labelDepth
         var chart = Chart(width: width, height: legendTop + 24)
         chart.text(left, 6, title, size: 11)
@@ -196,11 +223,10 @@ public struct StudyReport: Sendable {
             chart.rect(left - 4, y, width - 10 - (left - 4), 1, Chart.Color(221, 221, 221))
             chart.text(left - 8, y - 6, "\(tick)%", anchorEnd: true)
         }
-        for (g, key) in groups.enumerated() {
-            let parts = key.split(separator: "\t").map(String.init)
+        for (g, group) in groups.enumerated() {
             let x0 = left + g * groupWidth + gap / 2
-            for (e, engine) in engines.enumerated() {
-                guard let c = cell(parts[0], parts[1], engine) else { continue }
+            for (e, bar) in group.bars.enumerated() {
+                guard let c = bar else { continue }
                 let x = x0 + e * barWidth
                 let y = top + Int((Double(height) * (1 - c.successRate)).rounded())
                 chart.rect(x, y, barWidth - 2, top + height - y, palette[e % palette.count])
@@ -208,12 +234,12 @@ public struct StudyReport: Sendable {
                 let high = top + Int((Double(height) * (1 - ci.high)).rounded()), low = top + Int((Double(height) * (1 - ci.low)).rounded())
                 chart.rect(mid, high, 1, low - high + 1, Chart.Color(34, 34, 34))
             }
-            chart.text(x0 + (engines.count * barWidth) / 2 - 7, top + height + 6, "\(parts[0]) \(parts[1])", rotated: true)
+            chart.text(x0 + (series.count * barWidth) / 2 - 7, top + height + 6, group.label, rotated: true)
         }
-        for (e, engine) in engines.enumerated() {
+        for (e, name) in series.enumerated() {
             let x = left + e * legendStep
             chart.rect(x, legendTop + 2, 10, 10, palette[e % palette.count])
-            chart.text(x + 14, legendTop, engine)
+            chart.text(x + 14, legendTop, name)
         }
         return chart
     }
@@ -230,6 +256,7 @@ public struct StudyReport: Sendable {
         text += "inference and generation times: [timing.md](timing.md)\n\n## Research questions\n\n"
         for comparison in comparisons() {
             text += "### \(comparison.question): \(comparison.a) vs \(comparison.b)\n\n"
+            text += "![\(comparison.question)](\(comparison.figureName).png) ([SVG](\(comparison.figureName).svg))\n\n"
             let meanA = comparison.ratesA.reduce(0, +) / Double(Swift.max(comparison.pairs, 1))
             let meanB = comparison.ratesB.reduce(0, +) / Double(Swift.max(comparison.pairs, 1))
             text += "Over \(comparison.pairs) paired configurations the mean success rate is \(Self.percent(meanA))% on \(comparison.a) and \(Self.percent(meanB))% on \(comparison.b). "
@@ -254,8 +281,8 @@ public struct StudyReport: Sendable {
         return text
     }
 
-    /// Writes report.md, success_rates.csv, success_rates.svg and report.json into a folder,
-    /// each atomically.
+    /// Writes report.md, report.json, success_rates.csv/.svg/.png, one figure per research
+    /// question (`<figureName>.svg/.png`) and timing.md/.csv into a folder, each atomically.
     public func write(to directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
@@ -278,6 +305,11 @@ public struct StudyReport: Sendable {
         try Data(successTableCSV.utf8).write(to: directory.appendingPathComponent("success_rates.csv"), options: .atomic)
         try Data(successChartSVG.utf8).write(to: directory.appendingPathComponent("success_rates.svg"), options: .atomic)
         try ImageCodec.writePNG(successChartImage, to: directory.appendingPathComponent("success_rates.png").path)
+        for comparison in comparisons() {
+            let figure = chart(comparison)
+            try Data(figure.svg.utf8).write(to: directory.appendingPathComponent("\(comparison.figureName).svg"), options: .atomic)
+            try ImageCodec.writePNG(figure.image, to: directory.appendingPathComponent("\(comparison.figureName).png").path)
+        }
         try Data(markdown.utf8).write(to: directory.appendingPathComponent("report.md"), options: .atomic)
         try Data(("# \(title): timing\n\n" + timingMarkdown).utf8).write(to: directory.appendingPathComponent("timing.md"), options: .atomic)
         try Data(timingCSV.utf8).write(to: directory.appendingPathComponent("timing.csv"), options: .atomic)

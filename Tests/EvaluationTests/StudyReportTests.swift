@@ -64,6 +64,16 @@ final class StudyReportTests: XCTestCase {
         XCTAssertEqual(pixel(93, 100), [34, 34, 34], "the Wilson whisker (52.9–97.8 %: y 35…143)")
         let markdown = try String(contentsOf: directory.appendingPathComponent("report.md"), encoding: .utf8)
         XCTAssertTrue(markdown.contains("### RQ3: mobile-fp32 vs mobile-int8-tflite"))
+        // One figure per research question, linked from the report: RQ3 pairs two models, so
+        // each side has two bars and a legend swatch.
+        XCTAssertTrue(markdown.contains("![RQ3](rq3_mobile-fp32_vs_mobile-int8-tflite.png)"), markdown)
+        let rq3 = try String(contentsOf: directory.appendingPathComponent("rq3_mobile-fp32_vs_mobile-int8-tflite.svg"), encoding: .utf8)
+        XCTAssertEqual(rq3.components(separatedBy: "fill=\"#4C72B0\"").count - 1, 3)
+        XCTAssertEqual(rq3.components(separatedBy: "fill=\"#DD8452\"").count - 1, 3)
+        XCTAssertEqual(rq3.components(separatedBy: "fill=\"#55A868\"").count - 1, 0)
+        for name in ["rq1_torch_mobile-fp32_vs_keras_mobile-fp32", "rq2_pc_vs_mobile-fp32"] {
+            XCTAssertNoThrow(try ImageCodec.read(directory.appendingPathComponent("\(name).png").path), name)
+        }
         // Cell order does not change the report.
         let again = directory.appendingPathComponent("again")
         try StudyReport(cells: cells(), title: "t").write(to: again)

@@ -173,3 +173,39 @@ extension CLITests {
         XCTAssertTrue(missing.stderr.contains("meta.mat"), missing.stderr)
     }
 }
+
+/// A study stopped by bad data keeps its finished units and resumes once the data is fixed.
+extension CLITests {
+    func testStudyStoppedByAnUnreadableImageResumesAfterTheFix() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-study-image-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let dataset = directory.appendingPathComponent("dataset")
+        XCTAssertEqual(try run(["prepare", "--source", "builtin:shapes", "--count", "30", "--size", "75", "--out", dataset.path]).status, 0)
+        let weights = Self.repository.appendingPathComponent("Sources/robustctl/DemoModels/resnet50_torch.safetensors").path
+        let config = directory.appendingPathComponent("study.json")
+        try Data("""
+            {"data": {"dataset": "dataset"}, "selection": {"count": 6},
+             "models": [{"architecture": "resnet50", "flavor": "torch", "weights": "\(weights)", "width_multiplier": 0.125, "input_size": 75, "num_classes": 10}],
+             "attacks": [{"attack": "fgsm", "epsilon": 0.03}], "engines": ["pc", "mobile-fp32"], "chunk_size": 2}
+            """.utf8).write(to: config)
+        let out = directory.appendingPathComponent("out")
+        let first = try run(["study", "--config", config.path, "--out", out.path, "--stop-after", "1"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        // The last selected sample's image goes bad.
+        let selected = try String(contentsOf: out.appendingPathComponent("selection/labels.csv"), encoding: .utf8).split(separator: "\n")
+        let victim = dataset.appendingPathComponent(String(selected.last!.split(separator: ",")[0]))
+        let original = try Data(contentsOf: victim)
+        try original.prefix(original.count / 2).write(to: victim)
+        let stopped = try run(["study", "--config", config.path, "--out", out.path, "--resume"])
+        XCTAssertNotEqual(stopped.status, 0)
+        XCTAssertEqual(stopped.stderr.split(separator: "\n").count, 1, stopped.stderr)
+        XCTAssertTrue(stopped.stderr.contains(victim.lastPathComponent), stopped.stderr)
+        XCTAssertTrue(stopped.stderr.contains("finished units are kept"), stopped.stderr)
+        try original.write(to: victim)
+        let resumed = try run(["study", "--config", config.path, "--out", out.path, "--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stdout.contains("2 already done"), resumed.stdout)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("report/report.md").path))
+    }
+}

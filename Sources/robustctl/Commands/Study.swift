@@ -59,8 +59,10 @@ struct Study: ParsableCommand {
             print("")
             print(report.successTableMarkdown)
             print("report: \(directory.appendingPathComponent("report/report.md").path)")
-        } catch let error as StudyError {
-            throw CommandError(error.description + (FileManager.default.fileExists(atPath: directory.appendingPathComponent("manifest.json").path)
+        } catch {
+            // Whatever stopped the run (a missing file, an unreadable image, a full disk), the
+            // units finished so far are on disk.
+            throw CommandError("\(error)" + (FileManager.default.fileExists(atPath: directory.appendingPathComponent("manifest.json").path)
                 ? " (finished units are kept; fix the cause and rerun with --resume)" : ""))
         }
     }
