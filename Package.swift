@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "ModelZooTests", dependencies: ["ModelZoo", "TensorCore"]),
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "ModelZoo", "TensorCore"]),
-        .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "ModelZoo", "TensorCore"]),
+        .testTarget(name: "QuantizeTests", dependencies: ["Quantize", "ModelZoo", "TensorCore", "CShims"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ModelZoo", "TensorCore"]),
         .testTarget(name: "robustctlTests", dependencies: ["robustctl", "Attacks", "ModelZoo", "Quantize", "TensorCore"]),
     ]

@@ -1,12 +1,17 @@
-// Integer epilogues of the int8 mobile engine. Each kernel is compiled twice — once for
-// AVX-512 and once for the baseline — from the same source, and the AVX-512 build is
-// chosen at run time when the CPU has it. The arithmetic is exact integer (or, for the
-// qnnpack scheme, IEEE float32) and identical in both builds.
+// Integer epilogues of the int8 mobile engine. Each kernel exists as portable C (the
+// definition of the arithmetic) and as AVX-512 intrinsics, chosen at run time when the CPU
+// has AVX-512; tests check that both give the same bytes. The arithmetic is exact integer
+// (or, for the qnnpack scheme, IEEE float32 rounded to nearest even).
 #include "include/CShims.h"
+#include <immintrin.h>
 #include <limits.h>
 #include <math.h>
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+
+static int force_generic = 0;
+
+void rc_quantized_force_generic(int generic) { force_generic = generic; }
 
 static int has_avx512(void) {
     static int cached = -1;
@@ -15,7 +20,56 @@ static int has_avx512(void) {
         cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
               && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
     }
-    return cached;
+    return cached && !force_generic;
+}
+
+// Sixteen lanes of tflite_multiply (below) for multipliers other than INT32_MIN (the only
+// saturating case; callers check), with the shift-dependent constants precomputed:
+// `mask` = 2^right − 1 and `threshold` = mask >> 1.
+//
+// The doubling high multiply's truncating division, trunc((ab + nudge) / 2^31) with
+// nudge = ab ≥ 0 ? 2^30 : 1 − 2^30, equals floor((ab + 2^30) / 2^31) for every ab: for
+// negative t, trunc(t / d) = floor((t + d − 1) / d), and 1 − 2^30 + 2^31 − 1 = 2^30.
+AVX512 static inline __m512i tflite_multiply16(__m512i shifted, __m512i multiplier, __m512i multiplier_odd,
+                                               __m512i right_shift, __m512i mask, __m512i threshold) {
+    const __m512i zero = _mm512_setzero_si512(), one32 = _mm512_set1_epi32(1), half = _mm512_set1_epi64(1LL << 30);
+    __m512i even = _mm512_add_epi64(_mm512_mul_epi32(shifted, multiplier), half);
+    __m512i odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(shifted, 32), multiplier_odd), half);
+    // Bits 31…62 of each sum: the low half of (sum >> 31) in even lanes, the high half of
+    // (sum << 1) in odd lanes.
+    __m512i high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 31), _mm512_slli_epi64(odd, 1));
+    // Rounding divide by 2^right, ties away from zero.
+    __m512i remainder = _mm512_and_si512(high, mask);
+    __m512i limit = _mm512_mask_add_epi32(threshold, _mm512_cmplt_epi32_mask(high, zero), threshold, one32);
+    __m512i result = _mm512_srav_epi32(high, right_shift);
+    return _mm512_mask_add_epi32(result, _mm512_cmpgt_epi32_mask(remainder, limit), result, one32);
+}
+
+/// Broadcast parameters of tflite_multiply16 for one multiplier and right shift.
+typedef struct { __m512i multiplier, multiplier_odd, right_shift, mask, threshold; } tflite_params16;
+
+AVX512 static inline tflite_params16 tflite_params_load(__mmask16 m, const int32_t *multiplier, const int32_t *right_shift) {
+    tflite_params16 p;
+    p.multiplier = _mm512_maskz_loadu_epi32(m, multiplier);
+    p.multiplier_odd = _mm512_srli_epi64(p.multiplier, 32);
+    p.right_shift = _mm512_maskz_loadu_epi32(m, right_shift);
+    p.mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), p.right_shift), _mm512_set1_epi32(1));
+    p.threshold = _mm512_srai_epi32(p.mask, 1);
+    return p;
+}
+
+AVX512 static inline tflite_params16 tflite_params_broadcast(int32_t multiplier, int32_t right_shift) {
+    int32_t m[16], r[16];
+    for (int i = 0; i < 16; ++i) { m[i] = multiplier; r[i] = right_shift; }
+    return tflite_params_load(0xFFFF, m, r);
+}
+
+AVX512 static inline __m512i clamp16(__m512i v, int32_t lo, int32_t hi) {
+    return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
+}
+
+AVX512 static inline __mmask16 tail16(long remaining) {
+    return remaining >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << remaining) - 1);
 }
 
 // gemmlowp's SaturatingRoundingDoublingHighMul followed by RoundingDivideByPOT, as TFLite's
@@ -54,7 +108,23 @@ static inline uint8_t clamp_u8(int32_t v, int32_t lo, int32_t hi) {
 AVX512 static void requantize_tflite_avx512(const int32_t *accumulators, long pixels, long channels, const int32_t *bias,
                                             const int32_t *multiplier, const int32_t *left_shift, const int32_t *right_shift,
                                             int32_t zero_point, int32_t lo, int32_t hi, uint8_t *output) {
-    REQUANTIZE_TFLITE_BODY
+    const __m512i zp = _mm512_set1_epi32(zero_point);
+    // Tiles of pixels small enough to stay in L1 while each block of 16 channels, with its
+    // parameters held in registers, walks over them.
+    const long tile = channels >= 256 ? 8 : 2048 / channels + 1;
+    for (long p0 = 0; p0 < pixels; p0 += tile) {
+        long p1 = p0 + tile < pixels ? p0 + tile : pixels;
+        for (long c = 0; c < channels; c += 16) {
+            __mmask16 m = tail16(channels - c);
+            __m512i b = _mm512_maskz_loadu_epi32(m, bias + c), left = _mm512_maskz_loadu_epi32(m, left_shift + c);
+            tflite_params16 q = tflite_params_load(m, multiplier + c, right_shift + c);
+            for (long p = p0; p < p1; ++p) {
+                __m512i x = _mm512_sllv_epi32(_mm512_add_epi32(_mm512_maskz_loadu_epi32(m, accumulators + p * channels + c), b), left);
+                __m512i v = tflite_multiply16(x, q.multiplier, q.multiplier_odd, q.right_shift, q.mask, q.threshold);
+                _mm512_mask_cvtepi32_storeu_epi8(output + p * channels + c, m, clamp16(_mm512_add_epi32(v, zp), lo, hi));
+            }
+        }
+    }
 }
 static void requantize_tflite_generic(const int32_t *accumulators, long pixels, long channels, const int32_t *bias,
                                       const int32_t *multiplier, const int32_t *left_shift, const int32_t *right_shift,
@@ -65,7 +135,9 @@ static void requantize_tflite_generic(const int32_t *accumulators, long pixels, 
 void rc_requantize_tflite(const int32_t *accumulators, long pixels, long channels, const int32_t *bias,
                           const int32_t *multiplier, const int32_t *left_shift, const int32_t *right_shift,
                           int32_t zero_point, int32_t lo, int32_t hi, uint8_t *output) {
-    if (has_avx512()) requantize_tflite_avx512(accumulators, pixels, channels, bias, multiplier, left_shift, right_shift, zero_point, lo, hi, output);
+    int saturating = 0;
+    for (long c = 0; c < channels; ++c) saturating |= multiplier[c] == INT32_MIN;
+    if (has_avx512() && !saturating) requantize_tflite_avx512(accumulators, pixels, channels, bias, multiplier, left_shift, right_shift, zero_point, lo, hi, output);
     else requantize_tflite_generic(accumulators, pixels, channels, bias, multiplier, left_shift, right_shift, zero_point, lo, hi, output);
 }
 
@@ -89,7 +161,20 @@ int32_t rc_tflite_multiply(int32_t x, int32_t multiplier, int32_t left_shift, in
 
 AVX512 static void requantize_float_avx512(const int32_t *accumulators, long pixels, long channels, const int32_t *bias,
                                            const float *scale, int32_t zero_point, int32_t lo, int32_t hi, uint8_t *output) {
-    REQUANTIZE_FLOAT_BODY
+    const __m512i zp = _mm512_set1_epi32(zero_point);
+    const __m512 low = _mm512_set1_ps(-32768.0f), high = _mm512_set1_ps(32767.0f);
+    for (long p = 0; p < pixels; ++p) {
+        const int32_t *a = accumulators + p * channels;
+        uint8_t *o = output + p * channels;
+        for (long c = 0; c < channels; c += 16) {
+            __mmask16 m = tail16(channels - c);
+            __m512i x = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, a + c), _mm512_maskz_loadu_epi32(m, bias + c));
+            __m512 scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_maskz_loadu_ps(m, scale + c));
+            __m512 limited = _mm512_min_ps(_mm512_max_ps(scaled, low), high);
+            __m512i v = _mm512_cvt_roundps_epi32(limited, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm512_mask_cvtepi32_storeu_epi8(o + c, m, clamp16(_mm512_add_epi32(v, zp), lo, hi));
+        }
+    }
 }
 static void requantize_float_generic(const int32_t *accumulators, long pixels, long channels, const int32_t *bias,
                                      const float *scale, int32_t zero_point, int32_t lo, int32_t hi, uint8_t *output) {
@@ -118,7 +203,19 @@ AVX512 static void add_tflite_avx512(const uint8_t *a, const uint8_t *b, long co
                                      int32_t left_shift, int32_t a_multiplier, int32_t a_right_shift, int32_t b_multiplier,
                                      int32_t b_right_shift, int32_t out_multiplier, int32_t out_right_shift,
                                      int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output) {
-    ADD_TFLITE_BODY
+    const __m512i azp = _mm512_set1_epi32(a_zero_point), bzp = _mm512_set1_epi32(b_zero_point), ozp = _mm512_set1_epi32(out_zero_point);
+    const __m512i left = _mm512_set1_epi32(left_shift);
+    const tflite_params16 pa = tflite_params_broadcast(a_multiplier, a_right_shift), pb = tflite_params_broadcast(b_multiplier, b_right_shift);
+    const tflite_params16 po = tflite_params_broadcast(out_multiplier, out_right_shift);
+    for (long i = 0; i < count; i += 16) {
+        __mmask16 m = tail16(count - i);
+        __m512i x = _mm512_sllv_epi32(_mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a + i)), azp), left);
+        __m512i y = _mm512_sllv_epi32(_mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, b + i)), bzp), left);
+        __m512i sum = _mm512_add_epi32(tflite_multiply16(x, pa.multiplier, pa.multiplier_odd, pa.right_shift, pa.mask, pa.threshold),
+                                       tflite_multiply16(y, pb.multiplier, pb.multiplier_odd, pb.right_shift, pb.mask, pb.threshold));
+        __m512i v = _mm512_add_epi32(tflite_multiply16(sum, po.multiplier, po.multiplier_odd, po.right_shift, po.mask, po.threshold), ozp);
+        _mm512_mask_cvtepi32_storeu_epi8(output + i, m, clamp16(v, lo, hi));
+    }
 }
 static void add_tflite_generic(const uint8_t *a, const uint8_t *b, long count, int32_t a_zero_point, int32_t b_zero_point,
                                int32_t left_shift, int32_t a_multiplier, int32_t a_right_shift, int32_t b_multiplier,
@@ -131,7 +228,7 @@ void rc_add_tflite(const uint8_t *a, const uint8_t *b, long count, int32_t a_zer
                    int32_t left_shift, int32_t a_multiplier, int32_t a_right_shift, int32_t b_multiplier,
                    int32_t b_right_shift, int32_t out_multiplier, int32_t out_right_shift,
                    int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output) {
-    if (has_avx512()) add_tflite_avx512(a, b, count, a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier, b_right_shift, out_multiplier, out_right_shift, out_zero_point, lo, hi, output);
+    if (has_avx512() && a_multiplier != INT32_MIN && b_multiplier != INT32_MIN && out_multiplier != INT32_MIN) add_tflite_avx512(a, b, count, a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier, b_right_shift, out_multiplier, out_right_shift, out_zero_point, lo, hi, output);
     else add_tflite_generic(a, b, count, a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier, b_right_shift, out_multiplier, out_right_shift, out_zero_point, lo, hi, output);
 }
 
@@ -149,7 +246,20 @@ void rc_add_tflite(const uint8_t *a, const uint8_t *b, long count, int32_t a_zer
 AVX512 static void add_qnnpack_avx512(const uint8_t *a, const uint8_t *b, long count, int32_t zero_point_product,
                                       uint32_t a_multiplier, uint32_t b_multiplier, int32_t shift, int32_t remainder_mask,
                                       int32_t remainder_threshold, int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output) {
-    ADD_QNNPACK_BODY
+    const __m512i zpp = _mm512_set1_epi32(zero_point_product), am = _mm512_set1_epi32((int32_t)a_multiplier), bm = _mm512_set1_epi32((int32_t)b_multiplier);
+    const __m512i mask = _mm512_set1_epi32(remainder_mask), threshold = _mm512_set1_epi32(remainder_threshold);
+    const __m512i ozp = _mm512_set1_epi32(out_zero_point), zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+    const __m128i count_shift = _mm_cvtsi32_si128(shift);
+    for (long i = 0; i < count; i += 16) {
+        __mmask16 m = tail16(count - i);
+        __m512i acc = _mm512_add_epi32(zpp, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a + i)), am));
+        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, b + i)), bm));
+        __m512i remainder = _mm512_and_si512(acc, mask);
+        remainder = _mm512_mask_sub_epi32(remainder, _mm512_cmplt_epi32_mask(acc, zero), remainder, one);
+        __m512i v = _mm512_sra_epi32(acc, count_shift);
+        v = _mm512_mask_add_epi32(v, _mm512_cmpgt_epi32_mask(remainder, threshold), v, one);
+        _mm512_mask_cvtepi32_storeu_epi8(output + i, m, clamp16(_mm512_add_epi32(v, ozp), lo, hi));
+    }
 }
 static void add_qnnpack_generic(const uint8_t *a, const uint8_t *b, long count, int32_t zero_point_product,
                                 uint32_t a_multiplier, uint32_t b_multiplier, int32_t shift, int32_t remainder_mask,

@@ -3,9 +3,10 @@ in the schema of `robustctl bench --suite mobile --json` (implementation "tflite
 "tflite-int8"). Random weights (Keras's initialisers, seed 1) and 4 random calibration images:
 latency does not depend on the values.
 
-Run by hand after `pip install tensorflow-cpu tf-keras numpy` (the interpreter is TensorFlow's
-tf.lite, default delegate XNNPACK):
-    python3 Tools/reference/bench_reference_mobile.py [--repeats 30]
+Run by hand after `pip install tensorflow-cpu tf-keras numpy ai-edge-litert` (the converter is
+TensorFlow's; the runtime is LiteRT, `ai-edge-litert`, default delegate XNNPACK — or TensorFlow's
+own tf.lite interpreter with --runtime tf):
+    python3 Tools/reference/bench_reference_mobile.py [--repeats 30] [--runtime litert|tf]
 """
 import argparse
 import json
@@ -21,6 +22,7 @@ import tf_keras as keras  # noqa: E402
 parser = argparse.ArgumentParser()
 parser.add_argument("--repeats", type=int, default=30)
 parser.add_argument("--threads", type=int, default=2)
+parser.add_argument("--runtime", choices=["litert", "tf"], default="litert")
 args = parser.parse_args()
 results = []
 builders = {"mobilenet_v2": (keras.applications.MobileNetV2, 224), "resnet50": (keras.applications.ResNet50, 224),
@@ -36,7 +38,11 @@ for name, (build, size) in builders.items():
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: ([calibration[i:i + 1]] for i in range(4))
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        interpreter = tf.lite.Interpreter(model_content=converter.convert(), num_threads=args.threads)
+        if args.runtime == "litert":
+            from ai_edge_litert.interpreter import Interpreter
+        else:
+            Interpreter = tf.lite.Interpreter
+        interpreter = Interpreter(model_content=converter.convert(), num_threads=args.threads)
         interpreter.allocate_tensors()
         index = interpreter.get_input_details()[0]["index"]
         interpreter.set_tensor(index, calibration[:1])
@@ -48,7 +54,7 @@ for name, (build, size) in builders.items():
             interpreter.invoke()
             times.append((time.perf_counter() - start) * 1000)
         ms = float(np.median(times))
-        results.append({"name": f"mobile/{name}/keras/b1", "implementation": f"tflite-{precision}", "threads": args.threads,
+        results.append({"name": f"mobile/{name}/keras/b1", "implementation": f"{'litert' if args.runtime == 'litert' else 'tflite'}-{precision}", "threads": args.threads,
                         "batch": 1, "ms": ms, "gflops": None})
         print(results[-1]["name"], precision, "%.3f ms" % ms, flush=True)
 print(json.dumps({"results": results}, indent=1))

@@ -60,6 +60,9 @@ void rc_add_tflite(const uint8_t *a, const uint8_t *b, long count, int32_t a_zer
                    int32_t left_shift, int32_t a_multiplier, int32_t a_right_shift, int32_t b_multiplier,
                    int32_t b_right_shift, int32_t out_multiplier, int32_t out_right_shift,
                    int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output);
+/// Tests only: 1 runs the portable C kernels even where AVX-512 is available, 0 restores
+/// the run-time choice.
+void rc_quantized_force_generic(int generic);
 /// QNNPACK q8vadd.
 void rc_add_qnnpack(const uint8_t *a, const uint8_t *b, long count, int32_t zero_point_product,
                     uint32_t a_multiplier, uint32_t b_multiplier, int32_t shift, int32_t remainder_mask,

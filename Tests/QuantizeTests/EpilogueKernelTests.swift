@@ -1,0 +1,63 @@
+import CShims
+import XCTest
+
+/// The AVX-512 epilogues are a faster spelling of the portable C ones (the definition of each
+/// scheme's arithmetic, checked against TFLite and PyTorch elsewhere): same bytes on random
+/// and extreme inputs, every channel count, every tail length.
+final class EpilogueKernelTests: XCTestCase {
+    var generator = SystemRandomNumberGenerator()
+
+    /// Runs `body` with the portable kernels and with the run-time choice, returning both outputs.
+    func bothPaths(_ count: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Void) -> ([UInt8], [UInt8]) {
+        var portable = [UInt8](repeating: 0, count: count), chosen = [UInt8](repeating: 0, count: count)
+        rc_quantized_force_generic(1)
+        portable.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+        rc_quantized_force_generic(0)
+        chosen.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+        return (portable, chosen)
+    }
+
+    func accumulators(_ count: Int) -> [Int32] {
+        let extremes: [Int32] = [Int32.min, Int32.max, 0, -1, 1, 1 << 30, -(1 << 30)]
+        return (0..<count).map { i in i % 11 == 0 ? extremes[(i / 11) % extremes.count] : Int32.random(in: -(1 << 20)...(1 << 20), using: &generator) }
+    }
+
+    func testRequantizationPathsAgree() {
+        for channels in [1, 3, 16, 17, 40, 64] {
+            let pixels = 37
+            let acc = accumulators(pixels * channels)
+            let bias = (0..<channels).map { _ in Int32.random(in: -5000...5000, using: &generator) }
+            // Multipliers in [2^30, 2^31) with right shifts 0…31 and small left shifts, as
+            // FixedPointMultiplier produces; a zero multiplier (dead channel) too.
+            let multipliers = (0..<channels).map { c in c == 2 ? 0 : Int32.random(in: (1 << 30)...Int32.max, using: &generator) }
+            let left = (0..<channels).map { c in Int32(c % 3 == 0 ? Int.random(in: 0...2, using: &generator) : 0) }
+            let right = (0..<channels).map { c in Int32(c % 5 == 1 ? 31 : Int.random(in: 0...20, using: &generator)) }
+            let scales = (0..<channels).map { _ in Float.random(in: 1e-6...0.5, using: &generator) }
+            for (zero, lo, hi) in [(Int32(0), Int32(0), Int32(255)), (128, 128, 255), (3, 0, 200)] {
+                let (a, b) = bothPaths(pixels * channels) { out in
+                    rc_requantize_tflite(acc, pixels, channels, bias, multipliers, left, right, zero, lo, hi, out)
+                }
+                XCTAssertEqual(a, b, "tflite requantize, \(channels) channels")
+                let (c, d) = bothPaths(pixels * channels) { out in
+                    rc_requantize_float(acc, pixels, channels, bias, scales, zero, lo, hi, out)
+                }
+                XCTAssertEqual(c, d, "float requantize, \(channels) channels")
+            }
+        }
+    }
+
+    func testAdditionPathsAgree() {
+        for count in [1, 15, 16, 33, 1000] {
+            let x = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let y = (0..<count).map { i in i % 7 == 0 ? UInt8(255) : UInt8.random(in: 0...255, using: &generator) }
+            let (a, b) = bothPaths(count) { out in
+                rc_add_tflite(x, y, count, 3, 250, 20, 1_518_500_250, 1, 1_073_741_824, 0, 1_900_000_000, 18, 7, 0, 255, out)
+            }
+            XCTAssertEqual(a, b, "tflite add, \(count) values")
+            let (c, d) = bothPaths(count) { out in
+                rc_add_qnnpack(x, y, count, -123_456, 1_800_000, 2_500_000, 21, (1 << 21) - 1, ((1 << 21) - 1) >> 1, 12, 12, 255, out)
+            }
+            XCTAssertEqual(c, d, "qnnpack add, \(count) values")
+        }
+    }
+}
