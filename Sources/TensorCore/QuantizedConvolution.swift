@@ -49,7 +49,7 @@ public final class QuantizedConv2D: @unchecked Sendable {
     public let config: Conv2DConfig
     public let inputZeroPoint: Int32
     private let weights: [Int8]
-    private let plans = Mutex<[[Int]: Plan]>([:])
+    private let plans = PlanCache()
 
     /// - Parameters:
     ///   - weights: OIHW int8 weights (`[O, I/groups, kh, kw]`).
@@ -74,115 +74,201 @@ public final class QuantizedConv2D: @unchecked Sendable {
         let outputShape = outputShape(input: inputShape)
         precondition(input.count >= inputShape.reduce(1, *) && output.count >= outputShape.reduce(1, *),
                      "int8 conv: buffers too small for \(inputShape) → \(outputShape)")
-        let plan = try plan(for: inputShape, outputShape: outputShape)
+        let plan = try plans.plan(for: inputShape) {
+            try weights.withUnsafeBytes { bytes in
+                try ChannelsLastPlan(input: inputShape, output: outputShape, types: (dnnl_u8, dnnl_s8, dnnl_s32), weights: bytes.baseAddress!,
+                                     weightShape: weightShape, config: config, bias: nil, zeroPoint: inputZeroPoint, activation: .none)
+            }
+        }
         try plan.run(source: UnsafeMutableRawPointer(input.base), destination: UnsafeMutableRawPointer(output.base))
     }
+}
 
-    private func plan(for inputShape: [Int], outputShape: [Int]) throws -> Plan {
-        if let plan = plans.withLock({ $0[inputShape] }) { return plan }
-        let plan = try Plan(input: inputShape, output: outputShape, weights: weights, weightShape: weightShape,
-                            config: config, zeroPoint: inputZeroPoint)
+/// A float32 convolution on channels-last (NHWC) activations, with its bias and activation
+/// fused, weights packed once per input geometry: the mobile fp32 engine's convolution,
+/// which keeps activations channels-last from layer to layer instead of reordering them
+/// around every call as the PC engine's NCHW convolution does.
+public final class ChannelsLastConv2D: @unchecked Sendable {
+    public let weightShape: [Int]
+    public let config: Conv2DConfig
+    public let activation: FusedActivation
+    private let weights: [Float]
+    private let bias: [Float]
+    private let plans = PlanCache()
+
+    /// - Parameters:
+    ///   - weights: OIHW float weights (`[O, I/groups, kh, kw]`).
+    ///   - bias: one value per output channel.
+    public init(weights: Tensor, bias: Tensor, config: Conv2DConfig, activation: FusedActivation) {
+        precondition(weights.rank == 4 && bias.count == weights.shape[0],
+                     "channels-last conv: weights \(weights.shape) with bias \(bias.shape)")
+        self.weights = weights.scalars
+        self.bias = bias.scalars
+        weightShape = weights.shape
+        self.config = config
+        self.activation = activation
+    }
+
+    /// The NCHW output shape for an NCHW input shape.
+    public func outputShape(input: [Int]) -> [Int] { config.outputShape(input: input, weight: weightShape) }
+
+    /// Convolves NHWC `input` (of the NCHW-described `inputShape`) into NHWC `output`.
+    public func apply(_ input: UnsafeBufferPointer<Float>, inputShape: [Int], into output: UnsafeMutableBufferPointer<Float>) throws {
+        let outputShape = outputShape(input: inputShape)
+        precondition(input.count >= inputShape.reduce(1, *) && output.count >= outputShape.reduce(1, *),
+                     "channels-last conv: buffers too small for \(inputShape) → \(outputShape)")
+        let plan = try plans.plan(for: inputShape) {
+            try weights.withUnsafeBytes { w in
+                try bias.withUnsafeBytes { b in
+                    try ChannelsLastPlan(input: inputShape, output: outputShape, types: (dnnl_f32, dnnl_f32, dnnl_f32), weights: w.baseAddress!,
+                                         weightShape: weightShape, config: config, bias: b.baseAddress!, zeroPoint: 0, activation: activation)
+                }
+            }
+        }
+        try plan.run(source: UnsafeMutableRawPointer(mutating: input.baseAddress!), destination: UnsafeMutableRawPointer(output.baseAddress!))
+    }
+}
+
+/// Plans by input shape, built once.
+final class PlanCache: Sendable {
+    private let plans = Mutex<[[Int]: ChannelsLastPlan]>([:])
+
+    func plan(for shape: [Int], make: () throws -> ChannelsLastPlan) throws -> ChannelsLastPlan {
+        if let plan = plans.withLock({ $0[shape] }) { return plan }
+        let plan = try make()
         return plans.withLock { cache in
-            if let existing = cache[inputShape] { return existing }
-            cache[inputShape] = plan
+            if let existing = cache[shape] { return existing }
+            cache[shape] = plan
             return plan
         }
     }
+}
 
-    final class Plan: @unchecked Sendable {
-        let primitive: dnnl_primitive_t
-        var sourceDescriptor: dnnl_memory_desc_t
-        var destinationDescriptor: dnnl_memory_desc_t
-        var weightDescriptor: dnnl_memory_desc_t
-        var zeroPointDescriptor: dnnl_memory_desc_t
-        let packedWeights: UnsafeMutableRawPointer
-        var zeroPoint: Int32
-        let hasZeroPoint: Bool
+/// A oneDNN forward convolution between channels-last buffers, with the weights (and bias)
+/// packed into the kernel's chosen layout at creation.
+final class ChannelsLastPlan: @unchecked Sendable {
+    let primitive: dnnl_primitive_t
+    var sourceDescriptor: dnnl_memory_desc_t
+    var destinationDescriptor: dnnl_memory_desc_t
+    var weightDescriptor: dnnl_memory_desc_t
+    var biasDescriptor: dnnl_memory_desc_t
+    var zeroPointDescriptor: dnnl_memory_desc_t
+    let packedWeights: UnsafeMutableRawPointer
+    let packedBias: UnsafeMutableRawPointer?
+    var zeroPoint: Int32
+    let hasZeroPoint: Bool
 
-        init(input: [Int], output: [Int], weights: [Int8], weightShape: [Int], config: Conv2DConfig, zeroPoint: Int32) throws {
-            let engine = DNNLRuntime.shared.engine
-            self.zeroPoint = zeroPoint
-            sourceDescriptor = try integerDescriptor(input, dnnl_u8, dnnl_nhwc)
-            destinationDescriptor = try integerDescriptor(output, dnnl_s32, dnnl_nhwc)
-            let grouped = config.groups > 1
-            let weightDims = grouped ? [config.groups, weightShape[0] / config.groups, weightShape[1], weightShape[2], weightShape[3]] : weightShape
-            var plainWeights = try integerDescriptor(weightDims, dnnl_s8, grouped ? dnnl_goihw : dnnl_oihw)
-            var anyWeights = try integerDescriptor(weightDims, dnnl_s8, dnnl_format_tag_any)
-            zeroPointDescriptor = try integerDescriptor([1], dnnl_s32, dnnl_x)
-            let g = OneDNNConvolution.Geometry(config)
-            var descriptor = dnnl_convolution_desc_t()
-            try check(dnnl_dilated_convolution_forward_desc_init(&descriptor, dnnl_forward_inference, dnnl_convolution_direct,
-                                                                 &sourceDescriptor, &anyWeights, nil, &destinationDescriptor,
-                                                                 g.strides, g.dilates, g.paddingL, g.paddingR),
-                      "convolution_forward_desc_init(int8)")
-            var attributes: dnnl_primitive_attr_t?
-            try check(dnnl_primitive_attr_create(&attributes), "primitive_attr_create")
-            defer { dnnl_primitive_attr_destroy(attributes) }
-            // Most inputs come out of a ReLU with zero point 0; oneDNN's kernels without
-            // zero-point compensation are markedly faster, so ask for it only when needed.
-            hasZeroPoint = zeroPoint != 0
+    /// - Parameters:
+    ///   - types: source, weight and destination data types.
+    ///   - bias: float32, one per output channel.
+    ///   - zeroPoint: the source's zero point (integer sources).
+    init(input: [Int], output: [Int], types: (dnnl_data_type_t, dnnl_data_type_t, dnnl_data_type_t), weights: UnsafeRawPointer,
+         weightShape: [Int], config: Conv2DConfig, bias: UnsafeRawPointer?, zeroPoint: Int32, activation: FusedActivation) throws {
+        let engine = DNNLRuntime.shared.engine
+        self.zeroPoint = zeroPoint
+        sourceDescriptor = try integerDescriptor(input, types.0, dnnl_nhwc)
+        destinationDescriptor = try integerDescriptor(output, types.2, dnnl_nhwc)
+        biasDescriptor = try integerDescriptor([weightShape[0]], dnnl_f32, dnnl_x)
+        let grouped = config.groups > 1
+        let weightDims = grouped ? [config.groups, weightShape[0] / config.groups, weightShape[1], weightShape[2], weightShape[3]] : weightShape
+        var plainWeights = try integerDescriptor(weightDims, types.1, grouped ? dnnl_goihw : dnnl_oihw)
+        var anyWeights = try integerDescriptor(weightDims, types.1, dnnl_format_tag_any)
+        zeroPointDescriptor = try integerDescriptor([1], dnnl_s32, dnnl_x)
+        let g = OneDNNConvolution.Geometry(config)
+        var descriptor = dnnl_convolution_desc_t()
+        var (source, destination, biasArgument) = (sourceDescriptor, destinationDescriptor, biasDescriptor)
+        let status = withUnsafePointer(to: &biasArgument) { biasPointer in
+            dnnl_dilated_convolution_forward_desc_init(&descriptor, dnnl_forward_inference, dnnl_convolution_direct, &source, &anyWeights,
+                                                       bias == nil ? nil : biasPointer, &destination, g.strides, g.dilates, g.paddingL, g.paddingR)
+        }
+        try check(status, "convolution_forward_desc_init(channels-last)")
+        var attributes: dnnl_primitive_attr_t?
+        try check(dnnl_primitive_attr_create(&attributes), "primitive_attr_create")
+        defer { dnnl_primitive_attr_destroy(attributes) }
+        // Most int8 inputs come out of a ReLU with zero point 0; oneDNN's kernels without
+        // zero-point compensation are markedly faster, so ask for it only when needed.
+        hasZeroPoint = zeroPoint != 0
+        if hasZeroPoint {
+            var runtime = Int32(DNNL_RUNTIME_S32_VAL_REP)
+            try check(dnnl_primitive_attr_set_zero_points(attributes, DNNL_ARG_SRC, 1, 0, &runtime), "primitive_attr_set_zero_points")
+        }
+        if activation != .none {
+            var postOps: dnnl_post_ops_t?
+            try check(dnnl_post_ops_create(&postOps), "post_ops_create")
+            defer { dnnl_post_ops_destroy(postOps) }
+            let (kind, alpha, beta): (dnnl_alg_kind_t, Float, Float) = activation == .relu ? (dnnl_eltwise_relu, 0, 0) : (dnnl_eltwise_clip, 0, 6)
+            try check(dnnl_post_ops_append_eltwise(postOps, 1, kind, alpha, beta), "post_ops_append_eltwise")
+            try check(dnnl_primitive_attr_set_post_ops(attributes, postOps), "primitive_attr_set_post_ops")
+        }
+        var pd: dnnl_primitive_desc_t?
+        try check(dnnl_primitive_desc_create(&pd, &descriptor, attributes, engine, nil),
+                  "primitive_desc_create(channels-last conv \(input) × \(weightShape))")
+        defer { dnnl_primitive_desc_destroy(pd) }
+        guard let chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0) else {
+            throw DNNLError(call: "primitive_desc_query_md(weights)", status: -1)
+        }
+        weightDescriptor = chosen.pointee
+        var primitive: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&primitive, pd), "primitive_create(channels-last conv)")
+        self.primitive = primitive!
+        // Pack the weights once into the layout the kernel chose.
+        let packedBytes = dnnl_memory_desc_get_size(&weightDescriptor)
+        packedWeights = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(packedBytes, 64), alignment: 64)
+        if let bias {
+            let bytes = weightShape[0] * MemoryLayout<Float>.stride
+            packedBias = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(bytes, 64), alignment: 64)
+            packedBias!.copyMemory(from: bias, byteCount: bytes)
+        } else {
+            packedBias = nil
+        }
+        var reorderPD: dnnl_primitive_desc_t?
+        try check(dnnl_reorder_primitive_desc_create(&reorderPD, &plainWeights, engine, &weightDescriptor, engine, nil),
+                  "reorder_primitive_desc_create(weights)")
+        defer { dnnl_primitive_desc_destroy(reorderPD) }
+        var reorder: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&reorder, reorderPD), "primitive_create(reorder)")
+        defer { dnnl_primitive_destroy(reorder) }
+        var from: dnnl_memory_t?, to: dnnl_memory_t?
+        try check(dnnl_memory_create(&from, &plainWeights, engine, UnsafeMutableRawPointer(mutating: weights)), "memory_create")
+        defer { dnnl_memory_destroy(from) }
+        try check(dnnl_memory_create(&to, &weightDescriptor, engine, packedWeights), "memory_create")
+        defer { dnnl_memory_destroy(to) }
+        let stream = try DNNLRuntime.shared.makeStream()
+        defer { dnnl_stream_destroy(stream) }
+        let args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]
+        try check(dnnl_primitive_execute(reorder, stream, 2, args), "primitive_execute(reorder)")
+        try check(dnnl_stream_wait(stream), "stream_wait")
+    }
+
+    deinit {
+        dnnl_primitive_destroy(primitive)
+        packedWeights.deallocate()
+        packedBias?.deallocate()
+    }
+
+    func run(source: UnsafeMutableRawPointer, destination: UnsafeMutableRawPointer) throws {
+        Threading.applyToOpenMP()
+        let engine = DNNLRuntime.shared.engine
+        let stream = try DNNLRuntime.shared.makeStream()
+        defer { dnnl_stream_destroy(stream) }
+        var src: dnnl_memory_t?, wei: dnnl_memory_t?, dst: dnnl_memory_t?, zp: dnnl_memory_t?, bia: dnnl_memory_t?
+        defer { for memory in [src, wei, dst, zp, bia] { if let memory { dnnl_memory_destroy(memory) } } }
+        try check(dnnl_memory_create(&src, &sourceDescriptor, engine, source), "memory_create")
+        try check(dnnl_memory_create(&wei, &weightDescriptor, engine, packedWeights), "memory_create")
+        try check(dnnl_memory_create(&dst, &destinationDescriptor, engine, destination), "memory_create")
+        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: src), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: wei),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dst)]
+        if let packedBias {
+            try check(dnnl_memory_create(&bia, &biasDescriptor, engine, packedBias), "memory_create")
+            args.append(dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: bia))
+        }
+        try withUnsafeMutablePointer(to: &zeroPoint) { zeroPointAddress in
             if hasZeroPoint {
-                var runtime = Int32(DNNL_RUNTIME_S32_VAL_REP)
-                try check(dnnl_primitive_attr_set_zero_points(attributes, DNNL_ARG_SRC, 1, 0, &runtime), "primitive_attr_set_zero_points")
-            }
-            var pd: dnnl_primitive_desc_t?
-            try check(dnnl_primitive_desc_create(&pd, &descriptor, attributes, engine, nil),
-                      "primitive_desc_create(int8 conv \(input) × \(weightShape))")
-            defer { dnnl_primitive_desc_destroy(pd) }
-            guard let chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0) else {
-                throw DNNLError(call: "primitive_desc_query_md(weights)", status: -1)
-            }
-            weightDescriptor = chosen.pointee
-            var primitive: dnnl_primitive_t?
-            try check(dnnl_primitive_create(&primitive, pd), "primitive_create(int8 conv)")
-            self.primitive = primitive!
-            // Pack the weights once into the layout the kernel chose.
-            let packedBytes = dnnl_memory_desc_get_size(&weightDescriptor)
-            packedWeights = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(packedBytes, 64), alignment: 64)
-            var reorderPD: dnnl_primitive_desc_t?
-            try check(dnnl_reorder_primitive_desc_create(&reorderPD, &plainWeights, engine, &weightDescriptor, engine, nil),
-                      "reorder_primitive_desc_create(int8 weights)")
-            defer { dnnl_primitive_desc_destroy(reorderPD) }
-            var reorder: dnnl_primitive_t?
-            try check(dnnl_primitive_create(&reorder, reorderPD), "primitive_create(reorder)")
-            defer { dnnl_primitive_destroy(reorder) }
-            var from: dnnl_memory_t?, to: dnnl_memory_t?
-            try weights.withUnsafeBufferPointer { plain in
-                try check(dnnl_memory_create(&from, &plainWeights, engine, UnsafeMutableRawPointer(mutating: plain.baseAddress!)), "memory_create")
-                defer { dnnl_memory_destroy(from) }
-                try check(dnnl_memory_create(&to, &weightDescriptor, engine, packedWeights), "memory_create")
-                defer { dnnl_memory_destroy(to) }
-                let stream = try DNNLRuntime.shared.makeStream()
-                defer { dnnl_stream_destroy(stream) }
-                let args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]
-                try check(dnnl_primitive_execute(reorder, stream, 2, args), "primitive_execute(reorder)")
-                try check(dnnl_stream_wait(stream), "stream_wait")
-            }
-        }
-
-        deinit {
-            dnnl_primitive_destroy(primitive)
-            packedWeights.deallocate()
-        }
-
-        func run(source: UnsafeMutableRawPointer, destination: UnsafeMutableRawPointer) throws {
-            Threading.applyToOpenMP()
-            let engine = DNNLRuntime.shared.engine
-            let stream = try DNNLRuntime.shared.makeStream()
-            defer { dnnl_stream_destroy(stream) }
-            var src: dnnl_memory_t?, wei: dnnl_memory_t?, dst: dnnl_memory_t?, zp: dnnl_memory_t?
-            defer { for memory in [src, wei, dst, zp] { if let memory { dnnl_memory_destroy(memory) } } }
-            try check(dnnl_memory_create(&src, &sourceDescriptor, engine, source), "memory_create")
-            try check(dnnl_memory_create(&wei, &weightDescriptor, engine, packedWeights), "memory_create")
-            try check(dnnl_memory_create(&dst, &destinationDescriptor, engine, destination), "memory_create")
-            try withUnsafeMutablePointer(to: &zeroPoint) { zeroPointAddress in
                 try check(dnnl_memory_create(&zp, &zeroPointDescriptor, engine, UnsafeMutableRawPointer(zeroPointAddress)), "memory_create")
-                var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: src), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: wei),
-                            dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dst)]
-                if hasZeroPoint { args.append(dnnl_exec_arg_t(arg: DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, memory: zp)) }
-                try check(dnnl_primitive_execute(primitive, stream, Int32(args.count), args), "primitive_execute(int8 conv)")
-                try check(dnnl_stream_wait(stream), "stream_wait")
+                args.append(dnnl_exec_arg_t(arg: DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, memory: zp))
             }
+            try check(dnnl_primitive_execute(primitive, stream, Int32(args.count), args), "primitive_execute(channels-last conv)")
+            try check(dnnl_stream_wait(stream), "stream_wait")
         }
     }
 }

@@ -1,0 +1,289 @@
+import Foundation
+import TensorCore
+
+/// A float32 channels-last activation with its logical NCHW shape (rank 2 [N, C] after
+/// flatten); `data` holds the values in NHWC order.
+struct FloatValue {
+    let data: Tensor
+    let shape: [Int]
+    var channels: Int { shape[1] }
+    var pixels: Int { shape.count == 4 ? shape[0] * shape[2] * shape[3] : shape[0] }
+}
+
+/// The fp32 execution plan of a mobile model: after the float preprocessing (NCHW, on the
+/// PC executor) the activations are transposed once to channels-last and stay there —
+/// convolutions on oneDNN with bias and ReLU/ReLU6 fused, pooling, adds, concat and padding
+/// as channels-last loops — so no layer pays a layout reorder, as the PC engine's NCHW
+/// kernels do around every convolution.
+final class FloatProgram: @unchecked Sendable {
+    enum Step {
+        case conv(ChannelsLastConv2D)
+        case linear(weight: Tensor, bias: Tensor?)
+        /// An add, with the ReLU that is its only reader fused in.
+        case add(relu: Bool)
+        /// Value of the input unchanged (a ReLU fused into the preceding add, a zero padding
+        /// folded into the following convolution).
+        case identity
+        case relu, relu6, concat, globalAvgPool, flatten
+        case maxPool(Pool2DConfig)
+        case avgPool(Pool2DConfig)
+        case zeroPad(Padding2D)
+    }
+
+    let graph: Graph
+    let prefix: Graph
+    let prefixEnd: Int
+    let parameters: Parameters
+    var steps: [Int: Step] = [:]
+
+    init(_ model: MobileModel) {
+        graph = model.graph
+        parameters = model.parameters
+        prefixEnd = MobileConverter.floatPrefixEnd(graph)
+        var prefix = Graph()
+        for node in graph.nodes.dropFirst().prefix(prefixEnd) { prefix.add(node.name, node.operation, inputs: node.inputs) }
+        self.prefix = prefix
+        let fusedRelus = Int8Fusion.addReluPairs(graph)
+        let fusedReluNodes = Set(fusedRelus.values)
+        // Keras's ZeroPadding2D before a convolution becomes that convolution's own padding.
+        var readers = [[Int]](repeating: [], count: graph.nodes.count)
+        for (index, node) in graph.nodes.enumerated() { for input in node.inputs { readers[input].append(index) } }
+        var foldedPadding: [Int: Padding2D] = [:]
+        for (index, node) in graph.nodes.enumerated() where index > prefixEnd {
+            if case let .zeroPad(padding) = node.operation, index != graph.output, readers[index].count == 1,
+               case .fusedConv2d = graph.nodes[readers[index][0]].operation {
+                foldedPadding[readers[index][0]] = padding
+                steps[index] = .identity
+                continue
+            }
+            switch node.operation {
+            case var .fusedConv2d(config, weight, bias, activation):
+                if let extra = foldedPadding[index] {
+                    config.padding = Padding2D(top: config.padding.top + extra.top, bottom: config.padding.bottom + extra.bottom,
+                                               left: config.padding.left + extra.left, right: config.padding.right + extra.right)
+                }
+                steps[index] = .conv(ChannelsLastConv2D(weights: parameters[weight]!, bias: parameters[bias]!, config: config, activation: activation))
+            case let .linear(weight, bias): steps[index] = .linear(weight: parameters[weight]!, bias: bias.map { parameters[$0]! })
+            case .add: steps[index] = .add(relu: fusedRelus[index] != nil)
+            case .relu where fusedReluNodes.contains(index): steps[index] = .identity
+            case .relu: steps[index] = .relu
+            case .relu6: steps[index] = .relu6
+            case .concat: steps[index] = .concat
+            case let .maxPool(config): steps[index] = .maxPool(config)
+            case let .avgPool(config): steps[index] = .avgPool(config)
+            case .globalAvgPool: steps[index] = .globalAvgPool
+            case .flatten: steps[index] = .flatten
+            case let .zeroPad(padding): steps[index] = .zeroPad(padding)
+            default: preconditionFailure("node '\(node.name)' (\(node.operation.kindName)) has no fp32 mobile step; the converter should have refused it")
+            }
+        }
+    }
+
+    /// Logits for a batch of [N, 3, S, S] images in [0, 1].
+    func run(_ images: Tensor) throws -> Tensor {
+        let floatInput = prefixEnd > 0 ? Executor().forward(prefix, parameters: parameters, input: images) : images
+        var values = [FloatValue?](repeating: nil, count: graph.nodes.count)
+        var remaining = graph.readerCounts()
+        values[prefixEnd] = ChannelsLastKernels.toChannelsLast(floatInput)
+        for (index, node) in graph.nodes.enumerated() where index > prefixEnd {
+            let inputs = node.inputs.map { values[$0]! }
+            let x = inputs[0]
+            switch steps[index]! {
+            case let .conv(conv):
+                let outputShape = conv.outputShape(input: x.shape)
+                let output = try Tensor.build(shape: [outputShape.reduce(1, *)]) { out in
+                    try x.data.withUnsafeBufferPointer { try conv.apply($0, inputShape: x.shape, into: out) }
+                }
+                values[index] = FloatValue(data: output, shape: outputShape)
+            case let .linear(weight, bias):
+                // [N, C] is the same in both layouts.
+                values[index] = FloatValue(data: Linear.forward(x.data.reshaped(x.shape), weight: weight, bias: bias), shape: [x.shape[0], weight.shape[0]])
+            case let .add(relu): values[index] = ChannelsLastKernels.add(x, inputs[1], lower: relu ? 0 : -.infinity, upper: .infinity)
+            case .identity: values[index] = x
+            case .relu: values[index] = ChannelsLastKernels.clamp(x, lower: 0, upper: .infinity)
+            case .relu6: values[index] = ChannelsLastKernels.clamp(x, lower: 0, upper: 6)
+            case .concat: values[index] = ChannelsLastKernels.concat(inputs)
+            case let .maxPool(config): values[index] = ChannelsLastKernels.maxPool(x, config)
+            case let .avgPool(config): values[index] = ChannelsLastKernels.averagePool(x, config)
+            case .globalAvgPool: values[index] = ChannelsLastKernels.globalAveragePool(x)
+            case .flatten:
+                precondition(x.shape.count == 2 || (x.shape[2] == 1 && x.shape[3] == 1),
+                             "channels-last flatten of a spatial map \(x.shape) would change the element order")
+                values[index] = FloatValue(data: x.data, shape: [x.shape[0], x.data.count / x.shape[0]])
+            case let .zeroPad(padding): values[index] = ChannelsLastKernels.pad(x, padding)
+            }
+            for input in node.inputs {
+                remaining[input] -= 1
+                if remaining[input] == 0 { values[input] = nil }
+            }
+        }
+        return ChannelsLastKernels.toChannelsFirst(values[graph.output]!)
+    }
+}
+
+/// Layout changes, pooling, concatenation and padding on float channels-last values.
+/// Every output pixel's channels are contiguous, so the inner loops run over channels.
+enum ChannelsLastKernels {
+    static func toChannelsLast(_ x: Tensor) -> FloatValue {
+        precondition(x.rank == 4, "mobile input must be NCHW, got \(x.shape)")
+        let (n, c, plane) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+        let data = Tensor.build(shape: [x.count]) { out in
+            x.withUnsafeBufferPointer { source in
+                for b in 0..<n { for channel in 0..<c { for p in 0..<plane {
+                    out[(b * plane + p) * c + channel] = source[(b * c + channel) * plane + p]
+                } } }
+            }
+        }
+        return FloatValue(data: data, shape: x.shape)
+    }
+
+    static func toChannelsFirst(_ x: FloatValue) -> Tensor {
+        let shape = x.shape
+        let channels = shape[1], plane = shape.count == 4 ? shape[2] * shape[3] : 1
+        return Tensor.build(shape: shape) { out in
+            x.data.withUnsafeBufferPointer { source in
+                for b in 0..<shape[0] { for channel in 0..<channels { for p in 0..<plane {
+                    out[(b * channels + channel) * plane + p] = source[(b * plane + p) * channels + channel]
+                } } }
+            }
+        }
+    }
+
+    /// min(max(a + b, lower), upper), elementwise.
+    static func add(_ a: FloatValue, _ b: FloatValue, lower: Float, upper: Float) -> FloatValue {
+        precondition(a.shape == b.shape, "add: shape \(a.shape) does not match \(b.shape)")
+        let data = Tensor.build(shape: [a.data.count]) { out in
+            a.data.withUnsafeBufferPointer { x in b.data.withUnsafeBufferPointer { y in
+                let (p, q, o) = (UncheckedSendable(x.baseAddress!), UncheckedSendable(y.baseAddress!), UncheckedSendable(out.baseAddress!))
+                Threading.parallelFor(out.count, minimumChunk: 16384) { range in
+                    for i in range { o.value[i] = Swift.min(Swift.max(p.value[i] + q.value[i], lower), upper) }
+                }
+            } }
+        }
+        return FloatValue(data: data, shape: a.shape)
+    }
+
+    static func clamp(_ x: FloatValue, lower: Float, upper: Float) -> FloatValue {
+        let data = Tensor.build(shape: [x.data.count]) { out in
+            x.data.withUnsafeBufferPointer { source in
+                let (p, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
+                Threading.parallelFor(out.count, minimumChunk: 16384) { range in
+                    for i in range { o.value[i] = Swift.min(Swift.max(p.value[i], lower), upper) }
+                }
+            }
+        }
+        return FloatValue(data: data, shape: x.shape)
+    }
+
+    static func concat(_ inputs: [FloatValue]) -> FloatValue {
+        let pixels = inputs[0].pixels
+        let total = inputs.reduce(0) { $0 + $1.channels }
+        var shape = inputs[0].shape
+        shape[1] = total
+        let data = Tensor.build(shape: [pixels * total]) { out in
+            var offset = 0
+            for input in inputs {
+                let c = input.channels
+                input.data.withUnsafeBufferPointer { source in
+                    for p in 0..<pixels { (out.baseAddress! + p * total + offset).update(from: source.baseAddress! + p * c, count: c) }
+                }
+                offset += c
+            }
+        }
+        return FloatValue(data: data, shape: shape)
+    }
+
+    /// Max pooling; padded cells never win.
+    static func maxPool(_ x: FloatValue, _ config: Pool2DConfig) -> FloatValue {
+        let outShape = config.outputShape(input: x.shape)
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = (outShape[2], outShape[3])
+        let data = Tensor.build(shape: [outShape.reduce(1, *)]) { out in
+            x.data.withUnsafeBufferPointer { source in
+                let (s, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
+                Threading.parallelFor(n * oh) { rows in
+                    for row in rows {
+                        let (b, y) = (row / oh, row % oh)
+                        let y0 = Swift.max(y * config.strideH - config.padding.top, 0)
+                        let y1 = Swift.min(y * config.strideH - config.padding.top + config.kernelH, h)
+                        for xx in 0..<ow {
+                            let x0 = Swift.max(xx * config.strideW - config.padding.left, 0)
+                            let x1 = Swift.min(xx * config.strideW - config.padding.left + config.kernelW, w)
+                            let target = o.value + ((b * oh + y) * ow + xx) * c
+                            target.update(repeating: -.infinity, count: c)
+                            for iy in y0..<y1 { for ix in x0..<x1 {
+                                let cell = s.value + ((b * h + iy) * w + ix) * c
+                                for ch in 0..<c { target[ch] = Swift.max(target[ch], cell[ch]) }
+                            } }
+                        }
+                    }
+                }
+            }
+        }
+        return FloatValue(data: data, shape: outShape)
+    }
+
+    /// Average pooling with the divisor of `Pooling` (padded cells counted when the config
+    /// says so; ceil-mode overhang never).
+    static func averagePool(_ x: FloatValue, _ config: Pool2DConfig) -> FloatValue {
+        let outShape = config.outputShape(input: x.shape)
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = (outShape[2], outShape[3])
+        let spans = Pooling.averageSpans(config, height: h, width: w, outputHeight: oh, outputWidth: ow)
+        let data = Tensor.build(shape: [outShape.reduce(1, *)]) { out in
+            x.data.withUnsafeBufferPointer { source in
+                let (s, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
+                Threading.parallelFor(n * oh) { rows in
+                    for row in rows {
+                        let (b, y) = (row / oh, row % oh)
+                        for xx in 0..<ow {
+                            let target = o.value + ((b * oh + y) * ow + xx) * c
+                            target.update(repeating: 0, count: c)
+                            for iy in spans.rows.ranges[y] { for ix in spans.columns.ranges[xx] {
+                                let cell = s.value + ((b * h + iy) * w + ix) * c
+                                for ch in 0..<c { target[ch] += cell[ch] }
+                            } }
+                            let scale = 1 / Float(spans.rows.counts[y] * spans.columns.counts[xx])
+                            for ch in 0..<c { target[ch] *= scale }
+                        }
+                    }
+                }
+            }
+        }
+        return FloatValue(data: data, shape: outShape)
+    }
+
+    static func globalAveragePool(_ x: FloatValue) -> FloatValue {
+        let (n, c, plane) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+        let data = Tensor.build(shape: [n * c]) { out in
+            x.data.withUnsafeBufferPointer { source in
+                for b in 0..<n {
+                    let target = out.baseAddress! + b * c
+                    target.update(repeating: 0, count: c)
+                    for p in 0..<plane {
+                        let cell = source.baseAddress! + (b * plane + p) * c
+                        for ch in 0..<c { target[ch] += cell[ch] }
+                    }
+                    let scale = 1 / Float(plane)
+                    for ch in 0..<c { target[ch] *= scale }
+                }
+            }
+        }
+        return FloatValue(data: data, shape: [n, c, 1, 1])
+    }
+
+    static func pad(_ x: FloatValue, _ padding: Padding2D) -> FloatValue {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = (h + padding.top + padding.bottom, w + padding.left + padding.right)
+        let data = Tensor.build(shape: [n * oh * ow * c]) { out in
+            out.update(repeating: 0)
+            x.data.withUnsafeBufferPointer { source in
+                for b in 0..<n { for y in 0..<h {
+                    let target = out.baseAddress! + ((b * oh + y + padding.top) * ow + padding.left) * c
+                    target.update(from: source.baseAddress! + (b * h + y) * w * c, count: w * c)
+                } }
+            }
+        }
+        return FloatValue(data: data, shape: [n, c, oh, ow])
+    }
+}
