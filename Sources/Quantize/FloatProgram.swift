@@ -45,23 +45,12 @@ final class FloatProgram: @unchecked Sendable {
         self.prefix = prefix
         let fusedRelus = Int8Fusion.addReluPairs(graph)
         let fusedReluNodes = Set(fusedRelus.values)
-        // Keras's ZeroPadding2D before a convolution becomes that convolution's own padding.
-        var readers = [[Int]](repeating: [], count: graph.nodes.count)
-        for (index, node) in graph.nodes.enumerated() { for input in node.inputs { readers[input].append(index) } }
-        var foldedPadding: [Int: Padding2D] = [:]
+        let folding = PaddingFolding.fold(graph, after: prefixEnd)
         for (index, node) in graph.nodes.enumerated() where index > prefixEnd {
-            if case let .zeroPad(padding) = node.operation, index != graph.output, readers[index].count == 1,
-               case .fusedConv2d = graph.nodes[readers[index][0]].operation {
-                foldedPadding[readers[index][0]] = padding
-                steps[index] = .identity
-                continue
-            }
+            if folding.passthrough.contains(index) { steps[index] = .identity; continue }
             switch node.operation {
-            case var .fusedConv2d(config, weight, bias, activation):
-                if let extra = foldedPadding[index] {
-                    config.padding = Padding2D(top: config.padding.top + extra.top, bottom: config.padding.bottom + extra.bottom,
-                                               left: config.padding.left + extra.left, right: config.padding.right + extra.right)
-                }
+            case let .fusedConv2d(config, weight, bias, activation):
+                let config = PaddingFolding.padded(config, folding.extra[index])
                 steps[index] = .conv(ChannelsLastConv2D(weights: parameters[weight]!, bias: parameters[bias]!, config: config, activation: activation))
             case let .linear(weight, bias): steps[index] = .linear(weight: parameters[weight]!, bias: bias.map { parameters[$0]! })
             case .add: steps[index] = .add(relu: fusedRelus[index] != nil)

@@ -17,7 +17,8 @@ final class Int8Program: @unchecked Sendable {
     enum Step {
         case conv(QuantizedConv2D, Requantizer)
         case add(AddKernel)
-        /// Value of the input unchanged (a ReLU fused into the preceding add).
+        /// Value of the input unchanged (a ReLU fused into the preceding add, a zero padding
+        /// folded into the following convolution).
         case identity
         case clamp(lower: UInt8, upper: UInt8)
         case concat([(AffineQuantization, AffineQuantization)])
@@ -46,11 +47,20 @@ final class Int8Program: @unchecked Sendable {
         let scheme = table.scheme
         let fusedRelus = Int8Fusion.addReluPairs(graph)
         let fusedReluNodes = Set(fusedRelus.values)
+        // A pad keeps its input's quantization (its new cells hold the zero point), so the
+        // convolution reading it may read the unpadded input instead.
+        var folding = PaddingFolding.fold(graph, after: table.floatPrefixEnd)
+        for pad in folding.passthrough where table.activations[pad] != table.activations[graph.nodes[pad].inputs[0]] {
+            folding.passthrough.remove(pad)
+            folding.extra = folding.extra.filter { graph.nodes[$0.key].inputs[0] != pad }
+        }
         for (index, node) in graph.nodes.enumerated() where index > table.floatPrefixEnd {
             let output = table.activations[index]!
             let input = table.activations[node.inputs[0]]!
+            if folding.passthrough.contains(index) { steps[index] = .identity; continue }
             switch node.operation {
             case let .fusedConv2d(config, _, _, activation):
+                let config = PaddingFolding.padded(config, folding.extra[index])
                 let layer = table.layers[index]!
                 let clamp: FusedClamp = activation == .relu ? .relu : (activation == .relu6 ? .relu6 : .none)
                 steps[index] = .conv(QuantizedConv2D(weights: layer.weights, shape: layer.weightShape, config: config, inputZeroPoint: input.zeroPoint),

@@ -307,3 +307,30 @@ enum Int8Fusion {
         return pairs
     }
 }
+
+/// Keras's ZeroPadding2D in front of a convolution (its only reader) becomes that
+/// convolution's own padding: both engines' convolutions pad with a real zero (the zero
+/// point, for int8), so the result is the same without the copy.
+enum PaddingFolding {
+    /// Convolution node → padding to add; the pad nodes that become pass-throughs.
+    static func fold(_ graph: Graph, after start: Int) -> (extra: [Int: Padding2D], passthrough: Set<Int>) {
+        var readers = [[Int]](repeating: [], count: graph.nodes.count)
+        for (index, node) in graph.nodes.enumerated() { for input in node.inputs { readers[input].append(index) } }
+        var extra: [Int: Padding2D] = [:], passthrough = Set<Int>()
+        for (index, node) in graph.nodes.enumerated() where index > start {
+            guard case let .zeroPad(padding) = node.operation, index != graph.output, readers[index].count == 1,
+                  case .fusedConv2d = graph.nodes[readers[index][0]].operation else { continue }
+            extra[readers[index][0]] = padding
+            passthrough.insert(index)
+        }
+        return (extra, passthrough)
+    }
+
+    static func padded(_ config: Conv2DConfig, _ extra: Padding2D?) -> Conv2DConfig {
+        guard let extra else { return config }
+        var config = config
+        config.padding = Padding2D(top: config.padding.top + extra.top, bottom: config.padding.bottom + extra.bottom,
+                                   left: config.padding.left + extra.left, right: config.padding.right + extra.right)
+        return config
+    }
+}
