@@ -10,10 +10,17 @@ enum Int8Kernels {
         precondition(x.rank == 4, "int8 input must be NCHW, got \(x.shape)")
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let output = IntegerBuffer<UInt8>(count: x.count)
+        let plane = h * w
         x.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
-            for b in 0..<n { for channel in 0..<c { for p in 0..<(h * w) {
-                out[(b * h * w + p) * c + channel] = q.quantize(source[(b * c + channel) * h * w + p], scheme: scheme)
-            } } }
+            let (s, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
+            // Each channel plane is read in order; the writes interleave channels.
+            Threading.parallelFor(n * c) { planes in
+                for index in planes {
+                    let (b, channel) = (index / c, index % c)
+                    let from = s.value + index * plane, to = o.value + b * plane * c + channel
+                    for p in 0..<plane { to[p * c] = q.quantize(from[p], scheme: scheme) }
+                }
+            }
         } }
         return QuantizedValue(buffer: output, shape: x.shape)
     }
