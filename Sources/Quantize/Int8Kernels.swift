@@ -56,18 +56,22 @@ enum Int8Kernels {
         shape[1] = total
         let output = IntegerBuffer<UInt8>(count: pixels * total)
         output.withUnsafeMutableBufferPointer { out in
+            let o = UncheckedSendable(out.baseAddress!)
             var offset = 0
             for (input, (from, to)) in zip(inputs, parameters) {
-                let c = input.channels
+                let c = input.channels, start = offset
                 var table = [UInt8](repeating: 0, count: 256)
                 for value in 0..<256 { table[value] = requantize(UInt8(value), from: from, to: to, scheme: scheme) }
                 let identity = from == to
-                input.buffer.withUnsafeBufferPointer { source in
-                    for p in 0..<pixels {
-                        let row = out.baseAddress! + p * total + offset, src = source.baseAddress! + p * c
-                        if identity { row.update(from: src, count: c) } else { for i in 0..<c { row[i] = table[Int(src[i])] } }
+                table.withUnsafeBufferPointer { lookup in input.buffer.withUnsafeBufferPointer { source in
+                    let (t, s) = (UncheckedSendable(lookup.baseAddress!), UncheckedSendable(source.baseAddress!))
+                    Threading.parallelFor(pixels, minimumChunk: 64) { range in
+                        for p in range {
+                            let row = o.value + p * total + start, src = s.value + p * c
+                            if identity { row.update(from: src, count: c) } else { for i in 0..<c { row[i] = t.value[Int(src[i])] } }
+                        }
                     }
-                }
+                } }
                 offset += c
             }
         }
@@ -127,21 +131,28 @@ enum Int8Kernels {
         let spans = Pooling.averageSpans(config, height: h, width: w, outputHeight: oh, outputWidth: ow)
         let output = IntegerBuffer<UInt8>(count: outShape.reduce(1, *))
         x.buffer.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
-            var sums = [Int32](repeating: 0, count: c)
-            for b in 0..<n { for y in 0..<oh { for xx in 0..<ow {
-                let rows = spans.rows.ranges[y], columns = spans.columns.ranges[xx]
-                let divisor = Int32(spans.rows.counts[y] * spans.columns.counts[xx])
-                let valid = Int32(rows.count * columns.count)
-                for ch in 0..<c { sums[ch] = 0 }
-                for iy in rows { for ix in columns {
-                    let cell = ((b * h + iy) * w + ix) * c
-                    for ch in 0..<c { sums[ch] += Int32(source[cell + ch]) }
-                } }
-                let target = ((b * oh + y) * ow + xx) * c
-                for ch in 0..<c {
-                    out[target + ch] = averagePoolValue(sum: sums[ch], valid: valid, divisor: divisor, q, scheme: scheme)
+            let (s, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
+            Threading.parallelFor(n * oh) { outputRows in
+                let sums = UnsafeMutablePointer<Int32>.allocate(capacity: c)
+                defer { sums.deallocate() }
+                for row in outputRows {
+                    let (b, y) = (row / oh, row % oh)
+                    for xx in 0..<ow {
+                        let rows = spans.rows.ranges[y], columns = spans.columns.ranges[xx]
+                        let divisor = Int32(spans.rows.counts[y] * spans.columns.counts[xx])
+                        let valid = Int32(rows.count * columns.count)
+                        sums.update(repeating: 0, count: c)
+                        for iy in rows { for ix in columns {
+                            let cell = s.value + ((b * h + iy) * w + ix) * c
+                            for ch in 0..<c { sums[ch] += Int32(cell[ch]) }
+                        } }
+                        let target = o.value + ((b * oh + y) * ow + xx) * c
+                        for ch in 0..<c {
+                            target[ch] = averagePoolValue(sum: sums[ch], valid: valid, divisor: divisor, q, scheme: scheme)
+                        }
+                    }
                 }
-            } } }
+            }
         } }
         return QuantizedValue(buffer: output, shape: outShape)
     }
