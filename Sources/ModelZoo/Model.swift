@@ -10,6 +10,9 @@ public struct Model: Sendable {
     /// activations fused (`InferenceFusion`); same outputs and input gradients.
     public let inferenceGraph: Graph
     public let inferenceParameters: Parameters
+    /// The inference graph run channels-last (no per-layer reorders); nil if it holds an op
+    /// that program does not run.
+    let channelsLast: ChannelsLastInference?
 
     public var config: ModelConfig { definition.config }
     public var graph: Graph { definition.graph }
@@ -60,6 +63,7 @@ public struct Model: Sendable {
         self.definition = definition
         self.parameters = parameters
         (inferenceGraph, inferenceParameters) = InferenceFusion.fuse(definition.graph, parameters: parameters)
+        channelsLast = ChannelsLastInference(graph: inferenceGraph, parameters: inferenceParameters)
     }
 
     /// Loads a weight file of any supported format (recognised by content, not extension).
@@ -69,10 +73,13 @@ public struct Model: Sendable {
         try self.init(definition: definition, tensors: tensors, source: path)
     }
 
-    /// Logits for a batch of [N, 3, S, S] RGB images in [0, 1].
+    /// Logits for a batch of [N, 3, S, S] RGB images in [0, 1]. With the default (oneDNN)
+    /// executor they come from the channels-last program; with another backend, or if
+    /// oneDNN refuses a layer, from the `Executor`.
     public func logits(_ images: Tensor, executor: Executor = Executor()) -> Tensor {
         precondition(images.rank == 4 && images.shape[1] == 3 && images.shape[2] == config.inputSize && images.shape[3] == config.inputSize,
                      "\(config.architecture.rawValue) expects [N, 3, \(config.inputSize), \(config.inputSize)] images, got \(images.shape)")
+        if executor.backend == .onednn, let channelsLast, let logits = try? channelsLast.run(images) { return logits }
         return executor.forward(inferenceGraph, parameters: inferenceParameters, input: images)
     }
 

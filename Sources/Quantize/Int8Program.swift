@@ -45,11 +45,11 @@ final class Int8Program: @unchecked Sendable {
         for node in graph.nodes.dropFirst().prefix(table.floatPrefixEnd) { prefix.add(node.name, node.operation, inputs: node.inputs) }
         self.prefix = prefix
         let scheme = table.scheme
-        let fusedRelus = Int8Fusion.addReluPairs(graph)
+        let fusedRelus = graph.addReluPairs()
         let fusedReluNodes = Set(fusedRelus.values)
         // A pad keeps its input's quantization (its new cells hold the zero point), so the
         // convolution reading it may read the unpadded input instead.
-        var folding = PaddingFolding.fold(graph, after: table.floatPrefixEnd)
+        var folding = graph.foldablePadding(after: table.floatPrefixEnd)
         for pad in folding.passthrough where table.activations[pad] != table.activations[graph.nodes[pad].inputs[0]] {
             folding.passthrough.remove(pad)
             folding.extra = folding.extra.filter { graph.nodes[$0.key].inputs[0] != pad }
@@ -60,7 +60,7 @@ final class Int8Program: @unchecked Sendable {
             if folding.passthrough.contains(index) { steps[index] = .identity; continue }
             switch node.operation {
             case let .fusedConv2d(config, _, _, activation):
-                let config = PaddingFolding.padded(config, folding.extra[index])
+                let config = config.padded(by: folding.extra[index])
                 let layer = table.layers[index]!
                 let clamp: FusedClamp = activation == .relu ? .relu : (activation == .relu6 ? .relu6 : .none)
                 steps[index] = .conv(QuantizedConv2D(weights: layer.weights, shape: layer.weightShape, config: config, inputZeroPoint: input.zeroPoint),

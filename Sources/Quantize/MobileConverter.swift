@@ -36,7 +36,7 @@ public enum MobileConverter {
         var graph = Graph()
         var newIndex = [Int](repeating: 0, count: source.nodes.count)
         let precision = scheme.map { MobilePrecision.int8($0).description } ?? "fp32"
-        let prefixEnd = floatPrefixEnd(source)
+        let prefixEnd = source.preprocessingEnd()
         for (index, node) in source.nodes.enumerated().dropFirst() {
             let inputs = node.inputs.map { newIndex[$0] }
             var operation = node.operation
@@ -69,22 +69,6 @@ public enum MobileConverter {
         graph.output = newIndex[source.output]
         let used = Set(graph.parameterNames)
         return (graph, parameters.filter { used.contains($0.key) })
-    }
-
-    /// The last node of the float preprocessing chain at the start of a graph (affine and
-    /// channel-permutation ops each read only by the next); 0 if there is none.
-    static func floatPrefixEnd(_ graph: Graph) -> Int {
-        var end = 0
-        let readers = graph.readerCounts()
-        for index in 1..<graph.nodes.count {
-            let node = graph.nodes[index]
-            guard node.inputs == [end], readers[end] == 1 else { break }
-            switch node.operation {
-            case .affine, .permuteChannels: end = index
-            default: return end
-            }
-        }
-        return end
     }
 
     static func metadata(_ model: Model, labels: [String], sourceWeights: String, precision: String,
@@ -127,9 +111,9 @@ public struct Calibrator: Sendable {
         self.scheme = scheme
         observerKind = observer ?? scheme.defaultObserver
         (graph, parameters) = try MobileConverter.mobileGraph(model, scheme: scheme)
-        prefixEnd = MobileConverter.floatPrefixEnd(graph)
+        prefixEnd = graph.preprocessingEnd()
         var observed: Set<Int> = [prefixEnd]
-        let fusedRelus = Int8Fusion.addReluPairs(graph)
+        let fusedRelus = graph.addReluPairs()
         for (index, node) in graph.nodes.enumerated() where index > prefixEnd {
             switch node.operation {
             case .fusedConv2d, .linear, .concat: observed.insert(index)
@@ -161,7 +145,7 @@ public struct Calibrator: Sendable {
     /// The int8 mobile model.
     public func finish(labels: [String], sourceWeights: String) throws -> MobileModel {
         guard imagesSeen > 0 else { throw ConversionError.noCalibrationData }
-        let fusedRelus = Int8Fusion.addReluPairs(graph)
+        let fusedRelus = graph.addReluPairs()
         var activations: [Int: AffineQuantization] = [:]
         var layers: [Int: QuantizedLayer] = [:]
         func observedParameters(_ index: Int) -> AffineQuantization {
@@ -289,48 +273,5 @@ public enum WeightQuantizer {
             return Int32(Swift.min(Swift.max(value, -2_147_483_520), 2_147_483_520))
         }
         return QuantizedLayer(weights: quantized, weightShape: weight.shape, weightScales: scales, bias: biasQ)
-    }
-}
-
-/// Op fusions the int8 engine applies on top of the mobile graph.
-enum Int8Fusion {
-    /// add node → the ReLU that is its only reader (ResNet's residual add + ReLU runs as one
-    /// quantized add with a fused clamp, as in TFLite and PyTorch's add_relu).
-    static func addReluPairs(_ graph: Graph) -> [Int: Int] {
-        var readers = [[Int]](repeating: [], count: graph.nodes.count)
-        for (index, node) in graph.nodes.enumerated() { for input in node.inputs { readers[input].append(index) } }
-        var pairs: [Int: Int] = [:]
-        for (index, node) in graph.nodes.enumerated() {
-            guard case .add = node.operation, index != graph.output, readers[index].count == 1 else { continue }
-            if case .relu = graph.nodes[readers[index][0]].operation { pairs[index] = readers[index][0] }
-        }
-        return pairs
-    }
-}
-
-/// Keras's ZeroPadding2D in front of a convolution (its only reader) becomes that
-/// convolution's own padding: both engines' convolutions pad with a real zero (the zero
-/// point, for int8), so the result is the same without the copy.
-enum PaddingFolding {
-    /// Convolution node → padding to add; the pad nodes that become pass-throughs.
-    static func fold(_ graph: Graph, after start: Int) -> (extra: [Int: Padding2D], passthrough: Set<Int>) {
-        var readers = [[Int]](repeating: [], count: graph.nodes.count)
-        for (index, node) in graph.nodes.enumerated() { for input in node.inputs { readers[input].append(index) } }
-        var extra: [Int: Padding2D] = [:], passthrough = Set<Int>()
-        for (index, node) in graph.nodes.enumerated() where index > start {
-            guard case let .zeroPad(padding) = node.operation, index != graph.output, readers[index].count == 1,
-                  case .fusedConv2d = graph.nodes[readers[index][0]].operation else { continue }
-            extra[readers[index][0]] = padding
-            passthrough.insert(index)
-        }
-        return (extra, passthrough)
-    }
-
-    static func padded(_ config: Conv2DConfig, _ extra: Padding2D?) -> Conv2DConfig {
-        guard let extra else { return config }
-        var config = config
-        config.padding = Padding2D(top: config.padding.top + extra.top, bottom: config.padding.bottom + extra.bottom,
-                                   left: config.padding.left + extra.left, right: config.padding.right + extra.right)
-        return config
     }
 }

@@ -1,21 +1,23 @@
 import Foundation
-import TensorCore
 
 /// A float32 channels-last activation with its logical NCHW shape (rank 2 [N, C] after
 /// flatten); `data` holds the values in NHWC order.
-struct FloatValue {
+struct ChannelsLastValue {
     let data: Tensor
     let shape: [Int]
     var channels: Int { shape[1] }
     var pixels: Int { shape.count == 4 ? shape[0] * shape[2] * shape[3] : shape[0] }
 }
 
-/// The fp32 execution plan of a mobile model: after the float preprocessing (NCHW, on the
-/// PC executor) the activations are transposed once to channels-last and stay there —
-/// convolutions on oneDNN with bias and ReLU/ReLU6 fused, pooling, adds, concat and padding
-/// as channels-last loops — so no layer pays a layout reorder, as the PC engine's NCHW
-/// kernels do around every convolution.
-final class FloatProgram: @unchecked Sendable {
+/// Float32 inference of a fused graph in channels-last layout: after the preprocessing
+/// (NCHW, on the `Executor`) the activations are transposed once to NHWC and stay there —
+/// convolutions on oneDNN with bias and ReLU/ReLU6 fused, add+ReLU in one pass, Keras zero
+/// padding folded into the next convolution, channels-last pooling and concat — so no layer
+/// pays the layout reorders the `Executor`'s NCHW kernels do around every convolution.
+///
+/// Serves the mobile fp32 engine and the PC engine's inference (`Model.logits`); gradients
+/// stay with the `Executor`. Weights are packed per input shape on first use.
+public final class ChannelsLastInference: @unchecked Sendable {
     enum Step {
         case conv(ChannelsLastConv2D)
         case linear(weight: Tensor, bias: Tensor?)
@@ -36,24 +38,31 @@ final class FloatProgram: @unchecked Sendable {
     let parameters: Parameters
     var steps: [Int: Step] = [:]
 
-    init(_ model: MobileModel) {
-        graph = model.graph
-        parameters = model.parameters
-        prefixEnd = MobileConverter.floatPrefixEnd(graph)
+    /// nil when the graph holds an operation this program does not run (training-only
+    /// ops, unfused batch norm, ...): callers then use the `Executor`.
+    public init?(graph: Graph, parameters: Parameters) {
+        self.graph = graph
+        self.parameters = parameters
+        prefixEnd = graph.preprocessingEnd()
         var prefix = Graph()
         for node in graph.nodes.dropFirst().prefix(prefixEnd) { prefix.add(node.name, node.operation, inputs: node.inputs) }
         self.prefix = prefix
-        let fusedRelus = Int8Fusion.addReluPairs(graph)
+        let fusedRelus = graph.addReluPairs()
         let fusedReluNodes = Set(fusedRelus.values)
-        let folding = PaddingFolding.fold(graph, after: prefixEnd)
+        let folding = graph.foldablePadding(after: prefixEnd)
         for (index, node) in graph.nodes.enumerated() where index > prefixEnd {
             if folding.passthrough.contains(index) { steps[index] = .identity; continue }
             switch node.operation {
             case let .fusedConv2d(config, weight, bias, activation):
-                let config = PaddingFolding.padded(config, folding.extra[index])
-                steps[index] = .conv(ChannelsLastConv2D(weights: parameters[weight]!, bias: parameters[bias]!, config: config, activation: activation))
+                steps[index] = .conv(ChannelsLastConv2D(weights: parameters[weight]!, bias: parameters[bias]!,
+                                                        config: config.padded(by: folding.extra[index]), activation: activation))
+            case let .conv2d(config, weight, bias):
+                let weights = parameters[weight]!
+                steps[index] = .conv(ChannelsLastConv2D(weights: weights, bias: bias.map { parameters[$0]! } ?? Tensor(shape: [weights.shape[0]]),
+                                                        config: config, activation: .none))
+            case .dropout: steps[index] = .identity
             case let .linear(weight, bias): steps[index] = .linear(weight: parameters[weight]!, bias: bias.map { parameters[$0]! })
-            case .add: steps[index] = .add(relu: fusedRelus[index] != nil)
+            case .add where node.inputs.count == 2: steps[index] = .add(relu: fusedRelus[index] != nil)
             case .relu where fusedReluNodes.contains(index): steps[index] = .identity
             case .relu: steps[index] = .relu
             case .relu6: steps[index] = .relu6
@@ -63,15 +72,15 @@ final class FloatProgram: @unchecked Sendable {
             case .globalAvgPool: steps[index] = .globalAvgPool
             case .flatten: steps[index] = .flatten
             case let .zeroPad(padding): steps[index] = .zeroPad(padding)
-            default: preconditionFailure("node '\(node.name)' (\(node.operation.kindName)) has no fp32 mobile step; the converter should have refused it")
+            default: return nil
             }
         }
     }
 
-    /// Logits for a batch of [N, 3, S, S] images in [0, 1].
-    func run(_ images: Tensor) throws -> Tensor {
+    /// The graph's output for a batch of NCHW inputs.
+    public func run(_ images: Tensor) throws -> Tensor {
         let floatInput = prefixEnd > 0 ? Executor().forward(prefix, parameters: parameters, input: images) : images
-        var values = [FloatValue?](repeating: nil, count: graph.nodes.count)
+        var values = [ChannelsLastValue?](repeating: nil, count: graph.nodes.count)
         var remaining = graph.readerCounts()
         values[prefixEnd] = ChannelsLastKernels.toChannelsLast(floatInput)
         for (index, node) in graph.nodes.enumerated() where index > prefixEnd {
@@ -83,10 +92,10 @@ final class FloatProgram: @unchecked Sendable {
                 let output = try Tensor.build(shape: [outputShape.reduce(1, *)]) { out in
                     try x.data.withUnsafeBufferPointer { try conv.apply($0, inputShape: x.shape, into: out) }
                 }
-                values[index] = FloatValue(data: output, shape: outputShape)
+                values[index] = ChannelsLastValue(data: output, shape: outputShape)
             case let .linear(weight, bias):
                 // [N, C] is the same in both layouts.
-                values[index] = FloatValue(data: Linear.forward(x.data.reshaped(x.shape), weight: weight, bias: bias), shape: [x.shape[0], weight.shape[0]])
+                values[index] = ChannelsLastValue(data: Linear.forward(x.data.reshaped(x.shape), weight: weight, bias: bias), shape: [x.shape[0], weight.shape[0]])
             case let .add(relu): values[index] = ChannelsLastKernels.add(x, inputs[1], lower: relu ? 0 : -.infinity, upper: .infinity)
             case .identity: values[index] = x
             case .relu: values[index] = ChannelsLastKernels.clamp(x, lower: 0, upper: .infinity)
@@ -98,7 +107,7 @@ final class FloatProgram: @unchecked Sendable {
             case .flatten:
                 precondition(x.shape.count == 2 || (x.shape[2] == 1 && x.shape[3] == 1),
                              "channels-last flatten of a spatial map \(x.shape) would change the element order")
-                values[index] = FloatValue(data: x.data, shape: [x.shape[0], x.data.count / x.shape[0]])
+                values[index] = ChannelsLastValue(data: x.data, shape: [x.shape[0], x.data.count / x.shape[0]])
             case let .zeroPad(padding): values[index] = ChannelsLastKernels.pad(x, padding)
             }
             for input in node.inputs {
@@ -113,7 +122,7 @@ final class FloatProgram: @unchecked Sendable {
 /// Layout changes, pooling, concatenation and padding on float channels-last values.
 /// Every output pixel's channels are contiguous, so the inner loops run over channels.
 enum ChannelsLastKernels {
-    static func toChannelsLast(_ x: Tensor) -> FloatValue {
+    static func toChannelsLast(_ x: Tensor) -> ChannelsLastValue {
         precondition(x.rank == 4, "mobile input must be NCHW, got \(x.shape)")
         let (n, c, plane) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
         let data = Tensor.build(shape: [x.count]) { out in
@@ -123,10 +132,10 @@ enum ChannelsLastKernels {
                 } } }
             }
         }
-        return FloatValue(data: data, shape: x.shape)
+        return ChannelsLastValue(data: data, shape: x.shape)
     }
 
-    static func toChannelsFirst(_ x: FloatValue) -> Tensor {
+    static func toChannelsFirst(_ x: ChannelsLastValue) -> Tensor {
         let shape = x.shape
         let channels = shape[1], plane = shape.count == 4 ? shape[2] * shape[3] : 1
         return Tensor.build(shape: shape) { out in
@@ -139,7 +148,7 @@ enum ChannelsLastKernels {
     }
 
     /// min(max(a + b, lower), upper), elementwise.
-    static func add(_ a: FloatValue, _ b: FloatValue, lower: Float, upper: Float) -> FloatValue {
+    static func add(_ a: ChannelsLastValue, _ b: ChannelsLastValue, lower: Float, upper: Float) -> ChannelsLastValue {
         precondition(a.shape == b.shape, "add: shape \(a.shape) does not match \(b.shape)")
         let data = Tensor.build(shape: [a.data.count]) { out in
             a.data.withUnsafeBufferPointer { x in b.data.withUnsafeBufferPointer { y in
@@ -149,10 +158,10 @@ enum ChannelsLastKernels {
                 }
             } }
         }
-        return FloatValue(data: data, shape: a.shape)
+        return ChannelsLastValue(data: data, shape: a.shape)
     }
 
-    static func clamp(_ x: FloatValue, lower: Float, upper: Float) -> FloatValue {
+    static func clamp(_ x: ChannelsLastValue, lower: Float, upper: Float) -> ChannelsLastValue {
         let data = Tensor.build(shape: [x.data.count]) { out in
             x.data.withUnsafeBufferPointer { source in
                 let (p, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
@@ -161,10 +170,10 @@ enum ChannelsLastKernels {
                 }
             }
         }
-        return FloatValue(data: data, shape: x.shape)
+        return ChannelsLastValue(data: data, shape: x.shape)
     }
 
-    static func concat(_ inputs: [FloatValue]) -> FloatValue {
+    static func concat(_ inputs: [ChannelsLastValue]) -> ChannelsLastValue {
         let pixels = inputs[0].pixels
         let total = inputs.reduce(0) { $0 + $1.channels }
         var shape = inputs[0].shape
@@ -179,11 +188,11 @@ enum ChannelsLastKernels {
                 offset += c
             }
         }
-        return FloatValue(data: data, shape: shape)
+        return ChannelsLastValue(data: data, shape: shape)
     }
 
     /// Max pooling; padded cells never win.
-    static func maxPool(_ x: FloatValue, _ config: Pool2DConfig) -> FloatValue {
+    static func maxPool(_ x: ChannelsLastValue, _ config: Pool2DConfig) -> ChannelsLastValue {
         let outShape = config.outputShape(input: x.shape)
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (outShape[2], outShape[3])
@@ -209,12 +218,12 @@ enum ChannelsLastKernels {
                 }
             }
         }
-        return FloatValue(data: data, shape: outShape)
+        return ChannelsLastValue(data: data, shape: outShape)
     }
 
     /// Average pooling with the divisor of `Pooling` (padded cells counted when the config
     /// says so; ceil-mode overhang never).
-    static func averagePool(_ x: FloatValue, _ config: Pool2DConfig) -> FloatValue {
+    static func averagePool(_ x: ChannelsLastValue, _ config: Pool2DConfig) -> ChannelsLastValue {
         let outShape = config.outputShape(input: x.shape)
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (outShape[2], outShape[3])
@@ -239,10 +248,10 @@ enum ChannelsLastKernels {
                 }
             }
         }
-        return FloatValue(data: data, shape: outShape)
+        return ChannelsLastValue(data: data, shape: outShape)
     }
 
-    static func globalAveragePool(_ x: FloatValue) -> FloatValue {
+    static func globalAveragePool(_ x: ChannelsLastValue) -> ChannelsLastValue {
         let (n, c, plane) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
         let data = Tensor.build(shape: [n * c]) { out in
             x.data.withUnsafeBufferPointer { source in
@@ -258,10 +267,10 @@ enum ChannelsLastKernels {
                 }
             }
         }
-        return FloatValue(data: data, shape: [n, c, 1, 1])
+        return ChannelsLastValue(data: data, shape: [n, c, 1, 1])
     }
 
-    static func pad(_ x: FloatValue, _ padding: Padding2D) -> FloatValue {
+    static func pad(_ x: ChannelsLastValue, _ padding: Padding2D) -> ChannelsLastValue {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (h + padding.top + padding.bottom, w + padding.left + padding.right)
         let data = Tensor.build(shape: [n * oh * ow * c]) { out in
@@ -273,6 +282,6 @@ enum ChannelsLastKernels {
                 } }
             }
         }
-        return FloatValue(data: data, shape: [n, c, oh, ow])
+        return ChannelsLastValue(data: data, shape: [n, c, oh, ow])
     }
 }
