@@ -205,8 +205,8 @@ public final class StudyRunner {
                 let start = ContinuousClock.now
                 var reported = 0
                 bySize[config.data.size == nil ? size : 0] = try DatasetPreparation.prepare(source, size: size, count: config.data.count, into: target) { done, total in
-                    // A line per tenth, with the time left.
-                    guard done * 10 / total > reported else { return }
+                    // A line per tenth of a large dataset, with the time left.
+                    guard total >= 1000, done * 10 / total > reported else { return }
                     reported = done * 10 / total
                     let elapsed = Self.seconds(since: start)
                     self.log(String(format: "  %d/%d images, %.0f s elapsed, about %.0f s left", done, total, elapsed, elapsed / Double(done) * Double(total - done)))
@@ -241,8 +241,19 @@ public final class StudyRunner {
         }
         let classifiers: [any ImageClassifier] = try config.models.map { try loadModel($0) }
         log("selecting \(config.selection.count) of \(dataset.entries.count) samples every model classifies correctly")
+        let start = ContinuousClock.now
+        var reported = (model: -1, tenth: 0)
         let result = try Selection.select(classifiers, items: classifiers.map { datasets.for($0.config).items },
-                                          count: config.selection.count, seed: config.selection.seed)
+                                          count: config.selection.count, seed: config.selection.seed) { model, done in
+            // A line per tenth of each model's pass, with the time left for the whole selection.
+            let total = dataset.entries.count, tenth = done * 10 / Swift.max(total, 1)
+            guard total >= 1000, (model, tenth) != reported, tenth > 0 || model != reported.model else { return }
+            reported = (model, tenth)
+            let fraction = (Double(model) + Double(done) / Double(total)) / Double(classifiers.count)
+            let elapsed = Self.seconds(since: start)
+            self.log(String(format: "  %@: %d/%d images, about %.0f s left", self.config.models[model].tag, done, total,
+                            fraction > 0 ? elapsed / fraction * (1 - fraction) : 0))
+        }
         log("selection: \(result.indices.count) of \(result.eligible) eligible; accuracy "
             + result.accuracy.keys.sorted().map { "\($0) \(String(format: "%.1f%%", result.accuracy[$0]! * 100))" }.joined(separator: ", "))
         guard !result.indices.isEmpty else { throw StudyError("no sample is classified correctly by every model; check the weights and the dataset's labels") }

@@ -92,8 +92,9 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
     public let weightShape: [Int]
     public let config: Conv2DConfig
     public let activation: FusedActivation
-    private let weights: [Float]
-    private let bias: [Float]
+    // Tensors share storage with the caller's parameters (copy-on-write): no copy here.
+    private let weights: Tensor
+    private let bias: Tensor
     private let plans = PlanCache()
 
     /// - Parameters:
@@ -102,8 +103,8 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
     public init(weights: Tensor, bias: Tensor, config: Conv2DConfig, activation: FusedActivation) {
         precondition(weights.rank == 4 && bias.count == weights.shape[0],
                      "channels-last conv: weights \(weights.shape) with bias \(bias.shape)")
-        self.weights = weights.scalars
-        self.bias = bias.scalars
+        self.weights = weights
+        self.bias = bias
         weightShape = weights.shape
         self.config = config
         self.activation = activation
@@ -118,10 +119,11 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
         precondition(input.count >= inputShape.reduce(1, *) && output.count >= outputShape.reduce(1, *),
                      "channels-last conv: buffers too small for \(inputShape) → \(outputShape)")
         let plan = try plans.plan(for: inputShape) {
-            try weights.withUnsafeBytes { w in
-                try bias.withUnsafeBytes { b in
-                    try ChannelsLastPlan(input: inputShape, output: outputShape, types: (dnnl_f32, dnnl_f32, dnnl_f32), weights: w.baseAddress!,
-                                         weightShape: weightShape, config: config, bias: b.baseAddress!, zeroPoint: 0, activation: activation)
+            try weights.withUnsafeBufferPointer { w in
+                try bias.withUnsafeBufferPointer { b in
+                    try ChannelsLastPlan(input: inputShape, output: outputShape, types: (dnnl_f32, dnnl_f32, dnnl_f32),
+                                         weights: UnsafeRawPointer(w.baseAddress!), weightShape: weightShape, config: config,
+                                         bias: UnsafeRawPointer(b.baseAddress!), zeroPoint: 0, activation: activation)
                 }
             }
         }
