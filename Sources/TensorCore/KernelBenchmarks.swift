@@ -68,6 +68,16 @@ public enum KernelBenchmarks {
                     record(BenchmarkResult(name: "conv2d_backward_weights/\(layer.name)/b\(batch)", implementation: backend.rawValue,
                                            threads: threads, batch: batch, ms: weights, gflops: flops / weights / 1e6))
                 }
+                // The channels-last convolution inference runs (no layout reorder per call).
+                let channelsLast = ChannelsLastConv2D(weights: w, bias: b, config: layer.config, activation: .none)
+                var output = [Float](repeating: 0, count: outputShape.reduce(1, *))
+                let nhwc = Benchmark.medianMilliseconds(repeats: repeats) {
+                    x.withUnsafeBufferPointer { input in output.withUnsafeMutableBufferPointer { out in
+                        try? channelsLast.apply(input, inputShape: x.shape, into: out)
+                    } }
+                }
+                record(BenchmarkResult(name: "conv2d_forward/\(layer.name)/b\(batch)", implementation: "onednn-nhwc",
+                                       threads: threads, batch: batch, ms: nhwc, gflops: flops / nhwc / 1e6))
                 // The GEMM a full convolution lowers to: [Cout × K] · [K × batch·OH·OW].
                 if !layer.depthwise {
                     let m = layer.outChannels, k = layer.channels * layer.kernel * layer.kernel
