@@ -6,11 +6,11 @@ import TensorCore
 
 /// The whole study on the built-in dataset: what `robustctl demo` runs.
 ///
-/// Steps, each written to the output folder as it finishes (so `resume` skips it):
-/// models (shipped weights, else trained here) → selection of samples every model
-/// classifies correctly → FGSM, BIM and Boundary adversarials on the PC engine (8-bit PNG)
-/// → mobile conversion (fp32, int8-tflite, int8-qnnpack, calibrated on training images)
-/// → evaluation of every adversarial set on every engine → the comparison report.
+/// Models (shipped weights, else trained here), then a study (`StudyRunner`, so `resume`
+/// skips finished units): selection of samples every model classifies correctly → FGSM,
+/// BIM and Boundary adversarials on the PC engine (8-bit PNG) → mobile conversion (fp32,
+/// int8-tflite, int8-qnnpack, calibrated on training images) → evaluation of every
+/// adversarial set on every engine → the comparison report.
 public struct DemoPlan: Codable, Hashable, Sendable {
     public var models: [ModelConfig]
     public var samples: Int
@@ -43,8 +43,6 @@ public struct DemoPlan: Codable, Hashable, Sendable {
                         seed: 0)
     }
 
-    static func tag(_ config: ModelConfig) -> String { "\(config.architecture.rawValue)/\(config.flavor.rawValue)" }
-    static func fileStem(_ config: ModelConfig) -> String { "\(config.architecture.rawValue)_\(config.flavor.rawValue)" }
 }
 
 /// Runs the demo: resolves each model's weights (shipped, else trained here), then runs the
@@ -93,19 +91,19 @@ public final class DemoRunner {
 
     /// The model's weight file: from a finished run (resume), shipped, or trained now.
     func weights(_ config: ModelConfig) throws -> String {
-        let stem = DemoPlan.fileStem(config)
+        let stem = config.fileStem
         let ext = config.flavor == .torch ? "safetensors" : "h5"
         let destination = path("models", "\(stem).\(ext)")
         if resume, FileManager.default.fileExists(atPath: destination.path) { return destination.path }
         if let shipped = shippedWeights?.appendingPathComponent("\(stem).\(ext)"), FileManager.default.fileExists(atPath: shipped.path) {
-            log("\(DemoPlan.tag(config)): shipped weights \(shipped.lastPathComponent)")
+            log("\(config.tag): shipped weights \(shipped.lastPathComponent)")
             return shipped.path
         }
-        log("\(DemoPlan.tag(config)): no shipped weights; training (\(plan.training.epochs) epochs on \(plan.trainCount) images)")
+        log("\(config.tag): no shipped weights; training (\(plan.training.epochs) epochs on \(plan.trainCount) images)")
         let definition = try NetworkDefinition(config)
         let train = try BuiltinDataset(name: "shapes", split: .train, imageSize: config.inputSize, count: plan.trainCount, seed: plan.seed &+ 2)
         let model = try Trainer.train(definition, on: train, options: plan.training)
-        log("\(DemoPlan.tag(config)): trained, validation accuracy " + String(format: "%.1f%%",
+        log("\(config.tag): trained, validation accuracy " + String(format: "%.1f%%",
                    try Trainer.accuracy(model, on: BuiltinDataset(name: "shapes", split: .validation, imageSize: config.inputSize,
                                                                   count: plan.pool, seed: plan.seed)) * 100))
         let tensors = Dictionary(uniqueKeysWithValues: definition.parameters.map { ($0.name, model.parameters[$0.name]!) })

@@ -63,8 +63,7 @@ public enum Evaluator {
             let images = try ImageInput.load(batch.map(\.path), config: classifier.config, policy: policy)
             let clock = ContinuousClock.now
             let logits = try classifier.classify(images)
-            let elapsed = ContinuousClock.now - clock
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            let seconds = Evaluator.seconds(since: clock)
             total += seconds
             perImage.append(seconds / Double(batch.count))
             for (item, prediction) in zip(batch, Model.argmax(logits)) {
@@ -78,6 +77,12 @@ public enum Evaluator {
                                 accuracy: correct / count, successRate: 1 - correct / count,
                                 inferenceMsPerImage: median(perImage) * 1000, inferenceSecondsTotal: total,
                                 threads: Threading.threads, batchSize: batchSize, samples: samples)
+    }
+
+    /// Wall time since `start`, in seconds.
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
     }
 
     static func median(_ values: [Double]) -> Double {

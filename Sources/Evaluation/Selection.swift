@@ -36,8 +36,7 @@ public enum Selection {
         for (modelIndex, classifier) in classifiers.enumerated() {
             let result = try Evaluator.run(classifier, items: perClassifier[modelIndex], batchSize: batchSize, policy: policy) { progress?(modelIndex, $0) }
             for (i, sample) in result.samples.enumerated() where !sample.correct { correct[i] = false }
-            let key = "\(classifier.config.architecture.rawValue)/\(classifier.config.flavor.rawValue)"
-            accuracy[key] = result.accuracy
+            accuracy[classifier.config.tag] = result.accuracy
         }
         var eligible = correct.indices.filter { correct[$0] }
         var generator = SeededGenerator(seed: seed)

@@ -55,10 +55,8 @@ public struct StudyConfig: Codable, Hashable, Sendable {
     public struct ModelSpec: Codable, Hashable, Sendable {
         public var config: ModelConfig
         public var weights: String
-        /// "resnet50/torch": how cells and reports name the model.
-        public var tag: String { "\(config.architecture.rawValue)/\(config.flavor.rawValue)" }
-        /// "resnet50_torch": how file names carry the model.
-        public var stem: String { "\(config.architecture.rawValue)_\(config.flavor.rawValue)" }
+        public var tag: String { config.tag }
+        public var stem: String { config.fileStem }
     }
 
     public struct AttackSpec: Codable, Hashable, Sendable {

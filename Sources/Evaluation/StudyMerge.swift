@@ -26,7 +26,7 @@ public enum StudyMerge {
         }
         let study = config!
         // The selection fixes the unit list; every shard computed (or reused) the same one.
-        guard let selected = try StudyMerge.sampleCount(inputs, config: study) else {
+        guard let selected = sampleCount(inputs) else {
             throw StudyError("no shard holds a unit; nothing to merge")
         }
         let units = StudyRunner.units(study, sampleCount: selected)
@@ -57,10 +57,8 @@ public enum StudyMerge {
                 try manager.copyItem(at: source.appendingPathComponent(png), to: target)
             }
         }
-        for folder in ["selection"] {
-            let source = inputs[0].appendingPathComponent(folder)
-            if manager.fileExists(atPath: source.path) { try manager.copyItem(at: source, to: output.appendingPathComponent(folder)) }
-        }
+        let selection = inputs[0].appendingPathComponent("selection")
+        if manager.fileExists(atPath: selection.path) { try manager.copyItem(at: selection, to: output.appendingPathComponent("selection")) }
         try StudyRunner.writeJSON(StudyRunner.Manifest(finished: units.map(\.id).sorted()), to: output.appendingPathComponent("manifest.json"))
         try StudyRunner.writeJSON(StudyRunner.Header(format: 1, config: study, shard: .whole), to: output.appendingPathComponent("study.json"))
         let report = try StudyRunner.report(study, units: units, directory: output)
@@ -70,7 +68,7 @@ public enum StudyMerge {
     }
 
     /// The number of selected samples, from any folder's `selection/indices.json`.
-    static func sampleCount(_ inputs: [URL], config: StudyConfig) throws -> Int? {
+    static func sampleCount(_ inputs: [URL]) -> Int? {
         for input in inputs {
             if let data = try? Data(contentsOf: input.appendingPathComponent("selection/indices.json")),
                let indices = try? JSONDecoder().decode([Int].self, from: data) {

@@ -208,7 +208,7 @@ public final class StudyRunner {
                     // A line per tenth of a large dataset, with the time left.
                     guard total >= 1000, done * 10 / total > reported else { return }
                     reported = done * 10 / total
-                    let elapsed = Self.seconds(since: start)
+                    let elapsed = Evaluator.seconds(since: start)
                     self.log(String(format: "  %d/%d images, %.0f s elapsed, about %.0f s left", done, total, elapsed, elapsed / Double(done) * Double(total - done)))
                 }
             }
@@ -250,7 +250,7 @@ public final class StudyRunner {
             guard total >= 1000, (model, tenth) != reported, tenth > 0 || model != reported.model else { return }
             reported = (model, tenth)
             let fraction = (Double(model) + Double(done) / Double(total)) / Double(classifiers.count)
-            let elapsed = Self.seconds(since: start)
+            let elapsed = Evaluator.seconds(since: start)
             self.log(String(format: "  %@: %d/%d images, about %.0f s left", self.config.models[model].tag, done, total,
                             fraction > 0 ? elapsed / fraction * (1 - fraction) : 0))
         }
@@ -332,7 +332,7 @@ public final class StudyRunner {
             } else {
                 result = attack.boundary!.attack(model: pc, images: images, labels: batch.map(\.label), seed: seed)
             }
-            seconds += Self.seconds(since: clock)
+            seconds += Evaluator.seconds(since: clock)
             floatSuccess += result.outcomes.map(\.success)
             for (row, entry) in batch.enumerated() {
                 let destination = folder.appendingPathComponent(Self.adversarialName(entry.file))
@@ -348,7 +348,7 @@ public final class StudyRunner {
             for image in adversarials {
                 let clock = ContinuousClock.now
                 let logits = try classifier.classify(image)
-                milliseconds.append(Self.seconds(since: clock) * 1000)
+                milliseconds.append(Evaluator.seconds(since: clock) * 1000)
                 predictions.append(Model.argmax(logits)[0])
             }
             outcomes.append(.init(engine: name, predictions: predictions, milliseconds: milliseconds))
@@ -359,11 +359,6 @@ public final class StudyRunner {
     }
 
     static func adversarialName(_ file: String) -> String { (file as NSString).deletingPathExtension + ".png" }
-
-    static func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-    }
 
     static func writeJSON<T: Encodable>(_ value: T, to file: URL) throws {
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)

@@ -49,6 +49,11 @@ public struct ModelConfig: Hashable, Sendable, Codable {
     }
 
     /// Checks the configuration, naming the violated constraint.
+    /// "resnet50/torch": how reports and selections name the model.
+    public var tag: String { "\(architecture.rawValue)/\(flavor.rawValue)" }
+    /// "resnet50_torch": how file names carry the model.
+    public var fileStem: String { "\(architecture.rawValue)_\(flavor.rawValue)" }
+
     public func validate() throws {
         if inputSize < architecture.minimumInputSize {
             throw ModelError.inputTooSmall(architecture: architecture, inputSize: inputSize, minimum: architecture.minimumInputSize)

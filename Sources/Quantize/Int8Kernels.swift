@@ -94,31 +94,7 @@ enum Int8Kernels {
 
     /// Max pooling; padded cells never win.
     static func maxPool(_ x: QuantizedValue, _ config: Pool2DConfig) -> QuantizedValue {
-        let outShape = config.outputShape(input: x.shape)
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let (oh, ow) = (outShape[2], outShape[3])
-        let output = IntegerBuffer<UInt8>(count: outShape.reduce(1, *))
-        x.buffer.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
-            let (s, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
-            Threading.parallelFor(n * oh) { rows in
-                for row in rows {
-                    let (b, y) = (row / oh, row % oh)
-                    let y0 = Swift.max(y * config.strideH - config.padding.top, 0)
-                    let y1 = Swift.min(y * config.strideH - config.padding.top + config.kernelH, h)
-                    for xx in 0..<ow {
-                        let x0 = Swift.max(xx * config.strideW - config.padding.left, 0)
-                        let x1 = Swift.min(xx * config.strideW - config.padding.left + config.kernelW, w)
-                        let target = o.value + ((b * oh + y) * ow + xx) * c
-                        target.update(repeating: 0, count: c)
-                        for iy in y0..<y1 { for ix in x0..<x1 {
-                            let cell = s.value + ((b * h + iy) * w + ix) * c
-                            for ch in 0..<c { target[ch] = Swift.max(target[ch], cell[ch]) }
-                        } }
-                    }
-                }
-            }
-        } }
-        return QuantizedValue(buffer: output, shape: outShape)
+        QuantizedValue(buffer: x.buffer.maxPooled(shape: x.shape, config), shape: config.outputShape(input: x.shape))
     }
 
     /// Average pooling with unchanged quantization (both schemes keep the input's).

@@ -194,31 +194,40 @@ enum ChannelsLastKernels {
     /// Max pooling; padded cells never win.
     static func maxPool(_ x: ChannelsLastValue, _ config: Pool2DConfig) -> ChannelsLastValue {
         let outShape = config.outputShape(input: x.shape)
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let (oh, ow) = (outShape[2], outShape[3])
         let data = Tensor.build(shape: [outShape.reduce(1, *)]) { out in
             x.data.withUnsafeBufferPointer { source in
-                let (s, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
-                Threading.parallelFor(n * oh) { rows in
-                    for row in rows {
-                        let (b, y) = (row / oh, row % oh)
-                        let y0 = Swift.max(y * config.strideH - config.padding.top, 0)
-                        let y1 = Swift.min(y * config.strideH - config.padding.top + config.kernelH, h)
-                        for xx in 0..<ow {
-                            let x0 = Swift.max(xx * config.strideW - config.padding.left, 0)
-                            let x1 = Swift.min(xx * config.strideW - config.padding.left + config.kernelW, w)
-                            let target = o.value + ((b * oh + y) * ow + xx) * c
-                            target.update(repeating: -.infinity, count: c)
-                            for iy in y0..<y1 { for ix in x0..<x1 {
-                                let cell = s.value + ((b * h + iy) * w + ix) * c
-                                for ch in 0..<c { target[ch] = Swift.max(target[ch], cell[ch]) }
-                            } }
-                        }
-                    }
-                }
+                maxPool(source.baseAddress!, shape: x.shape, config, into: out.baseAddress!, lowest: -.infinity)
             }
         }
         return ChannelsLastValue(data: data, shape: outShape)
+    }
+
+    /// Channels-last max pooling of any ordered element type (float activations, uint8
+    /// quantized ones — the max commutes with the monotone quantization), parallel over
+    /// output rows. `lowest` starts each window, so cells outside the input never win.
+    static func maxPool<Element: Comparable>(_ source: UnsafePointer<Element>, shape: [Int], _ config: Pool2DConfig,
+                                             into output: UnsafeMutablePointer<Element>, lowest: Element) {
+        let outShape = config.outputShape(input: shape)
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let (oh, ow) = (outShape[2], outShape[3])
+        let (s, o) = (UncheckedSendable(source), UncheckedSendable(output))
+        Threading.parallelFor(n * oh) { rows in
+            for row in rows {
+                let (b, y) = (row / oh, row % oh)
+                let y0 = Swift.max(y * config.strideH - config.padding.top, 0)
+                let y1 = Swift.min(y * config.strideH - config.padding.top + config.kernelH, h)
+                for xx in 0..<ow {
+                    let x0 = Swift.max(xx * config.strideW - config.padding.left, 0)
+                    let x1 = Swift.min(xx * config.strideW - config.padding.left + config.kernelW, w)
+                    let target = o.value + ((b * oh + y) * ow + xx) * c
+                    target.update(repeating: lowest, count: c)
+                    for iy in y0..<y1 { for ix in x0..<x1 {
+                        let cell = s.value + ((b * h + iy) * w + ix) * c
+                        for ch in 0..<c { target[ch] = Swift.max(target[ch], cell[ch]) }
+                    } }
+                }
+            }
+        }
     }
 
     /// Average pooling with the divisor of `Pooling` (padded cells counted when the config
@@ -283,5 +292,15 @@ enum ChannelsLastKernels {
             }
         }
         return ChannelsLastValue(data: data, shape: [n, c, oh, ow])
+    }
+}
+
+extension IntegerBuffer where Element == UInt8 {
+    /// Channels-last max pooling of uint8 values of the NCHW-described `shape` (the int8
+    /// engine's; the same kernel as the float engine's).
+    public func maxPooled(shape: [Int], _ config: Pool2DConfig) -> IntegerBuffer<UInt8> {
+        let output = IntegerBuffer<UInt8>(count: config.outputShape(input: shape).reduce(1, *))
+        ChannelsLastKernels.maxPool(UnsafePointer(base), shape: shape, config, into: output.base, lowest: 0)
+        return output
     }
 }

@@ -238,7 +238,7 @@ enum OneDNNConvolution {
         let config: Conv2DConfig
     }
 
-    static let cache = DNNLPlanCache<Key>()
+    static let cache = DNNLPlanCache<Key, DNNLPlan>()
 
     /// Plain layouts as the caller holds them.
     static func weightDescriptor(_ shape: [Int], groups: Int) throws -> dnnl_memory_desc_t {

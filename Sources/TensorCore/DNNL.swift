@@ -175,10 +175,10 @@ final class DNNLPlan: @unchecked Sendable {
 }
 
 /// Caches plans by key; building a plan happens at most once per key and process.
-final class DNNLPlanCache<Key: Hashable & Sendable>: Sendable {
-    private let plans = Mutex<[Key: DNNLPlan]>([:])
+final class DNNLPlanCache<Key: Hashable & Sendable, Plan: Sendable>: Sendable {
+    private let plans = Mutex<[Key: Plan]>([:])
 
-    func plan(for key: Key, build: () throws -> DNNLPlan) throws -> DNNLPlan {
+    func plan(for key: Key, build: () throws -> Plan) throws -> Plan {
         if let plan = plans.withLock({ $0[key] }) { return plan }
         let plan = try build()
         return plans.withLock { cache in

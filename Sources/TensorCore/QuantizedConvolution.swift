@@ -49,7 +49,7 @@ public final class QuantizedConv2D: @unchecked Sendable {
     public let config: Conv2DConfig
     public let inputZeroPoint: Int32
     private let weights: [Int8]
-    private let plans = PlanCache()
+    private let plans = DNNLPlanCache<[Int], ChannelsLastPlan>()
 
     /// - Parameters:
     ///   - weights: OIHW int8 weights (`[O, I/groups, kh, kw]`).
@@ -95,7 +95,7 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
     // Tensors share storage with the caller's parameters (copy-on-write): no copy here.
     private let weights: Tensor
     private let bias: Tensor
-    private let plans = PlanCache()
+    private let plans = DNNLPlanCache<[Int], ChannelsLastPlan>()
 
     /// - Parameters:
     ///   - weights: OIHW float weights (`[O, I/groups, kh, kw]`).
@@ -128,21 +128,6 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
             }
         }
         try plan.run(source: UnsafeMutableRawPointer(mutating: input.baseAddress!), destination: UnsafeMutableRawPointer(output.baseAddress!))
-    }
-}
-
-/// Plans by input shape, built once.
-final class PlanCache: Sendable {
-    private let plans = Mutex<[[Int]: ChannelsLastPlan]>([:])
-
-    func plan(for shape: [Int], make: () throws -> ChannelsLastPlan) throws -> ChannelsLastPlan {
-        if let plan = plans.withLock({ $0[shape] }) { return plan }
-        let plan = try make()
-        return plans.withLock { cache in
-            if let existing = cache[shape] { return existing }
-            cache[shape] = plan
-            return plan
-        }
     }
 }
 
