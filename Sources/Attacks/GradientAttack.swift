@@ -65,9 +65,9 @@ public struct GradientAttack: Hashable, Sendable, Codable {
     /// The gradient of Σₙ cross-entropy(model(x)ₙ, labelₙ) with respect to the pixels x —
     /// the summed loss Foolbox differentiates.
     public static func lossGradient(model: Model, images: Tensor, labels: [Int], executor: Executor = Executor()) -> Tensor {
-        let pass = model.forwardForInputGradient(images, executor: executor)
-        let seed = Softmax.crossEntropy(logits: pass.output, labels: labels).gradient * Float(labels.count)
-        return pass.backward(seed, target: .input).input
+        model.inputGradient(images, executor: executor) { logits in
+            Softmax.crossEntropy(logits: logits, labels: labels).gradient * Float(labels.count)
+        }.gradient
     }
 
     /// Runs the attack on a batch of [N, 3, S, S] images in [0, 1].

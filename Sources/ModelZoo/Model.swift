@@ -100,9 +100,26 @@ public struct Model: Sendable {
         }
     }
 
-    /// Inference forward pass keeping what an input-gradient backward pass needs.
+    /// Inference forward pass keeping what an input-gradient backward pass needs (the
+    /// `Executor`'s NCHW path; `inputGradient` is the faster way to one gradient).
     public func forwardForInputGradient(_ images: Tensor, executor: Executor = Executor()) -> ForwardPass {
         executor.forwardForGradient(inferenceGraph, parameters: inferenceParameters, input: images)
+    }
+
+    /// Logits for a batch of images and dL/d(images) for the logit gradient that
+    /// `logitGradient` computes from those logits (e.g. a loss's). With the default (oneDNN)
+    /// executor both passes run channels-last (`ChannelsLastInference.inputGradient`);
+    /// with another backend, or if oneDNN refuses a layer, on the `Executor`.
+    public func inputGradient(_ images: Tensor, executor: Executor = Executor(),
+                              logitGradient: (Tensor) -> Tensor) -> (logits: Tensor, gradient: Tensor) {
+        precondition(images.rank == 4 && images.shape[1] == 3 && images.shape[2] == config.inputSize && images.shape[3] == config.inputSize,
+                     "\(config.architecture.rawValue) expects [N, 3, \(config.inputSize), \(config.inputSize)] images, got \(images.shape)")
+        if executor.backend == .onednn, let channelsLast,
+           let result = try? channelsLast.inputGradient(images, outputGradient: logitGradient) {
+            return (result.output, result.inputGradient)
+        }
+        let pass = forwardForInputGradient(images, executor: executor)
+        return (pass.output, pass.backward(logitGradient(pass.output), target: .input).input)
     }
 }
 

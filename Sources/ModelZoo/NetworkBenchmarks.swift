@@ -27,9 +27,7 @@ public enum NetworkBenchmarks {
                 let images = Tensor.randomUniform(shape: [8, 3, size, size], generator: &generator)
                 let labels = (0..<8).map { $0 * 97 % definition.config.numClasses }
                 let ms = Benchmark.medianMilliseconds(repeats: repeats, warmup: 1) {
-                    let pass = model.forwardForInputGradient(images, executor: executor)
-                    let seed = Softmax.crossEntropy(logits: pass.output, labels: labels).gradient
-                    _ = pass.backward(seed, target: .input)
+                    _ = model.inputGradient(images, executor: executor) { Softmax.crossEntropy(logits: $0, labels: labels).gradient }
                 }
                 let result = BenchmarkResult(name: "input_gradient/\(tag)/b8", implementation: backend.rawValue,
                                              threads: threads, batch: 8, ms: ms, gflops: nil)

@@ -15,8 +15,26 @@ public final class BufferPool: Sendable {
     private struct State {
         /// Addresses of free buffers by byte size (stored as integers: raw pointers are not Sendable).
         var free: [Int: [UInt]] = [:]
+        /// When each size was last taken or given back, on `clock`.
+        var lastUse: [Int: UInt64] = [:]
+        var clock: UInt64 = 0
         var cachedBytes = 0
         var limitBytes = 2 << 30
+
+        /// Frees cached buffers of the least recently used sizes (never `keeping`) until
+        /// `bytes` more fit under the limit; returns their addresses.
+        mutating func makeRoom(for bytes: Int, keeping size: Int) -> [UInt] {
+            guard cachedBytes + bytes > limitBytes else { return [] }
+            var released: [UInt] = []
+            for (victim, _) in lastUse.sorted(by: { $0.value < $1.value }) where victim != size {
+                guard cachedBytes + bytes > limitBytes else { break }
+                let addresses = free.removeValue(forKey: victim) ?? []
+                lastUse[victim] = nil
+                cachedBytes -= victim * addresses.count
+                released += addresses
+            }
+            return released
+        }
     }
 
     private let state = Mutex(State())
@@ -30,6 +48,7 @@ public final class BufferPool: Sendable {
                 guard state.cachedBytes > newValue else { return [] }
                 let all = state.free.values.flatMap { $0 }
                 state.free = [:]
+                state.lastUse = [:]
                 state.cachedBytes = 0
                 return all
             }
@@ -43,6 +62,8 @@ public final class BufferPool: Sendable {
     @usableFromInline func take(bytes: Int) -> UnsafeMutableRawPointer {
         if bytes >= Self.minimumPooledBytes {
             let reused: UInt? = state.withLock { state in
+                state.clock += 1
+                state.lastUse[bytes] = state.clock
                 guard let address = state.free[bytes]?.popLast() else { return nil }
                 state.cachedBytes -= bytes
                 return address
@@ -55,12 +76,18 @@ public final class BufferPool: Sendable {
     @usableFromInline func give(_ buffer: UnsafeMutableRawPointer, bytes: Int) {
         if bytes >= Self.minimumPooledBytes {
             let address = UInt(bitPattern: buffer)
-            let kept = state.withLock { state -> Bool in
-                guard state.cachedBytes + bytes <= state.limitBytes else { return false }
+            // A pool full of sizes nobody asks for any more (a Boundary run's, before a
+            // gradient attack's) would send every new size to fresh pages: evict those first.
+            let (kept, released) = state.withLock { state -> (Bool, [UInt]) in
+                state.clock += 1
+                state.lastUse[bytes] = state.clock
+                let released = state.makeRoom(for: bytes, keeping: bytes)
+                guard state.cachedBytes + bytes <= state.limitBytes else { return (false, released) }
                 state.free[bytes, default: []].append(address)
                 state.cachedBytes += bytes
-                return true
+                return (true, released)
             }
+            released.forEach { UnsafeMutableRawPointer(bitPattern: $0)!.deallocate() }
             if kept { return }
         }
         buffer.deallocate()

@@ -37,6 +37,8 @@ public final class ChannelsLastInference: @unchecked Sendable {
     let prefixEnd: Int
     let parameters: Parameters
     var steps: [Int: Step] = [:]
+    /// What `inputGradient`'s backward pass reads (`savedForBackward(_:in:)`).
+    var savedForBackward: Set<Int> = []
 
     /// nil when the graph holds an operation this program does not run (training-only
     /// ops, unfused batch norm, ...): callers then use the `Executor`.
@@ -75,6 +77,7 @@ public final class ChannelsLastInference: @unchecked Sendable {
             default: return nil
             }
         }
+        savedForBackward = Self.savedForBackward(steps, in: graph)
     }
 
     /// The graph's output for a batch of NCHW inputs.
@@ -84,32 +87,7 @@ public final class ChannelsLastInference: @unchecked Sendable {
         var remaining = graph.readerCounts()
         values[prefixEnd] = ChannelsLastKernels.toChannelsLast(floatInput)
         for (index, node) in graph.nodes.enumerated() where index > prefixEnd {
-            let inputs = node.inputs.map { values[$0]! }
-            let x = inputs[0]
-            switch steps[index]! {
-            case let .conv(conv):
-                let outputShape = conv.outputShape(input: x.shape)
-                let output = try Tensor.build(shape: [outputShape.reduce(1, *)]) { out in
-                    try x.data.withUnsafeBufferPointer { try conv.apply($0, inputShape: x.shape, into: out) }
-                }
-                values[index] = ChannelsLastValue(data: output, shape: outputShape)
-            case let .linear(weight, bias):
-                // [N, C] is the same in both layouts.
-                values[index] = ChannelsLastValue(data: Linear.forward(x.data.reshaped(x.shape), weight: weight, bias: bias), shape: [x.shape[0], weight.shape[0]])
-            case let .add(relu): values[index] = ChannelsLastKernels.add(x, inputs[1], lower: relu ? 0 : -.infinity, upper: .infinity)
-            case .identity: values[index] = x
-            case .relu: values[index] = ChannelsLastKernels.clamp(x, lower: 0, upper: .infinity)
-            case .relu6: values[index] = ChannelsLastKernels.clamp(x, lower: 0, upper: 6)
-            case .concat: values[index] = ChannelsLastKernels.concat(inputs)
-            case let .maxPool(config): values[index] = ChannelsLastKernels.maxPool(x, config)
-            case let .avgPool(config): values[index] = ChannelsLastKernels.averagePool(x, config)
-            case .globalAvgPool: values[index] = ChannelsLastKernels.globalAveragePool(x)
-            case .flatten:
-                precondition(x.shape.count == 2 || (x.shape[2] == 1 && x.shape[3] == 1),
-                             "channels-last flatten of a spatial map \(x.shape) would change the element order")
-                values[index] = ChannelsLastValue(data: x.data, shape: [x.shape[0], x.data.count / x.shape[0]])
-            case let .zeroPad(padding): values[index] = ChannelsLastKernels.pad(x, padding)
-            }
+            values[index] = try evaluate(steps[index]!, node.inputs.map { values[$0]! })
             for input in node.inputs {
                 remaining[input] -= 1
                 if remaining[input] == 0 { values[input] = nil }
@@ -117,13 +95,44 @@ public final class ChannelsLastInference: @unchecked Sendable {
         }
         return ChannelsLastKernels.toChannelsFirst(values[graph.output]!)
     }
+
+    /// One step's output from its inputs' values.
+    func evaluate(_ step: Step, _ inputs: [ChannelsLastValue]) throws -> ChannelsLastValue {
+        let x = inputs[0]
+        switch step {
+        case let .conv(conv):
+            let outputShape = conv.outputShape(input: x.shape)
+            let output = try Tensor.build(shape: [outputShape.reduce(1, *)]) { out in
+                try x.data.withUnsafeBufferPointer { try conv.apply($0, inputShape: x.shape, into: out) }
+            }
+            return ChannelsLastValue(data: output, shape: outputShape)
+        case let .linear(weight, bias):
+            // [N, C] is the same in both layouts.
+            return ChannelsLastValue(data: Linear.forward(x.data.reshaped(x.shape), weight: weight, bias: bias), shape: [x.shape[0], weight.shape[0]])
+        case let .add(relu): return ChannelsLastKernels.add(x, inputs[1], lower: relu ? 0 : -.infinity, upper: .infinity)
+        case .identity: return x
+        case .relu: return ChannelsLastKernels.clamp(x, lower: 0, upper: .infinity)
+        case .relu6: return ChannelsLastKernels.clamp(x, lower: 0, upper: 6)
+        case .concat: return ChannelsLastKernels.concat(inputs)
+        case let .maxPool(config): return ChannelsLastKernels.maxPool(x, config)
+        case let .avgPool(config): return ChannelsLastKernels.averagePool(x, config)
+        case .globalAvgPool: return ChannelsLastKernels.globalAveragePool(x)
+        case .flatten:
+            precondition(x.shape.count == 2 || (x.shape[2] == 1 && x.shape[3] == 1),
+                         "channels-last flatten of a spatial map \(x.shape) would change the element order")
+            return ChannelsLastValue(data: x.data, shape: [x.shape[0], x.data.count / x.shape[0]])
+        case let .zeroPad(padding): return ChannelsLastKernels.pad(x, padding)
+        }
+    }
 }
 
 /// Layout changes, pooling, concatenation and padding on float channels-last values.
 /// Every output pixel's channels are contiguous, so the inner loops run over channels.
 enum ChannelsLastKernels {
+    /// NCHW to NHWC; [N, C] values are the same in both layouts.
     static func toChannelsLast(_ x: Tensor) -> ChannelsLastValue {
-        precondition(x.rank == 4, "mobile input must be NCHW, got \(x.shape)")
+        if x.rank == 2 { return ChannelsLastValue(data: x, shape: x.shape) }
+        precondition(x.rank == 4, "channels-last values are NCHW or [N, C], got \(x.shape)")
         let (n, c, plane) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
         let data = Tensor.build(shape: [x.count]) { out in
             x.withUnsafeBufferPointer { source in

@@ -229,7 +229,11 @@ enum ReferenceConvolution {
 // MARK: - oneDNN
 
 enum OneDNNConvolution {
-    enum Kind: Hashable, Sendable { case forward(hasBias: Bool, activation: FusedActivation), backwardData, backwardWeights }
+    enum Kind: Hashable, Sendable {
+        case forward(hasBias: Bool, activation: FusedActivation), backwardData, backwardWeights
+        /// Backward data between channels-last (NHWC) buffers.
+        case backwardDataChannelsLast
+    }
 
     struct Key: Hashable, Sendable {
         let kind: Kind
@@ -256,8 +260,10 @@ enum OneDNNConvolution {
     /// for some forward kernels costs more than a depthwise convolution itself), and the
     /// blocked direct kernels run at the same speed. Fewer channels (the RGB stem) are
     /// left to oneDNN.
-    static func activationDescriptor(_ shape: [Int]) throws -> dnnl_memory_desc_t {
-        try memoryDescriptor(shape, shape[1] >= 16 ? dnnl_nChw16c : dnnl_format_tag_any)
+    /// With `channelsLast`, NHWC: the caller's own layout, so nothing is reordered.
+    static func activationDescriptor(_ shape: [Int], channelsLast: Bool = false) throws -> dnnl_memory_desc_t {
+        if channelsLast { return try memoryDescriptor(shape, dnnl_nhwc) }
+        return try memoryDescriptor(shape, shape[1] >= 16 ? dnnl_nChw16c : dnnl_format_tag_any)
     }
 
     static func anyWeightDescriptor(_ shape: [Int], groups: Int) throws -> dnnl_memory_desc_t {
@@ -280,10 +286,10 @@ enum OneDNNConvolution {
     /// A forward-training descriptor, required by oneDNN as the hint for backward primitives.
     static func forwardDescriptor(input: [Int], weight: [Int], output: [Int], config: Conv2DConfig,
                                   hasBias: Bool, propagation: dnnl_prop_kind_t,
-                                  activation: FusedActivation = .none) throws -> dnnl_primitive_desc_t {
-        var src = try activationDescriptor(input)
+                                  activation: FusedActivation = .none, channelsLast: Bool = false) throws -> dnnl_primitive_desc_t {
+        var src = try activationDescriptor(input, channelsLast: channelsLast)
         var wei = try anyWeightDescriptor(weight, groups: config.groups)
-        var dst = try activationDescriptor(output)
+        var dst = try activationDescriptor(output, channelsLast: channelsLast)
         var bias = try memoryDescriptor([weight[0]], dnnl_x)
         let g = Geometry(config)
         var descriptor = dnnl_convolution_desc_t()
@@ -349,15 +355,17 @@ enum OneDNNConvolution {
         return output
     }
 
-    static func backwardData(_ gradOutput: Tensor, weight: Tensor, inputShape: [Int], config: Conv2DConfig) throws -> Tensor {
-        let key = Key(kind: .backwardData, input: inputShape, weight: weight.shape, config: config)
-        let plan = try cache.plan(for: key) {
-            let hint = try forwardDescriptor(input: inputShape, weight: weight.shape, output: gradOutput.shape, config: config,
-                                             hasBias: false, propagation: dnnl_forward_training)
+    /// The backward-data plan between NCHW buffers, or NHWC ones with `channelsLast`.
+    static func backwardDataPlan(outputShape: [Int], weightShape: [Int], inputShape: [Int], config: Conv2DConfig,
+                                 channelsLast: Bool) throws -> DNNLPlan {
+        let key = Key(kind: channelsLast ? .backwardDataChannelsLast : .backwardData, input: inputShape, weight: weightShape, config: config)
+        return try cache.plan(for: key) {
+            let hint = try forwardDescriptor(input: inputShape, weight: weightShape, output: outputShape, config: config,
+                                             hasBias: false, propagation: dnnl_forward_training, channelsLast: channelsLast)
             defer { dnnl_primitive_desc_destroy(hint) }
-            var diffSrc = try activationDescriptor(inputShape)
-            var wei = try anyWeightDescriptor(weight.shape, groups: config.groups)
-            var diffDst = try activationDescriptor(gradOutput.shape)
+            var diffSrc = try activationDescriptor(inputShape, channelsLast: channelsLast)
+            var wei = try anyWeightDescriptor(weightShape, groups: config.groups)
+            var diffDst = try activationDescriptor(outputShape, channelsLast: channelsLast)
             let g = Geometry(config)
             var descriptor = dnnl_convolution_desc_t()
             try check(dnnl_dilated_convolution_backward_data_desc_init(&descriptor, dnnl_convolution_direct, &diffSrc, &wei, &diffDst,
@@ -365,24 +373,35 @@ enum OneDNNConvolution {
                       "convolution_backward_data_desc_init")
             var pd: dnnl_primitive_desc_t?
             try check(dnnl_primitive_desc_create(&pd, &descriptor, nil, DNNLRuntime.shared.engine, hint), "primitive_desc_create(conv backward data)")
+            let userLayout = channelsLast ? dnnl_nhwc : dnnl_nchw
             return try DNNLPlan(pd: pd!, arguments: [
-                (DNNL_ARG_DIFF_DST, try memoryDescriptor(gradOutput.shape, dnnl_nchw), false),
-                (DNNL_ARG_WEIGHTS, try weightDescriptor(weight.shape, groups: config.groups), false),
-                (DNNL_ARG_DIFF_SRC, try memoryDescriptor(inputShape, dnnl_nchw), true),
+                (DNNL_ARG_DIFF_DST, try memoryDescriptor(outputShape, userLayout), false),
+                (DNNL_ARG_WEIGHTS, try weightDescriptor(weightShape, groups: config.groups), false),
+                (DNNL_ARG_DIFF_SRC, try memoryDescriptor(inputShape, userLayout), true),
             ])
         }
+    }
+
+    static func backwardData(_ gradOutput: Tensor, weight: Tensor, inputShape: [Int], config: Conv2DConfig) throws -> Tensor {
         var result = Tensor(uninitializedShape: inputShape)
-        var failure: Error?
-        gradOutput.withUnsafeBufferPointer { dy in weight.withUnsafeBufferPointer { w in
-            result.withUnsafeMutableBufferPointer { dx in
-                do {
-                    try plan.execute([UnsafeMutableRawPointer(mutating: dy.baseAddress!), UnsafeMutableRawPointer(mutating: w.baseAddress!),
-                                      UnsafeMutableRawPointer(dx.baseAddress!)], constants: [1: weight.contentIdentity])
-                } catch { failure = error }
+        try result.withUnsafeMutableBufferPointer { dx in
+            try gradOutput.withUnsafeBufferPointer { dy in
+                try backwardData(dy, outputShape: gradOutput.shape, weight: weight, inputShape: inputShape, config: config,
+                                 channelsLast: false, into: dx)
             }
-        } }
-        if let failure { throw failure }
+        }
         return result
+    }
+
+    /// dL/dx from dL/dy in the layout `channelsLast` names; weights OIHW, reordered once.
+    static func backwardData(_ gradOutput: UnsafeBufferPointer<Float>, outputShape: [Int], weight: Tensor, inputShape: [Int],
+                             config: Conv2DConfig, channelsLast: Bool, into gradInput: UnsafeMutableBufferPointer<Float>) throws {
+        let plan = try backwardDataPlan(outputShape: outputShape, weightShape: weight.shape, inputShape: inputShape, config: config,
+                                        channelsLast: channelsLast)
+        try weight.withUnsafeBufferPointer { w in
+            try plan.execute([UnsafeMutableRawPointer(mutating: gradOutput.baseAddress!), UnsafeMutableRawPointer(mutating: w.baseAddress!),
+                              UnsafeMutableRawPointer(gradInput.baseAddress!)], constants: [1: weight.contentIdentity])
+        }
     }
 
     static func backwardWeights(_ gradOutput: Tensor, input: Tensor, weightShape: [Int], config: Conv2DConfig) throws -> (weight: Tensor, bias: Tensor) {

@@ -129,6 +129,18 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
         }
         try plan.run(source: UnsafeMutableRawPointer(mutating: input.baseAddress!), destination: UnsafeMutableRawPointer(output.baseAddress!))
     }
+
+    /// dL/d(input) from dL/d(output) of the convolution before its activation (callers
+    /// mask the gradient by the activation first), both NHWC; the weights are reordered for
+    /// the backward kernel once.
+    public func backwardData(_ gradOutput: UnsafeBufferPointer<Float>, inputShape: [Int],
+                             into gradInput: UnsafeMutableBufferPointer<Float>) throws {
+        let outputShape = outputShape(input: inputShape)
+        precondition(gradOutput.count >= outputShape.reduce(1, *) && gradInput.count >= inputShape.reduce(1, *),
+                     "channels-last conv backward: buffers too small for \(inputShape) → \(outputShape)")
+        try OneDNNConvolution.backwardData(gradOutput, outputShape: outputShape, weight: weights, inputShape: inputShape, config: config,
+                                           channelsLast: true, into: gradInput)
+    }
 }
 
 /// A oneDNN forward convolution between channels-last buffers, with the weights (and bias)
