@@ -38,7 +38,7 @@ let package = Package(
             dependencies: ["CBLAS", "CDNNL", "CPNG", "CShims"]
         ),
         .target(name: "ModelZoo", dependencies: ["TensorCore", "CHDF5Shim", "ZIPFoundation"]),
-        .target(name: "Attacks", dependencies: ["TensorCore", "ModelZoo"]),
+        .target(name: "Attacks", dependencies: ["TensorCore", "ModelZoo", "CShims"]),
         .target(name: "Quantize", dependencies: ["TensorCore", "ModelZoo", "CShims", "ZIPFoundation"]),
         .target(
             name: "Evaluation",

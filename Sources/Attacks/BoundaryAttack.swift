@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 import ModelZoo
 import TensorCore
@@ -68,13 +69,19 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
         var queries = [Int](repeating: 0, count: n)
         let start = DispatchTime.now().uptimeNanoseconds
         var modelNanoseconds: UInt64 = 0
+        let rowShape = Array(images.shape.dropFirst())
         func adversarial(_ candidates: [[Float]], _ samples: [Int]) -> [Bool] {
             guard !samples.isEmpty else { return [] }
-            var batch = Tensor.build(shape: [samples.count] + Array(images.shape.dropFirst())) { out in
+            return adversarial(Tensor.build(shape: [samples.count] + rowShape) { out in
                 for (row, candidate) in candidates.enumerated() {
                     candidate.withUnsafeBufferPointer { (out.baseAddress! + row * size).update(from: $0.baseAddress!, count: size) }
                 }
-            }
+            }, samples)
+        }
+        /// Whether each row of `batch` (one per sample) is adversarial; counts the queries.
+        func adversarial(_ batch: Tensor, _ samples: [Int]) -> [Bool] {
+            guard !samples.isEmpty else { return [] }
+            var batch = batch
             if uint8Aware { batch = AttackResult.roundedToUInt8(batch) }
             for sample in samples { queries[sample] += 1 }
             let callStart = DispatchTime.now().uptimeNanoseconds
@@ -124,23 +131,29 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
             let active = (0..<n).filter { initialized[$0] && !(sourceSteps[$0] < sourceStepConvergence) }
             if active.isEmpty { break }
             let updateStatistics = step % statisticsInterval == 0
-            var proposals = [(candidate: [Float], spherical: [Float], sourceNorm: Float, distance: Float)](repeating: ([], [], 0, 0),
-                                                                                                            count: active.count)
-            proposals.withUnsafeMutableBufferPointer { results in
-                generators.withUnsafeMutableBufferPointer { generators in
-                    let (out, rngs) = (UncheckedSendable(results), UncheckedSendable(generators))
-                    Threading.parallelFor(active.count) { range in
-                        for position in range {
-                            let sample = active[position]
-                            out.value[position] = propose(original: originals[sample], current: best[sample],
-                                                          sphericalStep: sphericalSteps[sample], sourceStep: sourceSteps[sample],
-                                                          generator: &rngs.value[sample])
+            // Proposals are drawn straight into the model's input batches.
+            var norms = [(source: Float, candidate: Float)](repeating: (0, 0), count: active.count)
+            var candidates = Tensor(shape: [0])
+            let spherical = Tensor.build(shape: [active.count] + rowShape) { sphericalRows in
+                candidates = Tensor.build(shape: [active.count] + rowShape) { candidateRows in
+                    norms.withUnsafeMutableBufferPointer { norms in
+                        generators.withUnsafeMutableBufferPointer { generators in
+                            let (out, rngs) = (UncheckedSendable(norms), UncheckedSendable(generators))
+                            let (sphericalOut, candidateOut) = (UncheckedSendable(sphericalRows), UncheckedSendable(candidateRows))
+                            Threading.parallelFor(active.count) { range in
+                                for position in range {
+                                    let sample = active[position]
+                                    out.value[position] = propose(
+                                        original: originals[sample], current: best[sample],
+                                        sphericalStep: sphericalSteps[sample], sourceStep: sourceSteps[sample], generator: &rngs.value[sample],
+                                        spherical: UnsafeMutableBufferPointer(rebasing: sphericalOut.value[(position * size)..<((position + 1) * size)]),
+                                        candidate: UnsafeMutableBufferPointer(rebasing: candidateOut.value[(position * size)..<((position + 1) * size)]))
+                                }
+                            }
                         }
                     }
                 }
             }
-            let candidates = proposals.map(\.candidate), spherical = proposals.map(\.spherical)
-            let sourceNorms = proposals.map(\.sourceNorm), candidateDistances = proposals.map(\.distance)
             let isAdversarial = adversarial(candidates, active)
             let sphericalAdversarial = updateStatistics ? adversarial(spherical, active) : []
             for (position, sample) in active.enumerated() {
@@ -149,8 +162,10 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
                     stepStats[sample].append(isAdversarial[position])
                 }
                 // In theory closer by construction; limited precision can break that.
-                if isAdversarial[position] && candidateDistances[position] < sourceNorms[position] {
-                    best[sample] = candidates[position]
+                if isAdversarial[position] && norms[position].candidate < norms[position].source {
+                    candidates.withUnsafeBufferPointer { rows in
+                        best[sample].withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: rows.baseAddress! + position * size, count: size) }
+                    }
                 }
                 guard updateStatistics else { continue }
                 if sphericalStats[sample].isFull {
@@ -184,48 +199,22 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
                       totalSeconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 
-    /// Foolbox's `draw_proposals` for one sample.
-    /// - Complexity: O(d) with no allocation beyond the two returned images.
-    func propose(original: [Float], current: [Float], sphericalStep: Float, sourceStep: Float,
-                 generator: inout SeededGenerator) -> (candidate: [Float], spherical: [Float], sourceNorm: Float, distance: Float) {
+    /// Foolbox's `draw_proposals` for one sample: a Gaussian draw into `spherical`, then four
+    /// vectorised passes over the image in C (`rc_boundary_propose`).
+    /// - Parameters:
+    ///   - spherical, candidate: room for one image each; receive the two proposals.
+    /// - Returns: ‖original − current‖ and ‖original − candidate‖.
+    /// - Complexity: O(d), no allocation.
+    func propose(original: [Float], current: [Float], sphericalStep: Float, sourceStep: Float, generator: inout SeededGenerator,
+                 spherical: UnsafeMutableBufferPointer<Float>, candidate: UnsafeMutableBufferPointer<Float>) -> (source: Float, candidate: Float) {
         let d = original.count
-        var spherical = [Float](repeating: 0, count: d)
-        var candidate = [Float](repeating: 0, count: d)
-        var sourceNorm: Float = 0, candidateSquares: Float = 0
+        precondition(current.count == d && spherical.count == d && candidate.count == d, "boundary proposal: image sizes differ")
+        generator.fillNormal(spherical)
+        var sourceNorm: Float = 0, distance: Float = 0
         original.withUnsafeBufferPointer { x0 in current.withUnsafeBufferPointer { x in
-            spherical.withUnsafeMutableBufferPointer { eta in candidate.withUnsafeMutableBufferPointer { direction in
-                // direction ← x0 − x (Foolbox's unnormalised source direction); eta ← N(0, 1).
-                var squares: Float = 0
-                for i in 0..<d { direction[i] = x0[i] - x[i]; squares += direction[i] * direction[i] }
-                sourceNorm = squares.squareRoot()
-                generator.fillNormal(eta)
-                // Orthogonal to the source direction, scaled to sphericalStep · ‖source‖.
-                var dot: Float = 0
-                for i in 0..<d { dot += eta[i] * direction[i] }
-                let projection = dot / squares
-                var etaSquares: Float = 0
-                for i in 0..<d { eta[i] -= projection * direction[i]; etaSquares += eta[i] * eta[i] }
-                let scale = sphericalStep * sourceNorm / etaSquares.squareRoot()
-                // Back onto the sphere around the original (Pythagoras), clipped: eta becomes
-                // the spherical candidate, direction the step towards the original.
-                let sphere = (sphericalStep * sphericalStep + 1).squareRoot()
-                var newSquares: Float = 0
-                for i in 0..<d {
-                    let point = min(max(x0[i] + (eta[i] * scale - direction[i]) / sphere, 0), 1)
-                    eta[i] = point
-                    direction[i] = x0[i] - point
-                    newSquares += direction[i] * direction[i]
-                }
-                // A step of sourceStep · ‖source‖ towards the original, corrected for the clip.
-                let newNorm = newSquares.squareRoot()
-                let length = max(sourceStep * sourceNorm + newNorm - sourceNorm, 0) / newNorm
-                for i in 0..<d {
-                    direction[i] = min(max(eta[i] + length * direction[i], 0), 1)
-                    let gap = x0[i] - direction[i]
-                    candidateSquares += gap * gap
-                }
-            } }
+            rc_boundary_propose(x0.baseAddress!, x.baseAddress!, spherical.baseAddress!, candidate.baseAddress!, d,
+                                sphericalStep, sourceStep, &sourceNorm, &distance)
         } }
-        return (candidate, spherical, sourceNorm, candidateSquares.squareRoot())
+        return (sourceNorm, distance)
     }
 }

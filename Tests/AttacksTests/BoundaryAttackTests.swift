@@ -81,6 +81,52 @@ final class BoundaryAttackTests: XCTestCase {
         XCTAssertEqual(output, BoundaryAttack(steps: 30, initDirections: 5).run(model: model, images: images, labels: labels, seed: 1),
                        "same seed, same result")
     }
+
+    /// One proposal against Foolbox's `draw_proposals`, transcribed in double precision, on
+    /// the same Gaussian draw — with an image size that is not a multiple of the C loop's
+    /// sixteen lanes, pixels at both bounds (so the clips act) and a far start.
+    func testProposalMatchesFoolboxDrawProposals() {
+        let d = 3 * 17 * 13
+        var generator = SeededGenerator(seed: 21)
+        let original = (0..<d).map { i in i % 11 == 0 ? 0 : (i % 13 == 0 ? 1 : Float(generator.nextUniform())) }
+        let current = original.enumerated().map { i, x in i % 5 == 0 ? 1 - x : Float(generator.nextUniform()) }
+        let (sphericalStep, sourceStep): (Float, Float) = (0.05, 0.02)
+        var drawing = generator
+        var eta = [Float](repeating: 0, count: d)
+        eta.withUnsafeMutableBufferPointer { drawing.fillNormal($0) }
+        var spherical = [Float](repeating: 0, count: d), candidate = [Float](repeating: 0, count: d)
+        let norms = spherical.withUnsafeMutableBufferPointer { s in candidate.withUnsafeMutableBufferPointer { c in
+            BoundaryAttack().propose(original: original, current: current, sphericalStep: sphericalStep, sourceStep: sourceStep,
+                                     generator: &generator, spherical: s, candidate: c)
+        } }
+
+        // foolbox/attacks/boundary_attack.py, draw_proposals, for one sample.
+        let x0 = original.map(Double.init), x = current.map(Double.init), normal = eta.map(Double.init)
+        func norm(_ v: [Double]) -> Double { v.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+        func clip(_ v: Double) -> Double { min(max(v, 0), 1) }
+        let unnormalized = zip(x0, x).map { $0 - $1 }
+        let sourceNorm = norm(unnormalized)
+        let direction = unnormalized.map { $0 / sourceNorm }
+        let dot = zip(direction, normal).reduce(0) { $0 + $1.0 * $1.1 }
+        var orthogonal = zip(normal, direction).map { $0 - dot * $1 }
+        let scale = Double(sphericalStep) * sourceNorm / norm(orthogonal)
+        orthogonal = orthogonal.map { $0 * scale }
+        let distance = (Double(sphericalStep) * Double(sphericalStep) + 1).squareRoot()
+        let sphericalReference = (0..<d).map { clip(x0[$0] + (orthogonal[$0] - unnormalized[$0]) / distance) }
+        let newDirection = zip(x0, sphericalReference).map { $0 - $1 }
+        let newNorm = norm(newDirection)
+        let length = max(Double(sourceStep) * sourceNorm + newNorm - sourceNorm, 0) / newNorm
+        let candidateReference = (0..<d).map { clip(sphericalReference[$0] + length * newDirection[$0]) }
+
+        XCTAssertEqual(Double(norms.source), sourceNorm, accuracy: 1e-5 * sourceNorm)
+        XCTAssertEqual(Double(norms.candidate), norm(zip(x0, candidateReference).map { $0 - $1 }), accuracy: 1e-5 * sourceNorm)
+        for i in 0..<d {
+            XCTAssertEqual(Double(spherical[i]), sphericalReference[i], accuracy: 1e-5, "spherical candidate, pixel \(i)")
+            XCTAssertEqual(Double(candidate[i]), candidateReference[i], accuracy: 1e-5, "candidate, pixel \(i)")
+        }
+        XCTAssertTrue(sphericalReference.contains(0) && sphericalReference.contains(1), "the clips should act somewhere")
+        XCTAssertLessThan(norm(zip(x0, candidateReference).map { $0 - $1 }), sourceNorm, "a step towards the original")
+    }
 }
 
 extension BoundaryAttack.Output: Equatable {

@@ -68,4 +68,10 @@ void rc_add_qnnpack(const uint8_t *a, const uint8_t *b, long count, int32_t zero
                     uint32_t a_multiplier, uint32_t b_multiplier, int32_t shift, int32_t remainder_mask,
                     int32_t remainder_threshold, int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output);
 
+
+// The Boundary attack's proposal for one image of d values (Foolbox's draw_proposals):
+// in: the original x0, the current adversarial x, eta = N(0, 1) draws; out: eta = the
+// spherical candidate, direction = the candidate, |x0 - x| and |x0 - candidate|.
+void rc_boundary_propose(const float *x0, const float *x, float *eta, float *direction, long d,
+                         float spherical_step, float source_step, float *source_norm, float *distance);
 #endif
