@@ -67,13 +67,16 @@ final class GradientAttackTests: XCTestCase {
                 let expected = reference[run.key]!.scalars.map { UInt8($0) }
                 let equal = zip(ours, expected).filter { $0 == $1 }.count
                 let share = Double(equal) / Double(expected.count)
-                // Keras fixtures: single-step attacks agree pixel for pixel; over several steps
-                // TensorFlow's gradients (≤ 1e-3 relative difference, tested above) flip the sign
-                // of enough near-zero components for the trajectories to drift apart, so there we
-                // hold the iterative attacks to their success flags only (open in issue 4's note).
-                if entry.flavor == "torch" || attack.steps == 1 {
-                    XCTAssertGreaterThanOrEqual(share, 0.999, "\(entry.architecture) \(entry.flavor) \(run.key): \(equal)/\(expected.count) pixels equal")
+                // The seeded Keras networks are chaotic under iterated sign steps: Foolbox itself,
+                // started from inputs moved by at most 1e-6, reproduces only 51–86 % of its own
+                // BIM/PGD pixels (`self_agreement`, written by the fixture script). There we must
+                // agree with Foolbox at least as well as Foolbox agrees with itself; elsewhere
+                // (torch, and every single-step attack) on 99.9 % of pixels.
+                var required = 0.999
+                if attack.steps > 1, let selfAgreement = reference[run.key + "/self_agreement"] {
+                    required = min(required, Double(selfAgreement.scalars[0]))
                 }
+                XCTAssertGreaterThanOrEqual(share, required, "\(entry.architecture) \(entry.flavor) \(run.key): \(equal)/\(expected.count) pixels equal")
                 let success = zip(model.predictions(adversarial), labels).map { $0 != $1 }
                 let foolbox = reference[run.key + "/success"]!.scalars.map { $0 != 0 }
                 XCTAssertEqual(success, foolbox, "\(entry.architecture) \(entry.flavor) \(run.key): success flags")

@@ -3,7 +3,7 @@
 Run by hand from the repository root, after make_model_fixtures.py, with
 `pip install foolbox==3.3.4 torch torchvision safetensors numpy`:
 
-    python3 Tools/reference/make_attack_fixtures.py
+    python3 Tools/reference/make_attack_fixtures.py [--flavors torch keras]
 
 For each torch-flavour fixture network (Tests/ModelZooTests/Fixtures) it runs, on the fixture
 inputs with their reference top-1 labels shifted by one (so that some samples start
@@ -13,6 +13,7 @@ and the L2 fast gradient method; and saves the adversarials rounded to 8 bits, t
 flags and the input gradient of the summed cross-entropy (what Foolbox differentiates) to
 Tests/AttacksTests/Fixtures/<arch>_torch.attacks.safetensors plus a manifest.
 """
+import argparse
 import json
 import os
 import sys
@@ -42,9 +43,15 @@ ATTACKS = {
 BOUNDARY_STEPS = 1000
 EPSILONS = {"fgsm": [0.005], "bim": [0.005], "pgd": [0.03], "fgm_l2": [0.5]}
 
+parser = argparse.ArgumentParser()
+parser.add_argument("--flavors", nargs="+", default=["torch", "keras"],
+                    help="flavours to regenerate; the others' manifest entries are kept")
+FLAVORS = parser.parse_args().flavors
 manifest = []
+if os.path.exists(os.path.join(OUT, "manifest.json")):
+    manifest = [m for m in json.load(open(os.path.join(OUT, "manifest.json"))) if m["flavor"] not in FLAVORS]
 for entry in json.load(open(os.path.join(MODELS, "manifest.json"))):
-    if entry["flavor"] != "torch":
+    if entry["flavor"] != "torch" or "torch" not in FLAVORS:
         continue
     arch = entry["architecture"]
     model = torch_model(arch, entry["width"], entry["classes"])
@@ -99,7 +106,7 @@ from tf_keras.src.applications import inception_v3, mobilenet_v2, resnet  # noqa
 from make_model_fixtures import make_keras_model  # noqa: E402
 
 for entry in json.load(open(os.path.join(MODELS, "manifest.json"))):
-    if entry["flavor"] != "keras":
+    if entry["flavor"] != "keras" or "keras" not in FLAVORS:
         continue
     arch = entry["architecture"]
     network = make_keras_model(arch, entry["width"], entry["input_size"], entry["classes"])
@@ -129,6 +136,14 @@ for entry in json.load(open(os.path.join(MODELS, "manifest.json"))):
             key = f"{name}@{epsilon}"
             tensors[key] = np.ascontiguousarray(np.round(np.transpose(clipped.numpy(), (0, 3, 1, 2)) * 255).clip(0, 255).astype(np.uint8))
             tensors[key + "/success"] = success.numpy().astype(np.uint8)
+            # How reproducible the attack is on this network: Foolbox again from inputs moved
+            # by at most 1e-6 (far below a grey level). The seeded Keras networks are chaotic
+            # enough that iterative attacks drift apart; the tests hold us to this agreement.
+            rng = np.random.default_rng(0)
+            nudged = tf.constant(np.clip(images.numpy() + rng.uniform(-1e-6, 1e-6, images.shape), 0, 1).astype(np.float32))
+            _, again, _ = attack(fmodel, nudged, labels, epsilons=epsilon)
+            tensors[key + "/self_agreement"] = np.array(
+                [(np.round(again.numpy() * 255) == np.round(clipped.numpy() * 255)).mean()], dtype=np.float32)
             runs.append({"attack": name, "epsilon": epsilon, "key": key})
     file = f"{arch}_keras.attacks.safetensors"
     save_file(tensors, os.path.join(OUT, file))
