@@ -43,6 +43,19 @@ final class WeightFileTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: marker), "the payload must not have run")
     }
 
+    /// A torch.quantization checkpoint (Tools/reference/make_quantized_checkpoint_fixture.py)
+    /// is named for what it is, with the way forward, not refused as if it were malicious.
+    func testQuantizedCheckpointsAreNamedAsSuch() throws {
+        let name = "quantized_state_dict.pth"
+        XCTAssertThrowsError(try TorchCheckpoint.read(fixtures.appendingPathComponent(name).path)) { error in
+            guard case let WeightFileError.unsupportedFormat(file, reason) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(file.hasSuffix(name))
+            XCTAssertTrue(reason.contains("quantized PyTorch checkpoint"), reason)
+            XCTAssertTrue(reason.contains("_rebuild_qtensor") || reason.contains("QInt8Storage"), reason)
+            XCTAssertTrue(reason.contains("robustctl convert --quantize int8"), reason)
+        }
+    }
+
     func testMissingUnexpectedAndMisshapedTensorsAreReportedTogether() throws {
         let entry = try resnetEntry()
         var tensors = try SafeTensors.read(fixtures.appendingPathComponent(entry.files["safetensors"]!).path)

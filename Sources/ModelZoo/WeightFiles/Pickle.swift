@@ -233,7 +233,20 @@ struct Unpickler {
         }
     }
 
+    /// What only quantized checkpoints (torch.quantization) refer to: named as such rather
+    /// than as a forbidden global, which would read like a malicious file.
+    static let quantizedGlobals: Set<String> = [
+        "torch._utils._rebuild_qtensor", "torch.QInt8Storage", "torch.QUInt8Storage", "torch.QInt32Storage",
+        "torch.QUInt4x2Storage", "torch.QUInt2x4Storage", "torch.qint8", "torch.quint8", "torch.qint32",
+        "torch.per_tensor_affine", "torch.per_channel_affine", "torch.per_channel_affine_float_qparams",
+    ]
+
     private func global(_ name: String) throws -> Value {
+        if Self.quantizedGlobals.contains(name) {
+            throw WeightFileError.unsupportedFormat(
+                file: file, reason: "a quantized PyTorch checkpoint (its pickle holds int8 tensors: '\(name)'); robustctl reads "
+                    + "float checkpoints — pass the float weights and quantize with `robustctl convert --quantize int8`")
+        }
         guard Self.allowedGlobals.contains(name) else { throw WeightFileError.forbiddenGlobal(file: file, global: name) }
         return .global(name)
     }
