@@ -199,7 +199,7 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
                       totalSeconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 
-    /// Foolbox's `draw_proposals` for one sample: a Gaussian draw into `spherical`, then four
+    /// Foolbox's `draw_proposals` for one sample: a Gaussian draw into `spherical`, then three
     /// vectorised passes over the image in C (`rc_boundary_propose`).
     /// - Parameters:
     ///   - spherical, candidate: room for one image each; receive the two proposals.

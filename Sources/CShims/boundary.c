@@ -1,4 +1,4 @@
-// The Boundary attack's proposal arithmetic for one image (Foolbox's draw_proposals): four
+// The Boundary attack's proposal arithmetic for one image (Foolbox's draw_proposals): three
 // passes over the pixels, the work the attack does outside the model. Sums run in sixteen
 // independent lanes folded in a fixed order, which compilers vectorise without reassociating
 // anything, so results do not depend on the instruction set; contraction into FMA is off
@@ -22,26 +22,26 @@ void rc_boundary_propose(const float *x0, const float *x, float *eta, float *dir
     float acc[LANES];
     long i, k, full = d / LANES * LANES;
 
-    // direction = x0 - x; its squared norm.
-    for (k = 0; k < LANES; k++) acc[k] = 0;
+    // direction = x0 - x, with its squared norm, and what orthogonalising eta (N(0, 1),
+    // filled by the caller) against it takes — eta.direction and |eta|^2 — in one pass:
+    // eta - projection * direction has squared norm |eta|^2 - (eta.direction)^2 / |direction|^2
+    // (in double), and the pass below subtracts the projection as it goes.
+    float dot_lanes[LANES], eta_lanes[LANES];
+    for (k = 0; k < LANES; k++) { acc[k] = 0; dot_lanes[k] = 0; eta_lanes[k] = 0; }
     for (i = 0; i < full; i += LANES)
-        for (k = 0; k < LANES; k++) { float v = x0[i + k] - x[i + k]; direction[i + k] = v; acc[k] += v * v; }
-    for (i = full; i < d; i++) { float v = x0[i] - x[i]; direction[i] = v; acc[i - full] += v * v; }
+        for (k = 0; k < LANES; k++) {
+            float v = x0[i + k] - x[i + k], e = eta[i + k];
+            direction[i + k] = v; acc[k] += v * v; dot_lanes[k] += e * v; eta_lanes[k] += e * e;
+        }
+    for (i = full; i < d; i++) {
+        float v = x0[i] - x[i], e = eta[i];
+        direction[i] = v; acc[i - full] += v * v; dot_lanes[i - full] += e * v; eta_lanes[i - full] += e * e;
+    }
     float squares = fold(acc);
     float norm = sqrtf(squares);
-
-    // eta (N(0, 1), filled by the caller) made orthogonal to the source direction,
-    // eta - projection * direction, without a pass of its own: its squared norm is
-    // |eta|^2 - (eta.direction)^2 / |direction|^2 (accumulated in double), and the pass
-    // below subtracts the projection as it goes.
-    float dot_lanes[LANES];
-    for (k = 0; k < LANES; k++) { acc[k] = 0; dot_lanes[k] = 0; }
-    for (i = 0; i < full; i += LANES)
-        for (k = 0; k < LANES; k++) { acc[k] += eta[i + k] * eta[i + k]; dot_lanes[k] += eta[i + k] * direction[i + k]; }
-    for (i = full; i < d; i++) { acc[i - full] += eta[i] * eta[i]; dot_lanes[i - full] += eta[i] * direction[i]; }
     double dot = fold(dot_lanes);
     float projection = (float)(dot / squares);
-    double orthogonal = (double)fold(acc) - dot * dot / squares;
+    double orthogonal = (double)fold(eta_lanes) - dot * dot / squares;
     float scale = spherical_step * norm / (float)sqrt(orthogonal > 0 ? orthogonal : 0);
 
     // Back onto the sphere around the original, clipped: eta becomes the spherical
