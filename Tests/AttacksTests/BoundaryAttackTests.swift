@@ -14,6 +14,8 @@ final class BoundaryAttackTests: XCTestCase {
             let runs: [Run]
         }
         let architecture: String
+        let flavor: String
+        let file: String
         let width: Double
         let input_size: Int
         let classes: Int
@@ -28,34 +30,35 @@ final class BoundaryAttackTests: XCTestCase {
 
     /// Stated tolerance: per network, pooled over three seeds and four images (12 distances,
     /// a noisy median), our median L2 distance is within a factor of three of Foolbox's; over
-    /// the three networks the geometric mean of the ratios is within a factor of two; both
-    /// succeed on every sample.
+    /// the six networks (both flavours; Keras through Foolbox's TensorFlowModel) the geometric
+    /// mean of the ratios is within a factor of two; both succeed on every sample.
     func testStatisticsMatchFoolbox() throws {
         var logRatios: [Double] = []
         let entries = try JSONDecoder().decode([Entry].self, from: Data(contentsOf: GradientAttackTests.fixtures.appendingPathComponent("manifest.json")))
         for entry in entries {
             guard let boundary = entry.boundary else { continue }
-            let config = ModelConfig(architecture: Architecture(rawValue: entry.architecture)!, flavor: .torch,
+            let config = ModelConfig(architecture: Architecture(rawValue: entry.architecture)!, flavor: Flavor(rawValue: entry.flavor)!,
                                      widthMultiplier: entry.width, inputSize: entry.input_size, numClasses: entry.classes)
             let model = try Model(config: config, weights: GradientAttackTests.models.appendingPathComponent(entry.weights).path)
-            let expected = try SafeTensors.read(GradientAttackTests.models.appendingPathComponent(entry.weights.replacingOccurrences(of: ".safetensors", with: ".expected.safetensors")).path)
-            let images = expected["inputs"]! * (1 / 255)
+            let fixture = try SafeTensors.read(GradientAttackTests.fixtures.appendingPathComponent(entry.file).path)
+            let images = fixture["inputs"]! * (1 / 255)
             let labels = model.predictions(images)
             var distances: [Double] = []
             for seed in 0..<3 {
                 let output = BoundaryAttack(steps: boundary.steps).run(model: model, images: images, labels: labels, seed: UInt64(seed))
                 XCTAssertEqual(output.initialized, [Bool](repeating: true, count: labels.count))
                 let predictions = model.predictions(output.adversarials)
-                XCTAssertTrue(zip(predictions, labels).allSatisfy { $0 != $1 }, "\(entry.architecture): every result is adversarial")
+                XCTAssertTrue(zip(predictions, labels).allSatisfy { $0 != $1 }, "\(entry.architecture) \(entry.flavor): every result is adversarial")
                 distances += AttackResult.distances(output.adversarials, images).map { Double($0.l2) }
             }
             let ours = median(distances)
             let foolbox = median(boundary.runs.flatMap(\.l2))
             XCTAssertEqual(boundary.runs.map(\.success), [1, 1, 1])
-            XCTAssertGreaterThan(ours, foolbox / 3, "\(entry.architecture): median L2 \(ours) vs Foolbox \(foolbox)")
-            XCTAssertLessThan(ours, foolbox * 3, "\(entry.architecture): median L2 \(ours) vs Foolbox \(foolbox)")
+            XCTAssertGreaterThan(ours, foolbox / 3, "\(entry.architecture) \(entry.flavor): median L2 \(ours) vs Foolbox \(foolbox)")
+            XCTAssertLessThan(ours, foolbox * 3, "\(entry.architecture) \(entry.flavor): median L2 \(ours) vs Foolbox \(foolbox)")
             logRatios.append(log(ours / foolbox))
         }
+        XCTAssertEqual(logRatios.count, 6, "Boundary statistics for all six networks")
         let geometricMean = exp(logRatios.reduce(0, +) / Double(logRatios.count))
         XCTAssertGreaterThan(geometricMean, 0.5)
         XCTAssertLessThan(geometricMean, 2)

@@ -145,11 +145,23 @@ for entry in json.load(open(os.path.join(MODELS, "manifest.json"))):
             tensors[key + "/self_agreement"] = np.array(
                 [(np.round(again.numpy() * 255) == np.round(clipped.numpy() * 255)).mean()], dtype=np.float32)
             runs.append({"attack": name, "epsilon": epsilon, "key": key})
+    # Boundary attack statistics, as for the torch networks (TensorFlow's generator seeded).
+    clean_labels = tf.constant(logits.argmax(1))
+    boundary = []
+    for seed in range(3):
+        tf.random.set_seed(seed)
+        _, boundary_advs, boundary_success = fb.attacks.BoundaryAttack(steps=BOUNDARY_STEPS)(
+            fmodel, images, clean_labels, epsilons=None)
+        distances = np.linalg.norm((boundary_advs.numpy() - images.numpy()).reshape(len(labels_np), -1), axis=1)
+        boundary.append({"seed": seed, "success": float(boundary_success.numpy().mean()),
+                         "median_l2": float(np.median(distances)), "l2": distances.tolist()})
     file = f"{arch}_keras.attacks.safetensors"
     save_file(tensors, os.path.join(OUT, file))
     manifest.append({"architecture": arch, "flavor": "keras", "width": entry["width"], "input_size": entry["input_size"],
-                     "classes": entry["classes"], "weights": entry["files"]["h5"], "file": file, "runs": runs})
-    print(arch, "keras", [(r["key"], tensors[r["key"] + "/success"].tolist()) for r in runs])
+                     "classes": entry["classes"], "weights": entry["files"]["h5"], "file": file, "runs": runs,
+                     "boundary": {"steps": BOUNDARY_STEPS, "runs": boundary}})
+    print(arch, "keras", [(r["key"], tensors[r["key"] + "/success"].tolist()) for r in runs],
+          "boundary median L2", [round(b["median_l2"], 4) for b in boundary])
 
 with open(os.path.join(OUT, "manifest.json"), "w") as f:
     json.dump(manifest, f, indent=1)
