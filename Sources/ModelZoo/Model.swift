@@ -77,8 +77,7 @@ public struct Model: Sendable {
     /// executor they come from the channels-last program; with another backend, or if
     /// oneDNN refuses a layer, from the `Executor`.
     public func logits(_ images: Tensor, executor: Executor = Executor()) -> Tensor {
-        precondition(images.rank == 4 && images.shape[1] == 3 && images.shape[2] == config.inputSize && images.shape[3] == config.inputSize,
-                     "\(config.architecture.rawValue) expects [N, 3, \(config.inputSize), \(config.inputSize)] images, got \(images.shape)")
+        requireImageBatch(images)
         if executor.backend == .onednn, let channelsLast, let logits = try? channelsLast.run(images) { return logits }
         return executor.forward(inferenceGraph, parameters: inferenceParameters, input: images)
     }
@@ -100,6 +99,12 @@ public struct Model: Sendable {
         }
     }
 
+    /// - Precondition: [N, 3, S, S] at the model's input size.
+    private func requireImageBatch(_ images: Tensor) {
+        precondition(images.rank == 4 && images.shape[1] == 3 && images.shape[2] == config.inputSize && images.shape[3] == config.inputSize,
+                     "\(config.architecture.rawValue) expects [N, 3, \(config.inputSize), \(config.inputSize)] images, got \(images.shape)")
+    }
+
     /// Inference forward pass keeping what an input-gradient backward pass needs (the
     /// `Executor`'s NCHW path; `inputGradient` is the faster way to one gradient).
     public func forwardForInputGradient(_ images: Tensor, executor: Executor = Executor()) -> ForwardPass {
@@ -112,8 +117,7 @@ public struct Model: Sendable {
     /// with another backend, or if oneDNN refuses a layer, on the `Executor`.
     public func inputGradient(_ images: Tensor, executor: Executor = Executor(),
                               logitGradient: (Tensor) -> Tensor) -> (logits: Tensor, gradient: Tensor) {
-        precondition(images.rank == 4 && images.shape[1] == 3 && images.shape[2] == config.inputSize && images.shape[3] == config.inputSize,
-                     "\(config.architecture.rawValue) expects [N, 3, \(config.inputSize), \(config.inputSize)] images, got \(images.shape)")
+        requireImageBatch(images)
         if executor.backend == .onednn, let channelsLast,
            let result = try? channelsLast.inputGradient(images, outputGradient: logitGradient) {
             return (result.output, result.inputGradient)

@@ -21,12 +21,18 @@ public final class BufferPool: Sendable {
         var cachedBytes = 0
         var limitBytes = 2 << 30
 
-        /// Frees cached buffers of the least recently used sizes (never `keeping`) until
-        /// `bytes` more fit under the limit; returns their addresses.
-        mutating func makeRoom(for bytes: Int, keeping size: Int) -> [UInt] {
+        /// Marks `bytes` as just used.
+        mutating func touch(_ bytes: Int) {
+            clock += 1
+            lastUse[bytes] = clock
+        }
+
+        /// Frees cached buffers of the least recently used other sizes until one more buffer
+        /// of `bytes` fits under the limit; returns their addresses.
+        mutating func makeRoom(for bytes: Int) -> [UInt] {
             guard cachedBytes + bytes > limitBytes else { return [] }
             var released: [UInt] = []
-            for (victim, _) in lastUse.sorted(by: { $0.value < $1.value }) where victim != size {
+            for (victim, _) in lastUse.sorted(by: { $0.value < $1.value }) where victim != bytes {
                 guard cachedBytes + bytes > limitBytes else { break }
                 let addresses = free.removeValue(forKey: victim) ?? []
                 lastUse[victim] = nil
@@ -62,8 +68,7 @@ public final class BufferPool: Sendable {
     @usableFromInline func take(bytes: Int) -> UnsafeMutableRawPointer {
         if bytes >= Self.minimumPooledBytes {
             let reused: UInt? = state.withLock { state in
-                state.clock += 1
-                state.lastUse[bytes] = state.clock
+                state.touch(bytes)
                 guard let address = state.free[bytes]?.popLast() else { return nil }
                 state.cachedBytes -= bytes
                 return address
@@ -79,9 +84,8 @@ public final class BufferPool: Sendable {
             // A pool full of sizes nobody asks for any more (a Boundary run's, before a
             // gradient attack's) would send every new size to fresh pages: evict those first.
             let (kept, released) = state.withLock { state -> (Bool, [UInt]) in
-                state.clock += 1
-                state.lastUse[bytes] = state.clock
-                let released = state.makeRoom(for: bytes, keeping: bytes)
+                state.touch(bytes)
+                let released = state.makeRoom(for: bytes)
                 guard state.cachedBytes + bytes <= state.limitBytes else { return (false, released) }
                 state.free[bytes, default: []].append(address)
                 state.cachedBytes += bytes

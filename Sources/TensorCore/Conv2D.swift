@@ -298,9 +298,8 @@ enum OneDNNConvolution {
     static func forwardDescriptor(input: [Int], weight: [Int], output: [Int], config: Conv2DConfig,
                                   hasBias: Bool, propagation: dnnl_prop_kind_t,
                                   activation: FusedActivation = .none, channelsLast: Bool = false) throws -> dnnl_primitive_desc_t {
-        var src = try activationDescriptors(input: input, output: output, channelsLast: channelsLast).input
+        var (src, dst) = try activationDescriptors(input: input, output: output, channelsLast: channelsLast)
         var wei = try anyWeightDescriptor(weight, groups: config.groups)
-        var dst = try activationDescriptors(input: input, output: output, channelsLast: channelsLast).output
         var bias = try memoryDescriptor([weight[0]], dnnl_x)
         let g = Geometry(config)
         var descriptor = dnnl_convolution_desc_t()
