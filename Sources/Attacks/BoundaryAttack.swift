@@ -44,10 +44,23 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
         public var adversarials: Tensor
         public var initialized: [Bool]
         public var queries: [Int]
+        /// Where the time went in the initialisation (blended uniform noise) and in the steps.
+        public var initialization: Timing
+        public var stepping: Timing
         /// Wall time inside model calls, and in the whole run (the rest is the attack's own
-        /// per-step work: random directions, projections, bookkeeping).
-        public var modelSeconds: Double
-        public var totalSeconds: Double
+        /// work: random directions, projections, bookkeeping).
+        public var modelSeconds: Double { initialization.modelSeconds + stepping.modelSeconds }
+        public var totalSeconds: Double { initialization.seconds + stepping.seconds }
+    }
+
+    /// Wall time of one phase of the attack, the part of it spent inside model calls, and
+    /// the number of model calls (each evaluates a whole batch of candidates).
+    public struct Timing: Sendable {
+        public var seconds: Double = 0
+        public var modelSeconds: Double = 0
+        public var modelCalls = 0
+        /// The share of the phase spent outside model calls.
+        public var overhead: Double { seconds > 0 ? (seconds - modelSeconds) / seconds : 0 }
     }
 
     /// A fixed-length queue of success flags; NaN marks an empty slot, as Foolbox's ArrayQueue.
@@ -67,8 +80,14 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
         // other samples of the batch.
         var generators = (0..<n).map { SeededGenerator(seed: seed &+ UInt64($0) &* 0x9E37_79B9_7F4A_7C15) }
         var queries = [Int](repeating: 0, count: n)
-        let start = DispatchTime.now().uptimeNanoseconds
-        var modelNanoseconds: UInt64 = 0
+        var phaseStart = DispatchTime.now().uptimeNanoseconds
+        var modelNanoseconds: UInt64 = 0, modelCalls = 0
+        /// The time since the last phase ended.
+        func endPhase() -> Timing {
+            let now = DispatchTime.now().uptimeNanoseconds
+            defer { phaseStart = now; modelNanoseconds = 0; modelCalls = 0 }
+            return Timing(seconds: Double(now - phaseStart) / 1e9, modelSeconds: Double(modelNanoseconds) / 1e9, modelCalls: modelCalls)
+        }
         let rowShape = Array(images.shape.dropFirst())
         func adversarial(_ candidates: [[Float]], _ samples: [Int]) -> [Bool] {
             guard !samples.isEmpty else { return [] }
@@ -84,6 +103,7 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
             var batch = batch
             if uint8Aware { batch = AttackResult.roundedToUInt8(batch) }
             for sample in samples { queries[sample] += 1 }
+            modelCalls += 1
             let callStart = DispatchTime.now().uptimeNanoseconds
             defer { modelNanoseconds += DispatchTime.now().uptimeNanoseconds - callStart }
             return zip(model.predictions(batch, executor: executor), samples).map { $0 != labels[$1] }
@@ -122,6 +142,8 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
             best[sample] = zip(originals[sample], noise[sample]).map { (1 - blend[sample]) * $0 + blend[sample] * $1 }
             initialized[sample] = true
         }
+
+        let initialization = endPhase()
 
         var sphericalSteps = [Float](repeating: sphericalStep, count: n)
         var sourceSteps = [Float](repeating: sourceStep, count: n)
@@ -195,8 +217,7 @@ public struct BoundaryAttack: Hashable, Sendable, Codable {
         var adversarials = Tensor(shape: images.shape, scalars: best.flatMap { $0 })
         if uint8Aware { adversarials = AttackResult.roundedToUInt8(adversarials) }
         return Output(adversarials: adversarials, initialized: initialized, queries: queries,
-                      modelSeconds: Double(modelNanoseconds) / 1e9,
-                      totalSeconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                      initialization: initialization, stepping: endPhase())
     }
 
     /// Foolbox's `draw_proposals` for one sample: a Gaussian draw into `spherical`, then three

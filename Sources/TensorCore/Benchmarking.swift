@@ -10,10 +10,13 @@ public struct BenchmarkResult: Codable, Sendable, Equatable {
     public var ms: Double
     /// Achieved GFLOP/s, where the operation has a FLOP count.
     public var gflops: Double?
+    /// Model calls per second, for decision-based attacks (each call evaluates a whole batch).
+    public var callsPerSecond: Double?
 
-    public init(name: String, implementation: String, threads: Int, batch: Int, ms: Double, gflops: Double?) {
+    public init(name: String, implementation: String, threads: Int, batch: Int, ms: Double, gflops: Double?,
+                callsPerSecond: Double? = nil) {
         self.name = name; self.implementation = implementation; self.threads = threads
-        self.batch = batch; self.ms = ms; self.gflops = gflops
+        self.batch = batch; self.ms = ms; self.gflops = gflops; self.callsPerSecond = callsPerSecond
     }
 }
 

@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 
 /// A small, fast, seedable generator (xoshiro256**, seeded by SplitMix64).
@@ -46,17 +47,13 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 }
 
 extension SeededGenerator {
-    /// Fills `buffer` with standard normal samples by the ziggurat method (two per 64-bit
-    /// draw on the fast path): several times faster than `nextNormal()` per value.
+    /// Fills `buffer` with standard normal samples: one 64-bit draw from this generator
+    /// keys a counter-based ziggurat sampler (`rc_fill_normal`, AVX-512 where available,
+    /// the same bits either way), ≈ 0.3 ns per value instead of ≈ 2 ns for a sequential one.
+    /// - Complexity: O(n), no allocation.
     public mutating func fillNormal(_ buffer: UnsafeMutableBufferPointer<Float>) {
-        let tables = Ziggurat.tables
-        var index = 0
-        while index < buffer.count {
-            let bits = next()
-            buffer[index] = ziggurat(Int32(truncatingIfNeeded: bits), tables)
-            if index + 1 < buffer.count { buffer[index + 1] = ziggurat(Int32(truncatingIfNeeded: bits >> 32), tables) }
-            index += 2
-        }
+        guard let base = buffer.baseAddress, !buffer.isEmpty else { return }
+        rc_fill_normal(next(), 0, base, buffer.count)
     }
 
     /// Fills `buffer` with uniform samples in [0, 1).

@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 import XCTest
 @testable import TensorCore
@@ -21,9 +22,47 @@ final class RandomTests: XCTestCase {
         XCTAssertEqual(share { abs($0) < 2 }, 0.954500, accuracy: 0.0008)
         XCTAssertEqual(share { abs($0) > 3.44262 }, 5.7617e-4, accuracy: 0.0001)
         XCTAssertEqual(share { $0 > 0 }, 0.5, accuracy: 0.0015)
+        // Kolmogorov–Smirnov against Φ: D < 1.63 / √n is the 1 % critical value.
+        let sorted = values.sorted()
+        var largestGap = 0.0
+        for (rank, value) in sorted.enumerated() where rank % 97 == 0 {
+            let cdf = 0.5 * (1 + erf(Double(value) / 2.0.squareRoot()))
+            largestGap = max(largestGap, abs(cdf - Double(rank) / n), abs(cdf - Double(rank + 1) / n))
+        }
+        XCTAssertLessThan(largestGap, 1.63 / n.squareRoot())
         var again = SeededGenerator(seed: 11)
         var repeated = [Float](repeating: 0, count: 1000)
         repeated.withUnsafeMutableBufferPointer { again.fillNormal($0) }
         XCTAssertEqual(Array(values.prefix(1000)), repeated)
+    }
+
+    /// The sampler is counter-based: any stretch of a stream equals that stretch of the whole
+    /// stream (whatever the alignment to the 16-lane kernel), and the portable C gives the
+    /// same bits as the AVX-512 kernel, rejection-path samples included.
+    func testNormalStreamIsCounterBasedAndTheSameWithoutAVX512() {
+        let key: UInt64 = 0x1234_5678_9ABC_DEF0, count = 100_003
+        func draw(first: Int, count: Int) -> [Float] {
+            [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                rc_fill_normal(key, UInt64(first), buffer.baseAddress!, count)
+                initialized = count
+            }
+        }
+        let stream = draw(first: 0, count: count)
+        for (first, length) in [(0, 5), (3, 40), (17, 1000), (99_000, 1003)] {
+            XCTAssertEqual(draw(first: first, count: length), Array(stream[first..<(first + length)]), "stretch at \(first)")
+        }
+        rc_normal_force_generic(1)
+        let generic = draw(first: 0, count: count)
+        rc_normal_force_generic(0)
+        XCTAssertEqual(generic.map(\.bitPattern), stream.map(\.bitPattern))
+        // About 1.2 % of samples leave the fast path; the comparison above covers them.
+        XCTAssertGreaterThan(stream.filter { abs($0) > 3.44262 }.count, 20)
+        // Neighbouring keys give uncorrelated streams (|r| < 4/√n).
+        let other = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            rc_fill_normal(key + 1, 0, buffer.baseAddress!, count)
+            initialized = count
+        }
+        let correlation = zip(stream, other).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } / Double(count)
+        XCTAssertLessThan(abs(correlation), 4 / Double(count).squareRoot())
     }
 }

@@ -74,4 +74,10 @@ void rc_add_qnnpack(const uint8_t *a, const uint8_t *b, long count, int32_t zero
 // spherical candidate, direction = the candidate, |x0 - x| and |x0 - candidate|.
 void rc_boundary_propose(const float *x0, const float *x, float *eta, float *direction, long d,
                          float spherical_step, float source_step, float *source_norm, float *distance);
+
+// Standard normal samples first ..< first + n of the counter-based stream `key` (ziggurat
+// on SplitMix64), into out[0 ..< n]; the same bits with and without AVX-512.
+void rc_fill_normal(uint64_t key, uint64_t first, float *out, long n);
+/// Tests only: 1 runs the portable C sampler even where AVX-512 is available.
+void rc_normal_force_generic(int generic);
 #endif

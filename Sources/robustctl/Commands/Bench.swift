@@ -11,7 +11,8 @@ struct Bench: ParsableCommand {
         discussion: """
         Prints one row per measurement: the median wall time over --repeats runs (after two \
         warm-up runs) and, for kernels, the achieved GFLOP/s. With --json the output is \
-        {"results": [{"name", "implementation", "threads", "batch", "ms", "gflops"}]}.
+        {"results": [{"name", "implementation", "threads", "batch", "ms", "gflops", \
+        "callsPerSecond"}]}.
 
         Suites:
           kernels   conv2d forward / backward-data / backward-weights on ResNet50 and
@@ -20,7 +21,8 @@ struct Bench: ParsableCommand {
           networks  full-size networks with seeded weights: forward latency at batch 1 and 8,
                     forward + input gradient at batch 8, for each architecture and flavour.
           attacks   FGSM and BIM (10 steps) on full-size networks with seeded weights,
-                    batch 8 and 32.
+                    batch 8 and 32; Boundary attack (batch 8, 100 steps): ms per step,
+                    ms per step outside model calls, initialisation ms, model calls/s.
           mobile    full-size networks on the mobile engine: fp32, int8-tflite and
                     int8-qnnpack latency at batch 1.
         """
@@ -71,11 +73,17 @@ struct Bench: ParsableCommand {
     }
 
     static let header = "name".padding(toLength: 44, withPad: " ", startingAt: 0)
-        + "impl       threads batch       ms   GFLOP/s"
+        + "impl       threads batch       ms   GFLOP/s   calls/s"
 
     static func row(_ r: BenchmarkResult) -> String {
         r.name.padding(toLength: 44, withPad: " ", startingAt: 0)
             + r.implementation.padding(toLength: 11, withPad: " ", startingAt: 0)
-            + String(format: "%7d %5d %8.3f %9@", r.threads, r.batch, r.ms, r.gflops.map { String(format: "%.1f", $0) } ?? "-")
+            + String(format: "%7d %5d %8.3f", r.threads, r.batch, r.ms) + column(r.gflops) + column(r.callsPerSecond)
+    }
+
+    /// A right-aligned column of ten characters: the value to one decimal, or "-".
+    private static func column(_ value: Double?) -> String {
+        let text = value.map { String(format: "%.1f", $0) } ?? "-"
+        return String(repeating: " ", count: max(10 - text.count, 1)) + text
     }
 }
