@@ -105,51 +105,29 @@ enum Int8Kernels {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (outShape[2], outShape[3])
         let spans = Pooling.averageSpans(config, height: h, width: w, outputHeight: oh, outputWidth: ow)
+        let (rowStart, rowEnd, rowCount) = (spans.rows.ranges.map { Int32($0.lowerBound) }, spans.rows.ranges.map { Int32($0.upperBound) },
+                                            spans.rows.counts.map { Int32($0) })
+        let (columnStart, columnEnd, columnCount) = (spans.columns.ranges.map { Int32($0.lowerBound) },
+                                                     spans.columns.ranges.map { Int32($0.upperBound) }, spans.columns.counts.map { Int32($0) })
         let output = IntegerBuffer<UInt8>(count: outShape.reduce(1, *))
         x.buffer.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
             let (s, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
             Threading.parallelFor(n * oh) { outputRows in
-                let sums = UnsafeMutablePointer<Int32>.allocate(capacity: c)
-                defer { sums.deallocate() }
-                for row in outputRows {
-                    let (b, y) = (row / oh, row % oh)
-                    for xx in 0..<ow {
-                        let rows = spans.rows.ranges[y], columns = spans.columns.ranges[xx]
-                        let divisor = Int32(spans.rows.counts[y] * spans.columns.counts[xx])
-                        let valid = Int32(rows.count * columns.count)
-                        sums.update(repeating: 0, count: c)
-                        for iy in rows { for ix in columns {
-                            let cell = s.value + ((b * h + iy) * w + ix) * c
-                            for ch in 0..<c { sums[ch] += Int32(cell[ch]) }
-                        } }
-                        let target = o.value + ((b * oh + y) * ow + xx) * c
-                        for ch in 0..<c {
-                            target[ch] = averagePoolValue(sum: sums[ch], valid: valid, divisor: divisor, q, scheme: scheme)
-                        }
-                    }
-                }
+                rc_average_pool_u8(s.value, h, w, c, o.value, oh, ow, outputRows.lowerBound, outputRows.upperBound,
+                                   rowStart, rowEnd, rowCount, columnStart, columnEnd, columnCount,
+                                   scheme == .tflite ? 0 : 1, q.zeroPoint, q.scale)
             }
         } }
         return QuantizedValue(buffer: output, shape: outShape)
     }
 
-    @inline(__always)
+    /// One average-pool output from a window's sum of `valid` cells and its divisor, per the
+    /// scheme: TFLite's reference_integer_ops::AveragePool on int8 values (padded cells =
+    /// zero point, division rounding half away from zero) or QNNPACK's q8avgpool
+    /// (float(acc − zp·k) × (s / (s·k)), nearest even).
     static func averagePoolValue(sum: Int32, valid: Int32, divisor: Int32, _ q: AffineQuantization,
                                  scheme: QuantizationScheme) -> UInt8 {
-        let zp = q.zeroPoint
-        let result: Int32
-        switch scheme {
-        case .tflite:
-            // reference_integer_ops::AveragePool on int8 values, padded cells = zero point.
-            let acc = (sum - 128 * valid) + (divisor - valid) * (zp - 128)
-            result = (acc > 0 ? (acc + divisor / 2) / divisor : (acc - divisor / 2) / divisor) + 128
-        case .qnnpack:
-            // q8avgpool: float(acc − zp·k) × (s / (s·k)), nearest even.
-            let acc = sum + (divisor - valid) * zp - zp * divisor
-            let scale = q.scale / (q.scale * Float(divisor))
-            result = saturatingInt32((Float(acc) * scale).rounded(.toNearestOrEven)).addingReportingOverflow(zp).partialValue
-        }
-        return UInt8(Swift.min(Swift.max(result, 0), 255))
+        UInt8(rc_average_pool_value(sum, valid, divisor, scheme == .tflite ? 0 : 1, q.zeroPoint, q.scale))
     }
 
     /// Global average pooling: QNNPACK keeps the input quantization; TFLite's MEAN

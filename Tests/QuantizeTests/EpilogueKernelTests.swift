@@ -1,5 +1,7 @@
 import CShims
 import XCTest
+@testable import Quantize
+import TensorCore
 
 /// The AVX-512 epilogues are a faster spelling of the portable C ones (the definition of each
 /// scheme's arithmetic, checked against TFLite and PyTorch elsewhere): same bytes on random
@@ -58,6 +60,44 @@ final class EpilogueKernelTests: XCTestCase {
                 rc_add_qnnpack(x, y, count, -123_456, 1_800_000, 2_500_000, 21, (1 << 21) - 1, ((1 << 21) - 1) >> 1, 12, 12, 255, out)
             }
             XCTAssertEqual(c, d, "qnnpack add, \(count) values")
+        }
+    }
+
+    /// Int8 average pooling, both paths, against window sums taken naively and each scheme's
+    /// scalar rounding (`averagePoolValue`, checked by hand in ArithmeticTests): padded and
+    /// unpadded windows, divisors with and without padding, channel tails, both schemes.
+    func testAveragePoolPathsAgreeWithNaiveWindows() {
+        let padded = Padding2D(top: 1, bottom: 1, left: 1, right: 1)
+        let configs = [Pool2DConfig(kernel: 3, stride: 1, padding: padded, countIncludesPadding: false),
+                       Pool2DConfig(kernel: 3, stride: 1, padding: padded, countIncludesPadding: true),
+                       Pool2DConfig(kernel: 3, stride: 2), Pool2DConfig(kernel: 2, stride: 2, ceilMode: true)]
+        for channels in [5, 16, 37] {
+            let shape = [2, channels, 7, 9]
+            let values: [UInt8] = (0..<shape.reduce(1, *)).map { (i: Int) -> UInt8 in
+                i % 13 == 0 ? UInt8(i % 2 * 255) : UInt8.random(in: 0...255, using: &generator)
+            }
+            let input = QuantizedValue(buffer: IntegerBuffer(values), shape: shape)
+            for config in configs {
+                for scheme in QuantizationScheme.allCases {
+                    let q = AffineQuantization(scale: Float.random(in: 0.01...0.2, using: &generator), zeroPoint: Int32.random(in: 0...255, using: &generator))
+                    let outShape = config.outputShape(input: shape)
+                    let spans = Pooling.averageSpans(config, height: 7, width: 9, outputHeight: outShape[2], outputWidth: outShape[3])
+                    var expected: [UInt8] = []
+                    for b in 0..<2 { for y in 0..<outShape[2] { for x in 0..<outShape[3] { for c in 0..<channels {
+                        let (rows, columns) = (spans.rows.ranges[y], spans.columns.ranges[x])
+                        var sum: Int32 = 0
+                        for iy in rows { for ix in columns { sum += Int32(values[((b * 7 + iy) * 9 + ix) * channels + c]) } }
+                        expected.append(Int8Kernels.averagePoolValue(sum: sum, valid: Int32(rows.count * columns.count),
+                                                                     divisor: Int32(spans.rows.counts[y] * spans.columns.counts[x]), q, scheme: scheme))
+                    } } } }
+                    rc_quantized_force_generic(1)
+                    let portable = Int8Kernels.averagePool(input, config, q, scheme: scheme).buffer.array
+                    rc_quantized_force_generic(0)
+                    let chosen = Int8Kernels.averagePool(input, config, q, scheme: scheme).buffer.array
+                    XCTAssertEqual(portable, expected, "portable, \(scheme), \(config), \(channels) channels")
+                    XCTAssertEqual(chosen, expected, "run-time choice, \(scheme), \(config), \(channels) channels")
+                }
+            }
         }
     }
 }

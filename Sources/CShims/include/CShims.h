@@ -68,6 +68,16 @@ void rc_add_qnnpack(const uint8_t *a, const uint8_t *b, long count, int32_t zero
                     uint32_t a_multiplier, uint32_t b_multiplier, int32_t shift, int32_t remainder_mask,
                     int32_t remainder_threshold, int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output);
 
+/// Average pooling of uint8 channels-last maps, output rows first_row ..< last_row of
+/// batch × output_height, with the TFLite (scheme 0) or QNNPACK (scheme 1) rounding; window
+/// spans [start, end) and divisor shares per output row and column.
+/// One output of rc_average_pool_u8: a window's sum of `valid` uint8 cells and its divisor.
+int32_t rc_average_pool_value(int32_t sum, int32_t valid, int32_t divisor, int scheme, int32_t zero_point, float scale);
+void rc_average_pool_u8(const uint8_t *input, long height, long width, long channels, uint8_t *output,
+                        long output_height, long output_width, long first_row, long last_row,
+                        const int32_t *row_start, const int32_t *row_end, const int32_t *row_count,
+                        const int32_t *col_start, const int32_t *col_end, const int32_t *col_count,
+                        int scheme, int32_t zero_point, float scale);
 
 // The Boundary attack's proposal for one image of d values (Foolbox's draw_proposals):
 // in: the original x0, the current adversarial x, eta = N(0, 1) draws; out: eta = the
