@@ -30,19 +30,24 @@ static int has_avx512(void) {
 // The doubling high multiply's truncating division, trunc((ab + nudge) / 2^31) with
 // nudge = ab ≥ 0 ? 2^30 : 1 − 2^30, equals floor((ab + 2^30) / 2^31) for every ab: for
 // negative t, trunc(t / d) = floor((t + d − 1) / d), and 1 − 2^30 + 2^31 − 1 = 2^30.
+// gemmlowp's RoundingDivideByPOT on sixteen lanes: divide by 2^right, ties away from zero.
+AVX512 static inline __m512i rounding_divide16(__m512i high, __m512i right_shift, __m512i mask, __m512i threshold) {
+    const __m512i zero = _mm512_setzero_si512(), one32 = _mm512_set1_epi32(1);
+    __m512i remainder = _mm512_and_si512(high, mask);
+    __m512i limit = _mm512_mask_add_epi32(threshold, _mm512_cmplt_epi32_mask(high, zero), threshold, one32);
+    __m512i result = _mm512_srav_epi32(high, right_shift);
+    return _mm512_mask_add_epi32(result, _mm512_cmpgt_epi32_mask(remainder, limit), result, one32);
+}
+
 AVX512 static inline __m512i tflite_multiply16(__m512i shifted, __m512i multiplier, __m512i multiplier_odd,
                                                __m512i right_shift, __m512i mask, __m512i threshold) {
-    const __m512i zero = _mm512_setzero_si512(), one32 = _mm512_set1_epi32(1), half = _mm512_set1_epi64(1LL << 30);
+    const __m512i half = _mm512_set1_epi64(1LL << 30);
     __m512i even = _mm512_add_epi64(_mm512_mul_epi32(shifted, multiplier), half);
     __m512i odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(shifted, 32), multiplier_odd), half);
     // Bits 31…62 of each sum: the low half of (sum >> 31) in even lanes, the high half of
     // (sum << 1) in odd lanes.
     __m512i high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 31), _mm512_slli_epi64(odd, 1));
-    // Rounding divide by 2^right, ties away from zero.
-    __m512i remainder = _mm512_and_si512(high, mask);
-    __m512i limit = _mm512_mask_add_epi32(threshold, _mm512_cmplt_epi32_mask(high, zero), threshold, one32);
-    __m512i result = _mm512_srav_epi32(high, right_shift);
-    return _mm512_mask_add_epi32(result, _mm512_cmpgt_epi32_mask(remainder, limit), result, one32);
+    return rounding_divide16(high, right_shift, mask, threshold);
 }
 
 /// Broadcast parameters of tflite_multiply16 for one multiplier and right shift.
@@ -56,6 +61,10 @@ AVX512 static inline tflite_params16 tflite_params_load(__mmask16 m, const int32
     p.mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), p.right_shift), _mm512_set1_epi32(1));
     p.threshold = _mm512_srai_epi32(p.mask, 1);
     return p;
+}
+
+AVX512 static inline __m512i rounding_shift16(__m512i high, tflite_params16 p) {
+    return rounding_divide16(high, p.right_shift, p.mask, p.threshold);
 }
 
 AVX512 static inline tflite_params16 tflite_params_broadcast(int32_t multiplier, int32_t right_shift) {
@@ -199,20 +208,68 @@ void rc_requantize_float(const int32_t *accumulators, long pixels, long channels
         output[i] = clamp_u8(v + out_zero_point, lo, hi);                                           \
     }
 
+// The doubling high multiply of an add's input in 32-bit lanes: with x = d·2^L
+// (d = q − zp, |d| ≤ 255) and m = m_high·2^(31−L) + m_low, floor((x·m + 2^30) / 2^31)
+// = d·m_high + floor((d·m_low + 2^(30−L)) / 2^(31−L)), every term within int32 for
+// 8 ≤ L ≤ 22 (|d·m_low| < 255·2^(31−L), |d·m_high| ≤ 255·2^L; callers check). TFLite uses L = 20.
+typedef struct { __m512i high, low, nudge; int split; } input_rescale16;
+
+AVX512 static inline input_rescale16 input_rescale_params(int32_t left_shift, int32_t multiplier) {
+    input_rescale16 p;
+    p.split = 31 - left_shift;
+    p.high = _mm512_set1_epi32(multiplier >> p.split);
+    p.low = _mm512_set1_epi32(multiplier & ((1 << p.split) - 1));
+    p.nudge = _mm512_set1_epi32(1 << (p.split - 1));
+    return p;
+}
+
+AVX512 static inline __m512i input_rescale(__m512i d, input_rescale16 p) {
+    __m512i low = _mm512_add_epi32(_mm512_mullo_epi32(d, p.low), p.nudge);
+    return _mm512_add_epi32(_mm512_mullo_epi32(d, p.high), _mm512_sra_epi32(low, _mm_cvtsi32_si128(p.split)));
+}
+
+static inline int input_rescale_exact(int32_t left_shift, int32_t multiplier) {
+    return left_shift >= 8 && left_shift <= 22 && multiplier != INT32_MIN;
+}
+
+AVX512 static void rescale_input_avx512(const uint8_t *q, long count, int32_t zero_point, int32_t left_shift,
+                                        int32_t multiplier, int32_t right_shift, int32_t *output) {
+    const input_rescale16 r = input_rescale_params(left_shift, multiplier);
+    const tflite_params16 p = tflite_params_broadcast(multiplier, right_shift);
+    for (long i = 0; i < count; i += 16) {
+        __mmask16 m = tail16(count - i);
+        __m512i d = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, q + i)), _mm512_set1_epi32(zero_point));
+        _mm512_mask_storeu_epi32(output + i, m, rounding_shift16(input_rescale(d, r), p));
+    }
+}
+
+void rc_tflite_rescale_input(const uint8_t *q, long count, int32_t zero_point, int32_t left_shift, int32_t multiplier,
+                             int32_t right_shift, int32_t *output) {
+    if (has_avx512() && input_rescale_exact(left_shift, multiplier)) {
+        rescale_input_avx512(q, count, zero_point, left_shift, multiplier, right_shift, output);
+    } else {
+        for (long i = 0; i < count; ++i)
+            output[i] = tflite_multiply(((int32_t)q[i] - zero_point) * (1 << left_shift), multiplier, 0, right_shift);
+    }
+}
+
 AVX512 static void add_tflite_avx512(const uint8_t *a, const uint8_t *b, long count, int32_t a_zero_point, int32_t b_zero_point,
                                      int32_t left_shift, int32_t a_multiplier, int32_t a_right_shift, int32_t b_multiplier,
                                      int32_t b_right_shift, int32_t out_multiplier, int32_t out_right_shift,
                                      int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output) {
     const __m512i azp = _mm512_set1_epi32(a_zero_point), bzp = _mm512_set1_epi32(b_zero_point), ozp = _mm512_set1_epi32(out_zero_point);
-    const __m512i left = _mm512_set1_epi32(left_shift);
     const tflite_params16 pa = tflite_params_broadcast(a_multiplier, a_right_shift), pb = tflite_params_broadcast(b_multiplier, b_right_shift);
     const tflite_params16 po = tflite_params_broadcast(out_multiplier, out_right_shift);
+    // The inputs' doubling high multiply in 32-bit lanes: with x = d·2^L (d = q − zp, |d| ≤ 255)
+    // and m = m_high·2^(31−L) + m_low, floor((x·m + 2^30) / 2^31)
+    // = d·m_high + floor((d·m_low + 2^(30−L)) / 2^(31−L)), every term within int32 for L ≤ 22
+    // (callers check). Nonnegative multipliers only, as QuantizeMultiplier gives.
+    const input_rescale16 ra = input_rescale_params(left_shift, a_multiplier), rb = input_rescale_params(left_shift, b_multiplier);
     for (long i = 0; i < count; i += 16) {
         __mmask16 m = tail16(count - i);
-        __m512i x = _mm512_sllv_epi32(_mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a + i)), azp), left);
-        __m512i y = _mm512_sllv_epi32(_mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, b + i)), bzp), left);
-        __m512i sum = _mm512_add_epi32(tflite_multiply16(x, pa.multiplier, pa.multiplier_odd, pa.right_shift, pa.mask, pa.threshold),
-                                       tflite_multiply16(y, pb.multiplier, pb.multiplier_odd, pb.right_shift, pb.mask, pb.threshold));
+        __m512i x = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a + i)), azp);
+        __m512i y = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, b + i)), bzp);
+        __m512i sum = _mm512_add_epi32(rounding_shift16(input_rescale(x, ra), pa), rounding_shift16(input_rescale(y, rb), pb));
         __m512i v = _mm512_add_epi32(tflite_multiply16(sum, po.multiplier, po.multiplier_odd, po.right_shift, po.mask, po.threshold), ozp);
         _mm512_mask_cvtepi32_storeu_epi8(output + i, m, clamp16(v, lo, hi));
     }
@@ -228,7 +285,9 @@ void rc_add_tflite(const uint8_t *a, const uint8_t *b, long count, int32_t a_zer
                    int32_t left_shift, int32_t a_multiplier, int32_t a_right_shift, int32_t b_multiplier,
                    int32_t b_right_shift, int32_t out_multiplier, int32_t out_right_shift,
                    int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output) {
-    if (has_avx512() && a_multiplier != INT32_MIN && b_multiplier != INT32_MIN && out_multiplier != INT32_MIN) add_tflite_avx512(a, b, count, a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier, b_right_shift, out_multiplier, out_right_shift, out_zero_point, lo, hi, output);
+    int exact = input_rescale_exact(left_shift, a_multiplier) && input_rescale_exact(left_shift, b_multiplier)
+             && out_multiplier != INT32_MIN;
+    if (has_avx512() && exact) add_tflite_avx512(a, b, count, a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier, b_right_shift, out_multiplier, out_right_shift, out_zero_point, lo, hi, output);
     else add_tflite_generic(a, b, count, a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier, b_right_shift, out_multiplier, out_right_shift, out_zero_point, lo, hi, output);
 }
 
@@ -373,4 +432,57 @@ void rc_average_pool_u8(const uint8_t *input, long height, long width, long chan
     else
         average_pool_generic(input, height, width, channels, output, output_height, output_width, first_row, last_row,
                              row_start, row_end, row_count, col_start, col_end, col_count, scheme, zero_point, scale);
+}
+
+// Quantization of float NCHW planes into uint8 channels-last values, per the scheme:
+// TFLite round(x / s) half away from zero, PyTorch nearest-even of x · (1 / s) (the caller
+// passes 1 / s in `scale` then), plus the zero point, saturated to [0, 255]. Pixels
+// first_pixel ..< last_pixel of one image of `channels` planes of `plane` values.
+static inline uint8_t quantize_value(float value, int scheme, float scale, float zero_point) {
+    float q = scheme == 0 ? roundf(value / scale) : nearbyintf(value * scale);
+    float shifted = fminf(fmaxf(q + zero_point, 0.0f), 255.0f);
+    return (uint8_t)shifted;
+}
+
+AVX512 static void quantize_planes_avx512(const float *planes, long channels, long plane, long first_pixel, long last_pixel,
+                                          int scheme, float scale, float zero_point, uint8_t *output) {
+    enum { BLOCK = 64 };
+    uint8_t staged[BLOCK * 16];
+    const __m512 s = _mm512_set1_ps(scale), zp = _mm512_set1_ps(zero_point), half = _mm512_set1_ps(0.5f);
+    const __m512 low = _mm512_setzero_ps(), high = _mm512_set1_ps(255.0f);
+    const __m512 magnitude = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
+    for (long p0 = first_pixel; p0 < last_pixel; p0 += BLOCK) {
+        long count = last_pixel - p0 < BLOCK ? last_pixel - p0 : BLOCK;
+        for (long c = 0; c < channels; ++c) {
+            for (long i = 0; i < count; i += 16) {
+                __mmask16 m = tail16(count - i);
+                __m512 v = _mm512_maskz_loadu_ps(m, planes + c * plane + p0 + i), q;
+                if (scheme == 0) {
+                    // roundf: truncate, then step away from zero when the dropped part is ≥ ½
+                    // (the fraction v − trunc(v) is exact in float).
+                    __m512 x = _mm512_div_ps(v, s);
+                    __m512 t = _mm512_roundscale_ps(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+                    __mmask16 up = _mm512_cmp_ps_mask(_mm512_and_ps(_mm512_sub_ps(x, t), magnitude), half, _CMP_GE_OQ);
+                    __m512 step = _mm512_or_ps(_mm512_set1_ps(1.0f), _mm512_andnot_ps(magnitude, x));
+                    q = _mm512_mask_add_ps(t, up, t, step);
+                } else {
+                    q = _mm512_roundscale_ps(_mm512_mul_ps(v, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                }
+                __m512 shifted = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(q, zp), low), high);
+                _mm512_mask_cvtepi32_storeu_epi8(staged + c * BLOCK + i, m, _mm512_cvttps_epi32(shifted));
+            }
+        }
+        for (long i = 0; i < count; ++i)
+            for (long c = 0; c < channels; ++c) output[(p0 + i) * channels + c] = staged[c * BLOCK + i];
+    }
+}
+
+void rc_quantize_planes(const float *planes, long channels, long plane, long first_pixel, long last_pixel,
+                        int scheme, float scale, float zero_point, uint8_t *output) {
+    if (has_avx512() && channels <= 16) {
+        quantize_planes_avx512(planes, channels, plane, first_pixel, last_pixel, scheme, scale, zero_point, output);
+        return;
+    }
+    for (long p = first_pixel; p < last_pixel; ++p)
+        for (long c = 0; c < channels; ++c) output[p * channels + c] = quantize_value(planes[c * plane + p], scheme, scale, zero_point);
 }

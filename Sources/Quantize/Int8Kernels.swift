@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 import TensorCore
 
@@ -10,15 +11,16 @@ enum Int8Kernels {
         precondition(x.rank == 4, "int8 input must be NCHW, got \(x.shape)")
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let output = IntegerBuffer<UInt8>(count: x.count)
-        let plane = h * w
+        let plane = h * w, blocks = (plane + 4095) / 4096
+        // The scheme's own spelling of the division (see AffineQuantization.quantize).
+        let scale = scheme == .tflite ? q.scale : 1 / q.scale
         x.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
             let (s, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
-            // Each channel plane is read in order; the writes interleave channels.
-            Threading.parallelFor(n * c) { planes in
-                for index in planes {
-                    let (b, channel) = (index / c, index % c)
-                    let from = s.value + index * plane, to = o.value + b * plane * c + channel
-                    for p in 0..<plane { to[p * c] = q.quantize(from[p], scheme: scheme) }
+            Threading.parallelFor(n * blocks) { range in
+                for index in range {
+                    let (b, block) = (index / blocks, index % blocks)
+                    rc_quantize_planes(s.value + b * c * plane, c, plane, block * 4096, Swift.min((block + 1) * 4096, plane),
+                                       scheme == .tflite ? 0 : 1, scale, Float(q.zeroPoint), o.value + b * plane * c)
                 }
             }
         } }
@@ -180,8 +182,6 @@ enum Int8Kernels {
         return QuantizedValue(buffer: output, shape: [n, c, oh, ow])
     }
 }
-
-import CShims
 
 @inline(__always)
 func rcMultiply(_ x: Int32, _ m: FixedPointMultiplier) -> Int32 {

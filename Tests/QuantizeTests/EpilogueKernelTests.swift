@@ -61,6 +61,32 @@ final class EpilogueKernelTests: XCTestCase {
             }
             XCTAssertEqual(c, d, "qnnpack add, \(count) values")
         }
+        // The add's input rescaling (32-bit lanes) against the scalar definition, for every
+        // input and zero point, multipliers of both signs, every right shift up to 20.
+        let all = (0...255).map { UInt8($0) }
+        for _ in 0..<64 {
+            let multiplier = Int32.random(in: Int32.min + 1...Int32.max, using: &generator)
+            let left = Int32.random(in: 1...22, using: &generator), right = Int32.random(in: 0...20, using: &generator)
+            let zero = Int32.random(in: 0...255, using: &generator)
+            var rescaled = [Int32](repeating: 0, count: 256)
+            rc_tflite_rescale_input(all, 256, zero, left, multiplier, right, &rescaled)
+            XCTAssertEqual(rescaled, all.map { rc_tflite_multiply((Int32($0) - zero) << left, multiplier, 0, right) },
+                           "input rescale, multiplier \(multiplier), shifts \(left) / \(right), zero point \(zero)")
+        }
+        // Every pair of inputs, under random TFLite parameters (multipliers in [2^30, 2^31)
+        // as QuantizeMultiplier gives, right shifts 0…20, any zero points).
+        let x = (0..<65536).map { UInt8($0 & 255) }, y = (0..<65536).map { UInt8($0 >> 8) }
+        for _ in 0..<8 {
+            let multiplier = { Int32.random(in: (1 << 30)...Int32.max, using: &self.generator) }
+            let shift = { Int32.random(in: 0...20, using: &self.generator) }
+            let zero = { Int32.random(in: 0...255, using: &self.generator) }
+            let parameters = (zero(), zero(), multiplier(), shift(), multiplier(), shift(), multiplier(), shift(), zero())
+            let (a, b) = bothPaths(65536) { out in
+                rc_add_tflite(x, y, 65536, parameters.0, parameters.1, 20, parameters.2, parameters.3, parameters.4, parameters.5,
+                              parameters.6, parameters.7, parameters.8, 0, 255, out)
+            }
+            XCTAssertEqual(a, b, "tflite add, every input pair, parameters \(parameters)")
+        }
     }
 
     /// Int8 average pooling, both paths, against window sums taken naively and each scheme's
@@ -98,6 +124,34 @@ final class EpilogueKernelTests: XCTestCase {
                     XCTAssertEqual(chosen, expected, "run-time choice, \(scheme), \(config), \(channels) channels")
                 }
             }
+        }
+    }
+
+    /// Input quantization (NCHW float → NHWC uint8), both paths, against the scalar
+    /// definition `AffineQuantization.quantize`: exact ties (k + ½)·s of both signs, values
+    /// that saturate at either end, channel interleaving with a pixel tail.
+    func testInputQuantizationPathsAgree() {
+        let shape = [2, 3, 9, 13]
+        for scheme in QuantizationScheme.allCases {
+            let q = AffineQuantization(scale: 0.0173, zeroPoint: 117)
+            let values: [Float] = (0..<shape.reduce(1, *)).map { (i: Int) -> Float in
+                switch i % 4 {
+                case 0: return (Float(i % 300 - 150) + 0.5) * q.scale
+                case 1: return Float.random(in: -3...3, using: &generator)
+                default: return Float.random(in: -1...1, using: &generator)
+                }
+            }
+            let input = Tensor(shape: shape, scalars: values)
+            var expected = [UInt8](repeating: 0, count: values.count)
+            for b in 0..<2 { for c in 0..<3 { for p in 0..<(9 * 13) {
+                expected[(b * 9 * 13 + p) * 3 + c] = q.quantize(values[(b * 3 + c) * 9 * 13 + p], scheme: scheme)
+            } } }
+            rc_quantized_force_generic(1)
+            let portable = Int8Kernels.quantize(input, q, scheme: scheme).buffer.array
+            rc_quantized_force_generic(0)
+            let chosen = Int8Kernels.quantize(input, q, scheme: scheme).buffer.array
+            XCTAssertEqual(portable, expected, "portable, \(scheme)")
+            XCTAssertEqual(chosen, expected, "run-time choice, \(scheme)")
         }
     }
 }

@@ -63,6 +63,10 @@ void rc_add_tflite(const uint8_t *a, const uint8_t *b, long count, int32_t a_zer
 /// Tests only: 1 runs the portable C kernels even where AVX-512 is available, 0 restores
 /// the run-time choice.
 void rc_quantized_force_generic(int generic);
+/// Tests only: the rescaling of one TFLite add input, tflite_multiply((q − zp)·2^L, m, 0, r),
+/// by the add kernel's 32-bit path where it applies.
+void rc_tflite_rescale_input(const uint8_t *q, long count, int32_t zero_point, int32_t left_shift, int32_t multiplier,
+                             int32_t right_shift, int32_t *output);
 /// QNNPACK q8vadd.
 void rc_add_qnnpack(const uint8_t *a, const uint8_t *b, long count, int32_t zero_point_product,
                     uint32_t a_multiplier, uint32_t b_multiplier, int32_t shift, int32_t remainder_mask,
@@ -71,6 +75,11 @@ void rc_add_qnnpack(const uint8_t *a, const uint8_t *b, long count, int32_t zero
 /// Average pooling of uint8 channels-last maps, output rows first_row ..< last_row of
 /// batch × output_height, with the TFLite (scheme 0) or QNNPACK (scheme 1) rounding; window
 /// spans [start, end) and divisor shares per output row and column.
+/// Float NCHW planes of one image → uint8 channels-last, pixels first_pixel ..< last_pixel:
+/// scheme 0 (TFLite) round(x / scale) half away from zero, scheme 1 (PyTorch) nearest-even
+/// of x · scale (pass 1 / s), plus the zero point, saturated to [0, 255].
+void rc_quantize_planes(const float *planes, long channels, long plane, long first_pixel, long last_pixel,
+                        int scheme, float scale, float zero_point, uint8_t *output);
 /// One output of rc_average_pool_u8: a window's sum of `valid` uint8 cells and its divisor.
 int32_t rc_average_pool_value(int32_t sum, int32_t valid, int32_t divisor, int scheme, int32_t zero_point, float scale);
 void rc_average_pool_u8(const uint8_t *input, long height, long width, long channels, uint8_t *output,
