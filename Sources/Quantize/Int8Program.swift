@@ -16,6 +16,8 @@ struct QuantizedValue {
 final class Int8Program: @unchecked Sendable {
     enum Step {
         case conv(QuantizedConv2D, Requantizer)
+        /// A convolution whose requantization oneDNN performs exactly (see `Requantizer.floatRequantization`).
+        case requantizingConv(QuantizedConv2D)
         case add(AddKernel)
         /// Value of the input unchanged (a ReLU fused into the preceding add, a zero padding
         /// folded into the following convolution).
@@ -63,8 +65,14 @@ final class Int8Program: @unchecked Sendable {
                 let config = config.padded(by: folding.extra[index])
                 let layer = table.layers[index]!
                 let clamp: FusedClamp = activation == .relu ? .relu : (activation == .relu6 ? .relu6 : .none)
-                steps[index] = .conv(QuantizedConv2D(weights: layer.weights, shape: layer.weightShape, config: config, inputZeroPoint: input.zeroPoint),
-                                     Requantizer(layer: layer, input: input, output: output, clamp: clamp, scheme: scheme))
+                let requantizer = Requantizer(layer: layer, input: input, output: output, clamp: clamp, scheme: scheme)
+                if let fused = requantizer.floatRequantization(weights: layer.weights, inputZeroPoint: input.zeroPoint) {
+                    steps[index] = .requantizingConv(QuantizedConv2D(weights: layer.weights, shape: layer.weightShape, config: config,
+                                                                     inputZeroPoint: input.zeroPoint, requantization: fused))
+                } else {
+                    steps[index] = .conv(QuantizedConv2D(weights: layer.weights, shape: layer.weightShape, config: config,
+                                                         inputZeroPoint: input.zeroPoint), requantizer)
+                }
             case .linear:
                 let layer = table.layers[index]!
                 steps[index] = .conv(QuantizedConv2D(weights: layer.weights, shape: layer.weightShape, config: Conv2DConfig(),
@@ -110,6 +118,11 @@ final class Int8Program: @unchecked Sendable {
                 let output = IntegerBuffer<UInt8>(count: accumulators.count)
                 requantizer.apply(accumulators, pixels: accumulators.count / outputShape[1], into: output)
                 if x.shape.count == 2 { outputShape = [outputShape[0], outputShape[1]] }
+                values[index] = QuantizedValue(buffer: output, shape: outputShape)
+            case let .requantizingConv(conv):
+                let outputShape = conv.outputShape(input: x.shape)
+                let output = IntegerBuffer<UInt8>(count: outputShape.reduce(1, *))
+                try conv.requantize(x.buffer, inputShape: x.shape, into: output)
                 values[index] = QuantizedValue(buffer: output, shape: outputShape)
             case let .add(kernel): values[index] = kernel.apply(x, inputs[1])
             case .identity, .flatten:
@@ -171,6 +184,20 @@ struct Requantizer {
         }
         zeroPoint = output.zeroPoint
         (lower, upper) = output.clampRange(clamp)
+    }
+
+    /// This requantization as oneDNN's kernels can perform it, when that is exact: the
+    /// QNNPACK scheme (float scale, nearest even) with output zero point 0 and no clamp
+    /// beyond [0, 255] — oneDNN adds a destination zero point before rounding, which moves
+    /// ties — and accumulators that cannot reach 2²⁴ (exact int32 → float conversions) for
+    /// these weights, bias and input zero point.
+    func floatRequantization(weights: [Int8], inputZeroPoint: Int32) -> QuantizedConv2D.FloatRequantization? {
+        guard scheme == .qnnpack, zeroPoint == 0, lower == 0, upper == 255 else { return nil }
+        let exact = 1 << 24
+        let largestBias = bias.map { Int($0.magnitude) }.max() ?? 0
+        let bound = QuantizedConv2D.accumulatorBound(weights: weights, outputChannels: bias.count, inputZeroPoint: inputZeroPoint)
+        guard bound + largestBias < exact else { return nil }
+        return QuantizedConv2D.FloatRequantization(scales: scales, bias: bias)
     }
 
     func apply(_ accumulators: IntegerBuffer<Int32>, pixels: Int, into output: IntegerBuffer<UInt8>) {

@@ -48,19 +48,52 @@ public final class QuantizedConv2D: @unchecked Sendable {
     public let weightShape: [Int]
     public let config: Conv2DConfig
     public let inputZeroPoint: Int32
+    /// When set, the convolution writes uint8 values itself (`requantize`) instead of int32
+    /// accumulators (`accumulate`).
+    public let requantization: FloatRequantization?
     private let weights: [Int8]
     private let plans = DNNLPlanCache<[Int], ChannelsLastPlan>()
+
+    /// A requantization oneDNN's kernels perform in their epilogue: the output value is
+    /// clamp(round((float(acc) + float(bias)) · scale), 0, 255), rounding to nearest even, with
+    /// zero point 0. That equals QNNPACK's float(acc + bias) · scale when every |acc + bias|,
+    /// |acc| and |bias| stays below 2²⁴ (all int32 → float conversions exact); callers check
+    /// that bound (`QuantizedConv2D.accumulatorBound`).
+    public struct FloatRequantization: Sendable {
+        public let scales: [Float]
+        public let bias: [Int32]
+        public init(scales: [Float], bias: [Int32]) { self.scales = scales; self.bias = bias }
+    }
 
     /// - Parameters:
     ///   - weights: OIHW int8 weights (`[O, I/groups, kh, kw]`).
     ///   - inputZeroPoint: the uint8 input's zero point.
-    public init(weights: [Int8], shape: [Int], config: Conv2DConfig, inputZeroPoint: Int32) {
+    ///   - requantization: ask oneDNN for uint8 outputs with this requantization.
+    public init(weights: [Int8], shape: [Int], config: Conv2DConfig, inputZeroPoint: Int32,
+                requantization: FloatRequantization? = nil) {
         precondition(shape.count == 4 && weights.count == shape.reduce(1, *),
                      "int8 conv weights: \(weights.count) values for shape \(shape)")
+        precondition(requantization.map { $0.scales.count == shape[0] && $0.bias.count == shape[0] } ?? true,
+                     "int8 conv requantization: one scale and bias per output channel (\(shape[0]))")
         self.weights = weights
         weightShape = shape
         self.config = config
         self.inputZeroPoint = inputZeroPoint
+        self.requantization = requantization
+    }
+
+    /// The largest |Σ (x − zp)·w| any output channel can reach over uint8 inputs x.
+    /// - Complexity: O(weights).
+    public static func accumulatorBound(weights: [Int8], outputChannels: Int, inputZeroPoint: Int32) -> Int {
+        let perChannel = weights.count / Swift.max(outputChannels, 1)
+        let largestInput = Int(Swift.max(inputZeroPoint, 255 - inputZeroPoint))
+        var largest = 0
+        for channel in 0..<outputChannels {
+            var sum = 0
+            for index in (channel * perChannel)..<((channel + 1) * perChannel) { sum += Int(weights[index].magnitude) }
+            largest = Swift.max(largest, sum * largestInput)
+        }
+        return largest
     }
 
     /// The NCHW output shape for an NCHW input shape.
@@ -71,16 +104,34 @@ public final class QuantizedConv2D: @unchecked Sendable {
     ///   - input: NHWC uint8 values of the NCHW-described `inputShape`.
     ///   - output: room for `outputShape(input:)` int32 values, NHWC.
     public func accumulate(_ input: IntegerBuffer<UInt8>, inputShape: [Int], into output: IntegerBuffer<Int32>) throws {
+        precondition(requantization == nil, "int8 conv: this convolution requantizes; call requantize")
+        try run(input, inputShape: inputShape, destination: UnsafeMutableRawPointer(output.base), count: output.count)
+    }
+
+    /// Writes the requantized uint8 output (see `FloatRequantization`).
+    /// - Parameters:
+    ///   - input: NHWC uint8 values of the NCHW-described `inputShape`.
+    ///   - output: room for `outputShape(input:)` uint8 values, NHWC.
+    public func requantize(_ input: IntegerBuffer<UInt8>, inputShape: [Int], into output: IntegerBuffer<UInt8>) throws {
+        precondition(requantization != nil, "int8 conv: no requantization given; call accumulate")
+        try run(input, inputShape: inputShape, destination: UnsafeMutableRawPointer(output.base), count: output.count)
+    }
+
+    private func run(_ input: IntegerBuffer<UInt8>, inputShape: [Int], destination: UnsafeMutableRawPointer, count: Int) throws {
         let outputShape = outputShape(input: inputShape)
-        precondition(input.count >= inputShape.reduce(1, *) && output.count >= outputShape.reduce(1, *),
+        precondition(input.count >= inputShape.reduce(1, *) && count >= outputShape.reduce(1, *),
                      "int8 conv: buffers too small for \(inputShape) → \(outputShape)")
         let plan = try plans.plan(for: inputShape) {
             try weights.withUnsafeBytes { bytes in
-                try ChannelsLastPlan(input: inputShape, output: outputShape, types: (dnnl_u8, dnnl_s8, dnnl_s32), weights: bytes.baseAddress!,
-                                     weightShape: weightShape, config: config, bias: nil, zeroPoint: inputZeroPoint, activation: .none)
+                let bias = requantization.map { $0.bias.map(Float.init) }
+                return try bias.withOptionalBufferPointer { biasPointer in
+                    try ChannelsLastPlan(input: inputShape, output: outputShape, types: (dnnl_u8, dnnl_s8, requantization == nil ? dnnl_s32 : dnnl_u8),
+                                         weights: bytes.baseAddress!, weightShape: weightShape, config: config, bias: biasPointer,
+                                         zeroPoint: inputZeroPoint, activation: .none, outputScales: requantization?.scales)
+                }
             }
         }
-        try plan.run(source: UnsafeMutableRawPointer(input.base), destination: UnsafeMutableRawPointer(output.base))
+        try plan.run(source: UnsafeMutableRawPointer(input.base), destination: destination)
     }
 }
 
@@ -161,8 +212,11 @@ final class ChannelsLastPlan: @unchecked Sendable {
     ///   - types: source, weight and destination data types.
     ///   - bias: float32, one per output channel.
     ///   - zeroPoint: the source's zero point (integer sources).
+    ///   - outputScales: per-output-channel factors applied to accumulator + bias before the
+    ///     conversion to the destination type (integer destinations).
     init(input: [Int], output: [Int], types: (dnnl_data_type_t, dnnl_data_type_t, dnnl_data_type_t), weights: UnsafeRawPointer,
-         weightShape: [Int], config: Conv2DConfig, bias: UnsafeRawPointer?, zeroPoint: Int32, activation: FusedActivation) throws {
+         weightShape: [Int], config: Conv2DConfig, bias: UnsafeRawPointer?, zeroPoint: Int32, activation: FusedActivation,
+         outputScales: [Float]? = nil) throws {
         let engine = DNNLRuntime.shared.engine
         self.zeroPoint = zeroPoint
         sourceDescriptor = try integerDescriptor(input, types.0, dnnl_nhwc)
@@ -190,6 +244,10 @@ final class ChannelsLastPlan: @unchecked Sendable {
         if hasZeroPoint {
             var runtime = Int32(DNNL_RUNTIME_S32_VAL_REP)
             try check(dnnl_primitive_attr_set_zero_points(attributes, DNNL_ARG_SRC, 1, 0, &runtime), "primitive_attr_set_zero_points")
+        }
+        if let outputScales {
+            try check(dnnl_primitive_attr_set_output_scales(attributes, Int64(outputScales.count), 1 << 1, outputScales),
+                      "primitive_attr_set_output_scales")
         }
         if activation != .none {
             var postOps: dnnl_post_ops_t?
@@ -277,4 +335,12 @@ func integerDescriptor(_ shape: [Int], _ type: dnnl_data_type_t, _ tag: dnnl_for
     try check(dnnl_memory_desc_init_by_tag(&descriptor, Int32(shape.count), dnnlDims(shape), type, tag),
               "memory_desc_init_by_tag \(shape)")
     return descriptor
+}
+
+extension Optional where Wrapped == [Float] {
+    /// Calls `body` with the array's base address, or nil.
+    func withOptionalBufferPointer<R>(_ body: (UnsafeRawPointer?) throws -> R) rethrows -> R {
+        guard let array = self else { return try body(nil) }
+        return try array.withUnsafeBufferPointer { try body(UnsafeRawPointer($0.baseAddress!)) }
+    }
 }

@@ -167,6 +167,10 @@ final class ReferenceQuantizationTests: XCTestCase {
             }
             mobile.quantization = table
             let program = Int8Program(mobile)
+            // Convolutions whose requantization oneDNN performs (zero point 0 after ReLU) are
+            // checked here too.
+            let requantizing = program.steps.values.filter { if case .requantizingConv = $0 { true } else { false } }.count
+            XCTAssertGreaterThan(requantizing, 5, "\(item.entry.architecture): convolutions requantized by oneDNN")
             var within = 0, exact = 0, total = 0, layersCompared = 0
             _ = try program.run(item.inputs.slice(0).reshaped([1] + item.inputs.shape.dropFirst())) { index, value in
                 guard let name = names[index], let expected = item.tensors[name + ".output"], expected.rank == 4 else { return }
@@ -183,7 +187,8 @@ final class ReferenceQuantizationTests: XCTestCase {
                 }
             }
             let share = Double(within) / Double(Swift.max(total, 1))
-            print("\(item.entry.architecture): \(layersCompared) conv layers, \(within)/\(total) values within 1 LSB (\(share)), \(exact) exact")
+            print("\(item.entry.architecture): \(layersCompared) conv layers (\(requantizing) requantized by oneDNN), \(within)/\(total) values within 1 LSB (\(share)), \(exact) exact")
+            XCTAssertEqual(exact, total, "\(item.entry.architecture): integer outputs equal PyTorch's")
             XCTAssertGreaterThan(layersCompared, 20)
             XCTAssertGreaterThanOrEqual(share, 0.999, item.entry.architecture)
             let logits = try program.run(item.inputs)

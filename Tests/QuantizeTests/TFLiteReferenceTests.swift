@@ -159,6 +159,7 @@ final class TFLiteReferenceTests: XCTestCase {
             }
             let share = Double(within) / Double(Swift.max(total, 1))
             print("\(item.entry.architecture) keras: \(layers) conv layers, \(within)/\(total) within 1 LSB (\(share)), \(exact) exact")
+            XCTAssertEqual(exact, total, "\(item.entry.architecture): integer outputs equal TFLite's")
             XCTAssertGreaterThan(layers, 20)
             XCTAssertGreaterThanOrEqual(share, 0.999, item.entry.architecture)
         }

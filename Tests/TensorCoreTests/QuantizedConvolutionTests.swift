@@ -1,3 +1,4 @@
+import CShims
 import XCTest
 @testable import TensorCore
 
@@ -48,5 +49,49 @@ final class QuantizedConvolutionTests: XCTestCase {
                 XCTAssertEqual(output.array, expected, "case \(index) zero point \(zeroPoint)")
             }
         }
+    }
+
+    /// oneDNN's uint8 output (`requantize`) equals QNNPACK's requantization of the int32
+    /// accumulators — clamp(round_even(float(acc + bias) · scale), 0, 255), the portable C of
+    /// `rc_requantize_float` — on two million outputs: scales that are not powers of two
+    /// (where computing (acc + bias)·s as acc·s + bias·s would round differently about once
+    /// in 10⁵), exact ties (scale ½, odd sums), dense and depthwise kernels, input zero points.
+    func testRequantizingConvolutionEqualsQNNPACKArithmetic() throws {
+        var generator = SeededGenerator(seed: 11)
+        let cases: [(input: [Int], weight: [Int], config: Conv2DConfig, zeroPoint: Int32)] = [
+            ([1, 64, 64, 128], [256, 64, 1, 1], Conv2DConfig(), 0),
+            ([1, 96, 40, 40], [96, 1, 3, 3], Conv2DConfig(stride: 1, padding: .symmetric(1), groups: 96), 17),
+            ([1, 32, 20, 20], [64, 32, 3, 3], Conv2DConfig(stride: 2, padding: .symmetric(1)), 131),
+        ]
+        var compared = 0
+        for item in cases {
+            let (o, perOutput) = (item.weight[0], item.weight.dropFirst().reduce(1, *))
+            let x = (0..<item.input.reduce(1, *)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+            let w = (0..<(o * perOutput)).map { _ in Int8(truncatingIfNeeded: Int(generator.next() % 61) - 30) }
+            let bias = (0..<o).map { _ in Int32(Int(generator.next() % 20_001) - 10_000) }
+            let scales: [Float] = (0..<o).map { c in
+                c % 4 == 0 ? 0.5 : 1 / Float(Int(generator.next() % 4000) + 3) * (c % 4 == 1 ? 1 : 7.3)
+            }
+            let accumulate = QuantizedConv2D(weights: w, shape: item.weight, config: item.config, inputZeroPoint: item.zeroPoint)
+            let fused = QuantizedConv2D(weights: w, shape: item.weight, config: item.config, inputZeroPoint: item.zeroPoint,
+                                        requantization: .init(scales: scales, bias: bias))
+            XCTAssertLessThan(QuantizedConv2D.accumulatorBound(weights: w, outputChannels: o, inputZeroPoint: item.zeroPoint) + 10_000, 1 << 24)
+            let outputCount = accumulate.outputShape(input: item.input).reduce(1, *)
+            let input = IntegerBuffer(x), accumulators = IntegerBuffer<Int32>(count: outputCount)
+            try accumulate.accumulate(input, inputShape: item.input, into: accumulators)
+            var expected = [UInt8](repeating: 0, count: outputCount)
+            rc_quantized_force_generic(1)
+            accumulators.withUnsafeBufferPointer { acc in
+                rc_requantize_float(acc.baseAddress!, outputCount / o, o, bias, scales, 0, 0, 255, &expected)
+            }
+            rc_quantized_force_generic(0)
+            let output = IntegerBuffer<UInt8>(count: outputCount)
+            try fused.requantize(input, inputShape: item.input, into: output)
+            let actual = output.array
+            let differing = zip(actual, expected).filter { $0 != $1 }.count
+            XCTAssertEqual(differing, 0, "\(item.weight): \(differing) of \(outputCount) outputs differ")
+            compared += outputCount
+        }
+        XCTAssertGreaterThan(compared, 2_000_000)
     }
 }
