@@ -206,7 +206,9 @@ struct Requantizer {
             let a = UncheckedSendable(acc.baseAddress!), o = UncheckedSendable(out.baseAddress!)
             bias.withUnsafeBufferPointer { b in multipliers.withUnsafeBufferPointer { m in
                 leftShifts.withUnsafeBufferPointer { l in rightShifts.withUnsafeBufferPointer { r in scales.withUnsafeBufferPointer { s in
-                    Threading.parallelFor(pixels, minimumChunk: 256) { range in
+                    // Chunks of at least 4096 values, so that wide layers with few pixels
+                    // (7×7×960) are split between threads too.
+                    Threading.parallelFor(pixels, minimumChunk: Swift.max(1, 4096 / channels)) { range in
                         let offset = range.lowerBound * channels
                         if scheme == .tflite {
                             rc_requantize_tflite(a.value + offset, range.count, channels, b.baseAddress, m.baseAddress, l.baseAddress,
