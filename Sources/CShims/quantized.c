@@ -338,9 +338,28 @@ void rc_add_qnnpack(const uint8_t *a, const uint8_t *b, long count, int32_t zero
 // the zero point, divide rounding half away from zero) or QNNPACK's q8avgpool
 // (float(acc − zp·k) × (s / (s·k)), nearest even). Output rows first_row ..< last_row of
 // batch × output_height; window spans per output row / column with their divisor shares.
-#define AVERAGE_POOL_SETUP                                                                          \
-    long b = r / output_height, y = r % output_height;                                              \
-    int32_t valid_rows = row_end[y] - row_start[y];
+typedef struct {
+    const uint8_t *input;
+    long height, width, channels;
+    uint8_t *output;
+    long output_height, output_width, first_row, last_row;
+    const int32_t *row_start, *row_end, *row_count, *col_start, *col_end, *col_count;
+    int scheme;
+    int32_t zero_point;
+    float scale;
+} average_pool_job;
+
+// One output cell: its image, window rows [row_start[y], row_end[y]) and columns
+// [col_start[x], col_end[x]), the `valid` input cells in it, the scheme's divisor, and where
+// its channels go.
+typedef struct { long b, y, x; int32_t valid, divisor; uint8_t *output; } average_pool_cell;
+
+static inline average_pool_cell average_pool_cell_at(const average_pool_job *j, long r, long x) {
+    average_pool_cell cell = { r / j->output_height, r % j->output_height, x, 0, 0, j->output + (r * j->output_width + x) * j->channels };
+    cell.valid = (j->row_end[cell.y] - j->row_start[cell.y]) * (j->col_end[x] - j->col_start[x]);
+    cell.divisor = j->row_count[cell.y] * j->col_count[x];
+    return cell;
+}
 
 int32_t rc_average_pool_value(int32_t sum, int32_t valid, int32_t divisor, int scheme, int32_t zero_point, float scale) {
     int32_t result;
@@ -355,55 +374,46 @@ int32_t rc_average_pool_value(int32_t sum, int32_t valid, int32_t divisor, int s
     return result < 0 ? 0 : (result > 255 ? 255 : result);
 }
 
-static void average_pool_generic(const uint8_t *input, long height, long width, long channels, uint8_t *output,
-                                 long output_height, long output_width, long first_row, long last_row,
-                                 const int32_t *row_start, const int32_t *row_end, const int32_t *row_count,
-                                 const int32_t *col_start, const int32_t *col_end, const int32_t *col_count,
-                                 int scheme, int32_t zero_point, float scale) {
-    for (long r = first_row; r < last_row; ++r) {
-        AVERAGE_POOL_SETUP
-        for (long x = 0; x < output_width; ++x) {
-            int32_t valid = valid_rows * (col_end[x] - col_start[x]), divisor = row_count[y] * col_count[x];
-            uint8_t *o = output + (r * output_width + x) * channels;
-            for (long c = 0; c < channels; ++c) {
+static void average_pool_generic(const average_pool_job *j) {
+    for (long r = j->first_row; r < j->last_row; ++r)
+        for (long x = 0; x < j->output_width; ++x) {
+            average_pool_cell cell = average_pool_cell_at(j, r, x);
+            for (long c = 0; c < j->channels; ++c) {
                 int32_t sum = 0;
-                for (long iy = row_start[y]; iy < row_end[y]; ++iy)
-                    for (long ix = col_start[x]; ix < col_end[x]; ++ix) sum += input[((b * height + iy) * width + ix) * channels + c];
-                o[c] = (uint8_t)rc_average_pool_value(sum, valid, divisor, scheme, zero_point, scale);
+                for (long iy = j->row_start[cell.y]; iy < j->row_end[cell.y]; ++iy)
+                    for (long ix = j->col_start[x]; ix < j->col_end[x]; ++ix)
+                        sum += j->input[((cell.b * j->height + iy) * j->width + ix) * j->channels + c];
+                cell.output[c] = (uint8_t)rc_average_pool_value(sum, cell.valid, cell.divisor, j->scheme, j->zero_point, j->scale);
             }
         }
-    }
 }
 
 // Sixteen channels at a time. TFLite's truncating division is done in float: for integers
 // |n| < 2^24 and d ≥ 1, the float quotient of n / d truncates to the integer quotient
 // (n / d is at least 1/d from any integer it is not, more than half an ulp), so windows of
 // at most 65536 cells (|acc| ≤ 255·65536) are exact; larger ones take the portable C.
-AVX512 static void average_pool_avx512(const uint8_t *input, long height, long width, long channels, uint8_t *output,
-                                       long output_height, long output_width, long first_row, long last_row,
-                                       const int32_t *row_start, const int32_t *row_end, const int32_t *row_count,
-                                       const int32_t *col_start, const int32_t *col_end, const int32_t *col_count,
-                                       int scheme, int32_t zero_point, float scale) {
-    for (long r = first_row; r < last_row; ++r) {
-        AVERAGE_POOL_SETUP
-        for (long x = 0; x < output_width; ++x) {
-            int32_t valid = valid_rows * (col_end[x] - col_start[x]), divisor = row_count[y] * col_count[x];
-            uint8_t *o = output + (r * output_width + x) * channels;
+AVX512 static void average_pool_avx512(const average_pool_job *j) {
+    const long channels = j->channels;
+    const int32_t zero_point = j->zero_point;
+    for (long r = j->first_row; r < j->last_row; ++r)
+        for (long x = 0; x < j->output_width; ++x) {
+            average_pool_cell cell = average_pool_cell_at(j, r, x);
+            int32_t valid = cell.valid, divisor = cell.divisor;
             // acc = sum + offset; TFLite then divides with rounding, QNNPACK scales.
-            int32_t offset = scheme == 0 ? -128 * valid + (divisor - valid) * (zero_point - 128)
-                                         : (divisor - valid) * zero_point - zero_point * divisor;
+            int32_t offset = j->scheme == 0 ? -128 * valid + (divisor - valid) * (zero_point - 128)
+                                            : (divisor - valid) * zero_point - zero_point * divisor;
             __m512i half = _mm512_set1_epi32(divisor / 2), shift = _mm512_set1_epi32(offset);
-            __m512 d = _mm512_set1_ps((float)divisor), k = _mm512_set1_ps(scale / (scale * (float)divisor));
+            __m512 d = _mm512_set1_ps((float)divisor), k = _mm512_set1_ps(j->scale / (j->scale * (float)divisor));
             for (long c = 0; c < channels; c += 16) {
                 __mmask16 m = tail16(channels - c);
                 __m512i sum = _mm512_setzero_si512();
-                for (long iy = row_start[y]; iy < row_end[y]; ++iy) {
-                    const uint8_t *line = input + ((b * height + iy) * width) * channels + c;
-                    for (long ix = col_start[x]; ix < col_end[x]; ++ix)
+                for (long iy = j->row_start[cell.y]; iy < j->row_end[cell.y]; ++iy) {
+                    const uint8_t *line = j->input + ((cell.b * j->height + iy) * j->width) * channels + c;
+                    for (long ix = j->col_start[x]; ix < j->col_end[x]; ++ix)
                         sum = _mm512_add_epi32(sum, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, line + ix * channels)));
                 }
                 __m512i acc = _mm512_add_epi32(sum, shift), result;
-                if (scheme == 0) {
+                if (j->scheme == 0) {
                     __mmask16 positive = _mm512_cmpgt_epi32_mask(acc, _mm512_setzero_si512());
                     __m512i n = _mm512_mask_add_epi32(_mm512_sub_epi32(acc, half), positive, acc, half);
                     result = _mm512_add_epi32(_mm512_cvttps_epi32(_mm512_div_ps(_mm512_cvtepi32_ps(n), d)), _mm512_set1_epi32(128));
@@ -411,10 +421,9 @@ AVX512 static void average_pool_avx512(const uint8_t *input, long height, long w
                     __m512i v = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), k), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
                     result = _mm512_add_epi32(v, _mm512_set1_epi32(zero_point));
                 }
-                _mm512_mask_cvtepi32_storeu_epi8(o + c, m, clamp16(result, 0, 255));
+                _mm512_mask_cvtepi32_storeu_epi8(cell.output + c, m, clamp16(result, 0, 255));
             }
         }
-    }
 }
 
 void rc_average_pool_u8(const uint8_t *input, long height, long width, long channels, uint8_t *output,
@@ -422,16 +431,13 @@ void rc_average_pool_u8(const uint8_t *input, long height, long width, long chan
                         const int32_t *row_start, const int32_t *row_end, const int32_t *row_count,
                         const int32_t *col_start, const int32_t *col_end, const int32_t *col_count,
                         int scheme, int32_t zero_point, float scale) {
-    int32_t largest = 0;
+    const average_pool_job job = { input, height, width, channels, output, output_height, output_width, first_row, last_row,
+                                   row_start, row_end, row_count, col_start, col_end, col_count, scheme, zero_point, scale };
+    int32_t largest = 0, widest = 0;
     for (long y = 0; y < output_height; ++y) if (row_count[y] > largest) largest = row_count[y];
-    int32_t widest = 0;
     for (long x = 0; x < output_width; ++x) if (col_count[x] > widest) widest = col_count[x];
-    if (has_avx512() && (long)largest * widest <= 65536)
-        average_pool_avx512(input, height, width, channels, output, output_height, output_width, first_row, last_row,
-                            row_start, row_end, row_count, col_start, col_end, col_count, scheme, zero_point, scale);
-    else
-        average_pool_generic(input, height, width, channels, output, output_height, output_width, first_row, last_row,
-                             row_start, row_end, row_count, col_start, col_end, col_count, scheme, zero_point, scale);
+    if (has_avx512() && (long)largest * widest <= 65536) average_pool_avx512(&job);
+    else average_pool_generic(&job);
 }
 
 // Quantization of float NCHW planes into uint8 channels-last values, per the scheme:
