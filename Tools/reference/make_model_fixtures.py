@@ -23,6 +23,9 @@ import torchvision
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import save_file as save_torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hdf5_compact  # noqa: E402  (next to this script)
+
 OUT = os.path.join("Tests", "ModelZooTests", "Fixtures")
 os.makedirs(OUT, exist_ok=True)
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -245,6 +248,7 @@ def make_keras(arch, width, size, classes):
         sys.exit(f"no well-conditioned seed for keras {arch}")
     name = f"{arch}_keras"
     model.save_weights(os.path.join(OUT, name + ".h5"))  # legacy HDF5 layout: layer_names, weight_names
+    hdf5_compact.compact(os.path.join(OUT, name + ".h5"))  # same layout, smaller B-tree nodes (fixture budget)
     save_numpy({"inputs": (images * 255).round().astype(np.uint8), "logits": logits.astype(np.float32)}, os.path.join(OUT, name + ".expected.safetensors"))
     weighted = [l.name for l in model.layers if l.weights]
     manifest.append({"architecture": arch, "flavor": "keras", "width": width, "input_size": size, "classes": classes,
