@@ -147,17 +147,8 @@ AVX512 static void fill_avx512(uint64_t key, uint64_t first, float *out, long n)
     fill_generic(key, first + (uint64_t)j, out + j, n - j);
 }
 
-static int force_generic = 0;
-
-void rc_normal_force_generic(int generic) { force_generic = generic; }
-
 void rc_fill_normal(uint64_t key, uint64_t first, float *out, long n) {
-    static int avx512 = -1;
     pthread_once(&tables_once, make_tables);
-    if (avx512 < 0) {
-        __builtin_cpu_init();
-        avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-    }
-    if (avx512 && !force_generic) fill_avx512(key, first, out, n);
+    if (rc_use_avx512()) fill_avx512(key, first, out, n);
     else fill_generic(key, first, out, n);
 }

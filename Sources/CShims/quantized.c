@@ -9,20 +9,6 @@
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 
-static int force_generic = 0;
-
-void rc_quantized_force_generic(int generic) { force_generic = generic; }
-
-static int has_avx512(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-              && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-    }
-    return cached && !force_generic;
-}
-
 // Sixteen lanes of tflite_multiply (below) for multipliers other than INT32_MIN (the only
 // saturating case; callers check), with the shift-dependent constants precomputed:
 // `mask` = 2^right − 1 and `threshold` = mask >> 1.
@@ -146,7 +132,7 @@ void rc_requantize_tflite(const int32_t *accumulators, long pixels, long channel
                           int32_t zero_point, int32_t lo, int32_t hi, uint8_t *output) {
     int saturating = 0;
     for (long c = 0; c < channels; ++c) saturating |= multiplier[c] == INT32_MIN;
-    if (has_avx512() && !saturating) requantize_tflite_avx512(accumulators, pixels, channels, bias, multiplier, left_shift, right_shift, zero_point, lo, hi, output);
+    if (rc_use_avx512() && !saturating) requantize_tflite_avx512(accumulators, pixels, channels, bias, multiplier, left_shift, right_shift, zero_point, lo, hi, output);
     else requantize_tflite_generic(accumulators, pixels, channels, bias, multiplier, left_shift, right_shift, zero_point, lo, hi, output);
 }
 
@@ -192,7 +178,7 @@ static void requantize_float_generic(const int32_t *accumulators, long pixels, l
 
 void rc_requantize_float(const int32_t *accumulators, long pixels, long channels, const int32_t *bias,
                          const float *scale, int32_t zero_point, int32_t lo, int32_t hi, uint8_t *output) {
-    if (has_avx512()) requantize_float_avx512(accumulators, pixels, channels, bias, scale, zero_point, lo, hi, output);
+    if (rc_use_avx512()) requantize_float_avx512(accumulators, pixels, channels, bias, scale, zero_point, lo, hi, output);
     else requantize_float_generic(accumulators, pixels, channels, bias, scale, zero_point, lo, hi, output);
 }
 
@@ -245,7 +231,7 @@ AVX512 static void rescale_input_avx512(const uint8_t *q, long count, int32_t ze
 
 void rc_tflite_rescale_input(const uint8_t *q, long count, int32_t zero_point, int32_t left_shift, int32_t multiplier,
                              int32_t right_shift, int32_t *output) {
-    if (has_avx512() && input_rescale_exact(left_shift, multiplier)) {
+    if (rc_use_avx512() && input_rescale_exact(left_shift, multiplier)) {
         rescale_input_avx512(q, count, zero_point, left_shift, multiplier, right_shift, output);
     } else {
         for (long i = 0; i < count; ++i)
@@ -287,7 +273,7 @@ void rc_add_tflite(const uint8_t *a, const uint8_t *b, long count, int32_t a_zer
                    int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output) {
     int exact = input_rescale_exact(left_shift, a_multiplier) && input_rescale_exact(left_shift, b_multiplier)
              && out_multiplier != INT32_MIN;
-    if (has_avx512() && exact) add_tflite_avx512(a, b, count, a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier, b_right_shift, out_multiplier, out_right_shift, out_zero_point, lo, hi, output);
+    if (rc_use_avx512() && exact) add_tflite_avx512(a, b, count, a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier, b_right_shift, out_multiplier, out_right_shift, out_zero_point, lo, hi, output);
     else add_tflite_generic(a, b, count, a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier, b_right_shift, out_multiplier, out_right_shift, out_zero_point, lo, hi, output);
 }
 
@@ -329,7 +315,7 @@ static void add_qnnpack_generic(const uint8_t *a, const uint8_t *b, long count, 
 void rc_add_qnnpack(const uint8_t *a, const uint8_t *b, long count, int32_t zero_point_product,
                     uint32_t a_multiplier, uint32_t b_multiplier, int32_t shift, int32_t remainder_mask,
                     int32_t remainder_threshold, int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output) {
-    if (has_avx512()) add_qnnpack_avx512(a, b, count, zero_point_product, a_multiplier, b_multiplier, shift, remainder_mask, remainder_threshold, out_zero_point, lo, hi, output);
+    if (rc_use_avx512()) add_qnnpack_avx512(a, b, count, zero_point_product, a_multiplier, b_multiplier, shift, remainder_mask, remainder_threshold, out_zero_point, lo, hi, output);
     else add_qnnpack_generic(a, b, count, zero_point_product, a_multiplier, b_multiplier, shift, remainder_mask, remainder_threshold, out_zero_point, lo, hi, output);
 }
 
@@ -436,7 +422,7 @@ void rc_average_pool_u8(const uint8_t *input, long height, long width, long chan
     int32_t largest = 0, widest = 0;
     for (long y = 0; y < output_height; ++y) if (row_count[y] > largest) largest = row_count[y];
     for (long x = 0; x < output_width; ++x) if (col_count[x] > widest) widest = col_count[x];
-    if (has_avx512() && (long)largest * widest <= 65536) average_pool_avx512(&job);
+    if (rc_use_avx512() && (long)largest * widest <= 65536) average_pool_avx512(&job);
     else average_pool_generic(&job);
 }
 
@@ -485,7 +471,7 @@ AVX512 static void quantize_planes_avx512(const float *planes, long channels, lo
 
 void rc_quantize_planes(const float *planes, long channels, long plane, long first_pixel, long last_pixel,
                         int scheme, float scale, float zero_point, uint8_t *output) {
-    if (has_avx512() && channels <= 16) {
+    if (rc_use_avx512() && channels <= 16) {
         quantize_planes_avx512(planes, channels, plane, first_pixel, last_pixel, scheme, scale, zero_point, output);
         return;
     }

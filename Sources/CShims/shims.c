@@ -19,6 +19,20 @@ extern int omp_get_num_threads(void);
    needs no -fopenmp flag. */
 extern void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
 
+static int force_generic = 0;
+
+void rc_force_generic(int generic) { force_generic = generic; }
+
+int rc_use_avx512(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+              && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    }
+    return cached && !force_generic;
+}
+
 struct rc_parallel_job {
     long count, chunks;
     void *context;

@@ -15,20 +15,9 @@ extension ChannelsLastInference {
     public func inputGradient(_ images: Tensor, outputGradient: (Tensor) throws -> Tensor) throws -> (output: Tensor, inputGradient: Tensor) {
         let prefixPass = prefixEnd > 0 ? Executor().forwardForGradient(prefix, parameters: parameters, input: images) : nil
         let count = graph.nodes.count
-        var values = [ChannelsLastValue?](repeating: nil, count: count)
-        var shapes = [[Int]](repeating: [], count: count)
-        var remaining = graph.readerCounts()
-        values[prefixEnd] = ChannelsLastKernels.toChannelsLast(prefixPass?.output ?? images)
-        shapes[prefixEnd] = values[prefixEnd]!.shape
-        for (index, node) in graph.nodes.enumerated() where index > prefixEnd {
-            let value = try evaluate(steps[index]!, node.inputs.map { values[$0]! })
-            values[index] = value
-            shapes[index] = value.shape
-            for input in node.inputs {
-                remaining[input] -= 1
-                if remaining[input] == 0, !savedForBackward.contains(input) { values[input] = nil }
-            }
-        }
+        let forward = try forwardSteps(prefixPass?.output ?? images, keeping: savedForBackward)
+        var values = forward.values
+        let shapes = forward.shapes
         let output = ChannelsLastKernels.toChannelsFirst(values[graph.output]!)
         let seed = try outputGradient(output)
         requireSameShape(seed.shape, output.shape, "output gradient")

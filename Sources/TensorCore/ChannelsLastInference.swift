@@ -83,17 +83,28 @@ public final class ChannelsLastInference: @unchecked Sendable {
     /// The graph's output for a batch of NCHW inputs.
     public func run(_ images: Tensor) throws -> Tensor {
         let floatInput = prefixEnd > 0 ? Executor().forward(prefix, parameters: parameters, input: images) : images
+        let values = try forwardSteps(floatInput, keeping: []).values
+        return ChannelsLastKernels.toChannelsFirst(values[graph.output]!)
+    }
+
+    /// The steps after the preprocessing prefix on its NCHW output. A value is dropped once
+    /// its last reader has run unless `keeping` holds it; every value's shape is kept.
+    func forwardSteps(_ input: Tensor, keeping: Set<Int>) throws -> (values: [ChannelsLastValue?], shapes: [[Int]]) {
         var values = [ChannelsLastValue?](repeating: nil, count: graph.nodes.count)
+        var shapes = [[Int]](repeating: [], count: graph.nodes.count)
         var remaining = graph.readerCounts()
-        values[prefixEnd] = ChannelsLastKernels.toChannelsLast(floatInput)
+        values[prefixEnd] = ChannelsLastKernels.toChannelsLast(input)
+        shapes[prefixEnd] = values[prefixEnd]!.shape
         for (index, node) in graph.nodes.enumerated() where index > prefixEnd {
-            values[index] = try evaluate(steps[index]!, node.inputs.map { values[$0]! })
+            let value = try evaluate(steps[index]!, node.inputs.map { values[$0]! })
+            values[index] = value
+            shapes[index] = value.shape
             for input in node.inputs {
                 remaining[input] -= 1
-                if remaining[input] == 0 { values[input] = nil }
+                if remaining[input] == 0, !keeping.contains(input) { values[input] = nil }
             }
         }
-        return ChannelsLastKernels.toChannelsFirst(values[graph.output]!)
+        return (values, shapes)
     }
 
     /// One step's output from its inputs' values.

@@ -12,9 +12,9 @@ final class EpilogueKernelTests: XCTestCase {
     /// Runs `body` with the portable kernels and with the run-time choice, returning both outputs.
     func bothPaths(_ count: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Void) -> ([UInt8], [UInt8]) {
         var portable = [UInt8](repeating: 0, count: count), chosen = [UInt8](repeating: 0, count: count)
-        rc_quantized_force_generic(1)
+        rc_force_generic(1)
         portable.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
-        rc_quantized_force_generic(0)
+        rc_force_generic(0)
         chosen.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
         return (portable, chosen)
     }
@@ -116,9 +116,9 @@ final class EpilogueKernelTests: XCTestCase {
                         expected.append(Int8Kernels.averagePoolValue(sum: sum, valid: Int32(rows.count * columns.count),
                                                                      divisor: Int32(spans.rows.counts[y] * spans.columns.counts[x]), q, scheme: scheme))
                     } } } }
-                    rc_quantized_force_generic(1)
+                    rc_force_generic(1)
                     let portable = Int8Kernels.averagePool(input, config, q, scheme: scheme).buffer.array
-                    rc_quantized_force_generic(0)
+                    rc_force_generic(0)
                     let chosen = Int8Kernels.averagePool(input, config, q, scheme: scheme).buffer.array
                     XCTAssertEqual(portable, expected, "portable, \(scheme), \(config), \(channels) channels")
                     XCTAssertEqual(chosen, expected, "run-time choice, \(scheme), \(config), \(channels) channels")
@@ -146,9 +146,9 @@ final class EpilogueKernelTests: XCTestCase {
             for b in 0..<2 { for c in 0..<3 { for p in 0..<(9 * 13) {
                 expected[(b * 9 * 13 + p) * 3 + c] = q.quantize(values[(b * 3 + c) * 9 * 13 + p], scheme: scheme)
             } } }
-            rc_quantized_force_generic(1)
+            rc_force_generic(1)
             let portable = Int8Kernels.quantize(input, q, scheme: scheme).buffer.array
-            rc_quantized_force_generic(0)
+            rc_force_generic(0)
             let chosen = Int8Kernels.quantize(input, q, scheme: scheme).buffer.array
             XCTAssertEqual(portable, expected, "portable, \(scheme)")
             XCTAssertEqual(chosen, expected, "run-time choice, \(scheme)")

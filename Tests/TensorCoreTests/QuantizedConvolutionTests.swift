@@ -80,11 +80,11 @@ final class QuantizedConvolutionTests: XCTestCase {
             let input = IntegerBuffer(x), accumulators = IntegerBuffer<Int32>(count: outputCount)
             try accumulate.accumulate(input, inputShape: item.input, into: accumulators)
             var expected = [UInt8](repeating: 0, count: outputCount)
-            rc_quantized_force_generic(1)
+            rc_force_generic(1)
             accumulators.withUnsafeBufferPointer { acc in
                 rc_requantize_float(acc.baseAddress!, outputCount / o, o, bias, scales, 0, 0, 255, &expected)
             }
-            rc_quantized_force_generic(0)
+            rc_force_generic(0)
             let output = IntegerBuffer<UInt8>(count: outputCount)
             try fused.requantize(input, inputShape: item.input, into: output)
             let actual = output.array

@@ -51,9 +51,9 @@ final class RandomTests: XCTestCase {
         for (first, length) in [(0, 5), (3, 40), (17, 1000), (99_000, 1003)] {
             XCTAssertEqual(draw(first: first, count: length), Array(stream[first..<(first + length)]), "stretch at \(first)")
         }
-        rc_normal_force_generic(1)
+        rc_force_generic(1)
         let generic = draw(first: 0, count: count)
-        rc_normal_force_generic(0)
+        rc_force_generic(0)
         XCTAssertEqual(generic.map(\.bitPattern), stream.map(\.bitPattern))
         // About 1.2 % of samples leave the fast path; the comparison above covers them.
         XCTAssertGreaterThan(stream.filter { abs($0) > 3.44262 }.count, 20)

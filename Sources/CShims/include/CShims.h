@@ -60,9 +60,6 @@ void rc_add_tflite(const uint8_t *a, const uint8_t *b, long count, int32_t a_zer
                    int32_t left_shift, int32_t a_multiplier, int32_t a_right_shift, int32_t b_multiplier,
                    int32_t b_right_shift, int32_t out_multiplier, int32_t out_right_shift,
                    int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output);
-/// Tests only: 1 runs the portable C kernels even where AVX-512 is available, 0 restores
-/// the run-time choice.
-void rc_quantized_force_generic(int generic);
 /// Tests only: the rescaling of one TFLite add input, tflite_multiply((q − zp)·2^L, m, 0, r),
 /// by the add kernel's 32-bit path where it applies.
 void rc_tflite_rescale_input(const uint8_t *q, long count, int32_t zero_point, int32_t left_shift, int32_t multiplier,
@@ -97,6 +94,11 @@ void rc_boundary_propose(const float *x0, const float *x, float *eta, float *dir
 // Standard normal samples first ..< first + n of the counter-based stream `key` (ziggurat
 // on SplitMix64), into out[0 ..< n]; the same bits with and without AVX-512.
 void rc_fill_normal(uint64_t key, uint64_t first, float *out, long n);
-/// Tests only: 1 runs the portable C sampler even where AVX-512 is available.
-void rc_normal_force_generic(int generic);
+
+// Whether the AVX-512 kernels (F, BW, DQ, VL) run: the CPU has them and no test asked for
+// the portable C. Every such kernel has a portable twin giving the same bits.
+int rc_use_avx512(void);
+/// Tests only: 1 runs the portable C kernels even where AVX-512 is available, 0 restores
+/// the run-time choice.
+void rc_force_generic(int generic);
 #endif
