@@ -18,6 +18,10 @@ final class Int8Program: @unchecked Sendable {
         case conv(QuantizedConv2D, Requantizer)
         /// A convolution whose requantization oneDNN performs exactly (see `Requantizer.floatRequantization`).
         case requantizingConv(QuantizedConv2D)
+        /// A 1×1 convolution or fully connected layer with the requantization in its GEMM.
+        case fusedConv(FusedInt8Conv)
+        /// A depthwise convolution with the requantization fused.
+        case fusedDepthwise(FusedDepthwiseConv)
         case add(AddKernel)
         /// Value of the input unchanged (a ReLU fused into the preceding add, a zero padding
         /// folded into the following convolution).
@@ -69,15 +73,26 @@ final class Int8Program: @unchecked Sendable {
                 if let fused = requantizer.floatRequantization(weights: layer.weights, inputZeroPoint: input.zeroPoint) {
                     steps[index] = .requantizingConv(QuantizedConv2D(weights: layer.weights, shape: layer.weightShape, config: config,
                                                                      inputZeroPoint: input.zeroPoint, requantization: fused))
+                } else if FusedDepthwiseConv.supports(weightShape: layer.weightShape, config: config, requantizer: requantizer) {
+                    steps[index] = .fusedDepthwise(FusedDepthwiseConv(weights: layer.weights, shape: layer.weightShape, config: config,
+                                                                      inputZeroPoint: input.zeroPoint, requantizer: requantizer))
+                } else if FusedInt8Conv.supports(weightShape: layer.weightShape, config: config, requantizer: requantizer) {
+                    steps[index] = .fusedConv(FusedInt8Conv(weights: layer.weights, shape: layer.weightShape, config: config,
+                                                            inputZeroPoint: input.zeroPoint, requantizer: requantizer))
                 } else {
                     steps[index] = .conv(QuantizedConv2D(weights: layer.weights, shape: layer.weightShape, config: config,
                                                          inputZeroPoint: input.zeroPoint), requantizer)
                 }
             case .linear:
                 let layer = table.layers[index]!
-                steps[index] = .conv(QuantizedConv2D(weights: layer.weights, shape: layer.weightShape, config: Conv2DConfig(),
-                                                     inputZeroPoint: input.zeroPoint),
-                                     Requantizer(layer: layer, input: input, output: output, clamp: .none, scheme: scheme))
+                let requantizer = Requantizer(layer: layer, input: input, output: output, clamp: .none, scheme: scheme)
+                if FusedInt8Conv.supports(weightShape: layer.weightShape, config: Conv2DConfig(), requantizer: requantizer) {
+                    steps[index] = .fusedConv(FusedInt8Conv(weights: layer.weights, shape: layer.weightShape, config: Conv2DConfig(),
+                                                            inputZeroPoint: input.zeroPoint, requantizer: requantizer))
+                } else {
+                    steps[index] = .conv(QuantizedConv2D(weights: layer.weights, shape: layer.weightShape, config: Conv2DConfig(),
+                                                         inputZeroPoint: input.zeroPoint), requantizer)
+                }
             case .add:
                 let second = table.activations[node.inputs[1]]!
                 steps[index] = .add(AddKernel(a: input, b: second, output: output, relu: fusedRelus[index] != nil, scheme: scheme))
@@ -124,6 +139,8 @@ final class Int8Program: @unchecked Sendable {
                 let output = IntegerBuffer<UInt8>(count: outputShape.reduce(1, *))
                 try conv.requantize(x.buffer, inputShape: x.shape, into: output)
                 values[index] = QuantizedValue(buffer: output, shape: outputShape)
+            case let .fusedConv(conv): values[index] = conv.apply(x)
+            case let .fusedDepthwise(conv): values[index] = conv.apply(x)
             case let .add(kernel): values[index] = kernel.apply(x, inputs[1])
             case .identity, .flatten:
                 if case .flatten = steps[index]! {
@@ -283,3 +300,4 @@ struct AddKernel {
         return QuantizedValue(buffer: result, shape: x.shape)
     }
 }
+

@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 import XCTest
 import ModelZoo
@@ -171,6 +172,11 @@ final class ReferenceQuantizationTests: XCTestCase {
             // checked here too.
             let requantizing = program.steps.values.filter { if case .requantizingConv = $0 { true } else { false } }.count
             XCTAssertGreaterThan(requantizing, 5, "\(item.entry.architecture): convolutions requantized by oneDNN")
+            // So are the convolutions with the requantization fused into our own GEMM.
+            let fused = program.steps.values.filter {
+                switch $0 { case .fusedConv, .fusedDepthwise: true; default: false }
+            }.count
+            if rc_use_vnni() != 0 { XCTAssertGreaterThan(fused, 0, "\(item.entry.architecture): fused convolutions") }
             var within = 0, exact = 0, total = 0, layersCompared = 0
             _ = try program.run(item.inputs.slice(0).reshaped([1] + item.inputs.shape.dropFirst())) { index, value in
                 guard let name = names[index], let expected = item.tensors[name + ".output"], expected.rank == 4 else { return }
@@ -187,7 +193,7 @@ final class ReferenceQuantizationTests: XCTestCase {
                 }
             }
             let share = Double(within) / Double(Swift.max(total, 1))
-            print("\(item.entry.architecture): \(layersCompared) conv layers (\(requantizing) requantized by oneDNN), \(within)/\(total) values within 1 LSB (\(share)), \(exact) exact")
+            print("\(item.entry.architecture): \(layersCompared) conv layers (\(requantizing) requantized by oneDNN, \(fused) fused), \(within)/\(total) values within 1 LSB (\(share)), \(exact) exact")
             XCTAssertEqual(exact, total, "\(item.entry.architecture): integer outputs equal PyTorch's")
             XCTAssertGreaterThan(layersCompared, 20)
             XCTAssertGreaterThanOrEqual(share, 0.999, item.entry.architecture)

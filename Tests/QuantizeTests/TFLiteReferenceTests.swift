@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 import XCTest
 import ModelZoo
@@ -142,6 +143,11 @@ final class TFLiteReferenceTests: XCTestCase {
             }
             mobile.quantization = table
             let program = Int8Program(mobile)
+            // So are the convolutions with the requantization fused into our own GEMM.
+            let fused = program.steps.values.filter {
+                switch $0 { case .fusedConv, .fusedDepthwise: true; default: false }
+            }.count
+            if rc_use_vnni() != 0 { XCTAssertGreaterThan(fused, 5, "\(item.entry.architecture): fused convolutions") }
             var within = 0, exact = 0, total = 0, layers = 0
             _ = try program.run(item.inputs.slice(0).reshaped([1] + item.inputs.shape.dropFirst())) { index, value in
                 guard let key = ops[index]?.key, let expected = item.tensors[key + ".output"] else { return }
@@ -158,7 +164,7 @@ final class TFLiteReferenceTests: XCTestCase {
                 }
             }
             let share = Double(within) / Double(Swift.max(total, 1))
-            print("\(item.entry.architecture) keras: \(layers) conv layers, \(within)/\(total) within 1 LSB (\(share)), \(exact) exact")
+            print("\(item.entry.architecture) keras: \(layers) conv layers (\(fused) fused), \(within)/\(total) within 1 LSB (\(share)), \(exact) exact")
             XCTAssertEqual(exact, total, "\(item.entry.architecture): integer outputs equal TFLite's")
             XCTAssertGreaterThan(layers, 20)
             XCTAssertGreaterThanOrEqual(share, 0.999, item.entry.architecture)

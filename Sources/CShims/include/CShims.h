@@ -77,6 +77,72 @@ void rc_add_qnnpack(const uint8_t *a, const uint8_t *b, long count, int32_t zero
 /// of x · scale (pass 1 / s), plus the zero point, saturated to [0, 255].
 void rc_quantize_planes(const float *planes, long channels, long plane, long first_pixel, long last_pixel,
                         int scheme, float scale, float zero_point, uint8_t *output);
+/// A requantization of int32 accumulators to uint8, per output channel c:
+/// acc + bias[c], then scheme 0 (TFLite: multiplier, left_shift, right_shift per channel,
+/// none INT32_MIN) or scheme 1 (QNNPACK float: scale per channel), plus the zero point,
+/// clamped to [lo, hi].
+typedef struct {
+    int scheme;
+    const int32_t *bias, *multiplier, *left_shift, *right_shift;
+    const float *scale;
+    int32_t zero_point, lo, hi;
+} rc_requantization;
+
+/// 1×1 int8 convolution (any stride) with the requantization fused into its GEMM
+/// (gemm_u8.c): output[r, x, c] = requantize(Σ_i input[base(r, x) + i] · w[c, i])
+/// with base(r, x) = (r / rows_per_image)·image_stride + (r % rows_per_image)·row_stride
+/// + x·column_stride, for uint8 channels-last input, `k` input channels (a multiple of 4)
+/// and int8 weights [n][k] packed by rc_gemm_u8_pack; the requantization's bias already
+/// holds bias − input zero point · Σ w[c]. Output rows × columns × n, channels-last.
+typedef struct {
+    const uint8_t *input;
+    long k;
+    long rows, columns, rows_per_image, image_stride, row_stride, column_stride;
+    long n;
+    const int8_t *packed;
+    rc_requantization requantization;
+    uint8_t *output;
+    /// Output columns per work item; items are (48-channel block, row, column block) triples.
+    long column_block;
+    /// Item order: channel blocks outermost (each weight panel read once per thread, for
+    /// weights too large to stay in cache) or pixels outermost (equal work per chunk of items).
+    int channel_major;
+} rc_gemm_u8_job;
+/// Whether the CPU has AVX-512 VNNI (and the generic-code test switch is off).
+int rc_use_vnni(void);
+/// Bytes of packed weights for n output channels of k inputs.
+long rc_gemm_u8_packed_size(long n, long k);
+/// Packs [n][k] int8 weights: blocks of 16 channels, groups of 4 inputs, zero padded.
+void rc_gemm_u8_pack(const int8_t *weights, long n, long k, int8_t *packed);
+/// Work items of a job (split them between threads freely).
+long rc_gemm_u8_items(const rc_gemm_u8_job *job);
+void rc_gemm_u8_run(const rc_gemm_u8_job *job, long first_item, long last_item);
+
+/// Depthwise int8 convolution with the requantization fused (depthwise_u8.c):
+/// output[b, y, x, c] = requantize(Σ_taps (input[b, iy, ix, c] − input_zero_point) · w[tap, c])
+/// over the taps inside the image (padding counts as the zero point), uint8 channels-last
+/// input and output, int32 weights [kernel_h · kernel_w][channels].
+typedef struct {
+    const uint8_t *input;
+    long batch, height, width, channels;
+    long output_height, output_width, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left;
+    const int32_t *weights;
+    int32_t input_zero_point;
+    /// 3×3 kernels with VNNI only (else unused): the weights packed by rc_depthwise_u8_pack3x3
+    /// and −input_zero_point · Σ_taps w per channel.
+    const int8_t *packed3x3;
+    const int32_t *zero_point_offset;
+    rc_requantization requantization;
+    uint8_t *output;
+} rc_depthwise_u8_job;
+/// Bytes of 3×3 weights packed for the VNNI kernel.
+long rc_depthwise_u8_packed3x3_size(long channels);
+/// Packs int32 [9][channels] weights (values within int8) for the VNNI kernel.
+void rc_depthwise_u8_pack3x3(const int32_t *weights, long channels, int8_t *packed);
+/// Work items of a job: (output row, 64-channel block) pairs; split them between threads freely.
+long rc_depthwise_u8_items(const rc_depthwise_u8_job *job);
+void rc_depthwise_u8_run(const rc_depthwise_u8_job *job, long first_item, long last_item);
+
 /// One output of rc_average_pool_u8: a window's sum of `valid` uint8 cells and its divisor.
 int32_t rc_average_pool_value(int32_t sum, int32_t valid, int32_t divisor, int scheme, int32_t zero_point, float scale);
 void rc_average_pool_u8(const uint8_t *input, long height, long width, long channels, uint8_t *output,

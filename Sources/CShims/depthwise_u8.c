@@ -1,0 +1,197 @@
+// Depthwise int8 convolution on uint8 channels-last maps with the scheme's requantization
+// fused: oneDNN's depthwise kernels would write int32 accumulators for the TFLite scheme's
+// fixed-point epilogue to read back. Work items are (output row, 64-channel block) pairs.
+// 3×3 windows inside the image go through a VNNI kernel (below); borders, other kernels
+// and CPUs without VNNI take sixteen channels per AVX-512 vector, and the portable C is the
+// definition. Tests compare all of them with oneDNN + the separate epilogue.
+#include "include/CShims.h"
+
+#include "epilogue.h"
+
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
+
+enum { MAX_TAPS = 25, BLOCK = 64 };
+
+long rc_depthwise_u8_items(const rc_depthwise_u8_job *job) {
+    return job->batch * job->output_height * ((job->channels + BLOCK - 1) / BLOCK);
+}
+
+// The taps of output (y, x) inside the image: rows [ky0, ky1), columns [kx0, kx1).
+typedef struct { long ky0, ky1, kx0, kx1, iy, ix; } window;
+
+static inline window window_at(const rc_depthwise_u8_job *j, long y, long x) {
+    window w;
+    w.iy = y * j->stride_h - j->pad_top;
+    w.ix = x * j->stride_w - j->pad_left;
+    w.ky0 = w.iy < 0 ? -w.iy : 0;
+    w.ky1 = j->height - w.iy < j->kernel_h ? j->height - w.iy : j->kernel_h;
+    w.kx0 = w.ix < 0 ? -w.ix : 0;
+    w.kx1 = j->width - w.ix < j->kernel_w ? j->width - w.ix : j->kernel_w;
+    return w;
+}
+
+// One work item: output row r (of batch × output_height), channels [c0, c1).
+typedef struct { long row, y, c0, c1; const uint8_t *image; uint8_t *out; } item;
+
+static inline item item_at(const rc_depthwise_u8_job *j, long index) {
+    const long blocks = (j->channels + BLOCK - 1) / BLOCK;
+    item it;
+    it.row = index / blocks;
+    it.y = it.row % j->output_height;
+    it.c0 = index % blocks * BLOCK;
+    it.c1 = it.c0 + BLOCK < j->channels ? it.c0 + BLOCK : j->channels;
+    it.image = j->input + it.row / j->output_height * j->height * j->width * j->channels;
+    it.out = j->output + it.row * j->output_width * j->channels;
+    return it;
+}
+
+static void depthwise_generic(const rc_depthwise_u8_job *j, long first, long last) {
+    const long channels = j->channels;
+    for (long index = first; index < last; ++index) {
+        const item it = item_at(j, index);
+        for (long x = 0; x < j->output_width; ++x) {
+            const window w = window_at(j, it.y, x);
+            for (long c = it.c0; c < it.c1; ++c) {
+                int32_t acc = 0;
+                for (long ky = w.ky0; ky < w.ky1; ++ky)
+                    for (long kx = w.kx0; kx < w.kx1; ++kx) {
+                        int32_t value = it.image[((w.iy + ky) * j->width + w.ix + kx) * channels + c];
+                        acc += (value - j->input_zero_point) * j->weights[(ky * j->kernel_w + kx) * channels + c];
+                    }
+                it.out[x * channels + c] = requantize_value(&j->requantization, acc, c);
+            }
+        }
+    }
+}
+
+// Sixteen channels of one output through the window's valid taps, (x − zp)·w summed.
+AVX512 static inline __m512i window16(const rc_depthwise_u8_job *j, const uint8_t *image, window w, long c, __mmask16 m,
+                                      const __m512i *weights, __m512i zero_point) {
+    __m512i acc = _mm512_setzero_si512();
+    for (long ky = w.ky0; ky < w.ky1; ++ky) {
+        const uint8_t *line = image + ((w.iy + ky) * j->width + w.ix) * j->channels + c;
+        for (long kx = w.kx0; kx < w.kx1; ++kx) {
+            __m512i value = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, line + kx * j->channels));
+            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_sub_epi32(value, zero_point), weights[ky * j->kernel_w + kx]));
+        }
+    }
+    return acc;
+}
+
+// 3×3 windows with VNNI, up to 64 channels at a time: the three input rows of one window
+// column are interleaved into (row 0, row 1, row 2, 0) byte quads per channel, so that one
+// vpdpbusd applies a whole weight column, and a window sliding right reuses the columns it
+// already interleaved. Within each 128-bit lane L, quad vector k holds channels
+// 16L + 4k … 16L + 4k + 3; a 4×4 transpose of 128-bit blocks restores channel order.
+// Padding-free windows only, so the zero point's share is the constant −zp·Σw.
+typedef struct { __m512i q[4]; } column64;
+
+VNNI static inline column64 interleave_column(__m512i r0, __m512i r1, __m512i r2) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i a_lo = _mm512_unpacklo_epi8(r0, r1), a_hi = _mm512_unpackhi_epi8(r0, r1);
+    __m512i b_lo = _mm512_unpacklo_epi8(r2, zero), b_hi = _mm512_unpackhi_epi8(r2, zero);
+    column64 c = { { _mm512_unpacklo_epi16(a_lo, b_lo), _mm512_unpackhi_epi16(a_lo, b_lo),
+                     _mm512_unpacklo_epi16(a_hi, b_hi), _mm512_unpackhi_epi16(a_hi, b_hi) } };
+    return c;
+}
+
+VNNI static inline column64 load_column(const uint8_t *p, long line, __mmask64 m) {
+    return interleave_column(_mm512_maskz_loadu_epi8(m, p), _mm512_maskz_loadu_epi8(m, p + line), _mm512_maskz_loadu_epi8(m, p + 2 * line));
+}
+
+long rc_depthwise_u8_packed3x3_size(long channels) { return (channels + BLOCK - 1) / BLOCK * 3 * 4 * 64; }
+
+// The layout interleave_column gives a weight column: byte b of dword i in 128-bit lane L of
+// quad vector k is row b (b < 3; byte 3 is 0) of channel 16L + 4k + i of the block.
+void rc_depthwise_u8_pack3x3(const int32_t *weights, long channels, int8_t *packed) {
+    for (long block = 0; block < (channels + BLOCK - 1) / BLOCK; ++block)
+        for (long kx = 0; kx < 3; ++kx)
+            for (long k = 0; k < 4; ++k)
+                for (long lane = 0; lane < 4; ++lane)
+                    for (long i = 0; i < 4; ++i)
+                        for (long b = 0; b < 4; ++b) {
+                            long channel = block * BLOCK + 16 * lane + 4 * k + i;
+                            int8_t value = b < 3 && channel < channels ? (int8_t)weights[(b * 3 + kx) * channels + channel] : 0;
+                            packed[((block * 3 + kx) * 4 + k) * 64 + lane * 16 + i * 4 + b] = value;
+                        }
+}
+
+// Outputs [x_lo, x_hi) of item `it` (whose input rows are all inside the image), `groups`
+// of sixteen channels; `full`: all 64 (constants there, so that the loops unroll).
+VNNI static inline __attribute__((always_inline)) void
+interior3x3(const rc_depthwise_u8_job *j, const item *it, long x_lo, long x_hi, const int groups, const int full) {
+    const long channels = j->channels, line = j->width * channels, stride = j->stride_w, width = it->c1 - it->c0;
+    const __mmask64 m = width == 64 ? ~(__mmask64)0 : (((__mmask64)1 << width) - 1);
+    column64 w[3];
+    for (long kx = 0; kx < 3; ++kx)
+        for (int k = 0; k < 4; ++k) w[kx].q[k] = _mm512_loadu_si512(j->packed3x3 + ((it->c0 / BLOCK * 3 + kx) * 4 + k) * 64);
+    __m512i offset[4];
+    requantization16 q[4];
+    for (int g = 0; g < groups; ++g) {
+        const __mmask16 gm = tail16(width - 16 * g);
+        offset[g] = _mm512_maskz_loadu_epi32(gm, j->zero_point_offset + it->c0 + 16 * g);
+        q[g] = requantization16_load(&j->requantization, it->c0 + 16 * g, gm);
+    }
+    const long iy = it->y * j->stride_h - j->pad_top;
+    const uint8_t *p = it->image + (iy * j->width + x_lo * stride - j->pad_left) * channels + it->c0;
+    column64 c0 = load_column(p, line, m), c1 = load_column(p + channels, line, m);
+    for (long x = x_lo; x < x_hi; ++x) {
+        column64 c2 = load_column(p + 2 * channels, line, m);
+        __m512i acc[4];
+        for (int k = 0; k < 4; ++k) {
+            acc[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c0.q[k], w[0].q[k]);
+            acc[k] = _mm512_dpbusd_epi32(acc[k], c1.q[k], w[1].q[k]);
+            acc[k] = _mm512_dpbusd_epi32(acc[k], c2.q[k], w[2].q[k]);
+        }
+        __m512i t0 = _mm512_shuffle_i32x4(acc[0], acc[1], 0x44), t1 = _mm512_shuffle_i32x4(acc[0], acc[1], 0xEE);
+        __m512i t2 = _mm512_shuffle_i32x4(acc[2], acc[3], 0x44), t3 = _mm512_shuffle_i32x4(acc[2], acc[3], 0xEE);
+        const __m512i v[4] = { _mm512_shuffle_i32x4(t0, t2, 0x88), _mm512_shuffle_i32x4(t0, t2, 0xDD),
+                               _mm512_shuffle_i32x4(t1, t3, 0x88), _mm512_shuffle_i32x4(t1, t3, 0xDD) };
+        uint8_t *o = it->out + x * channels + it->c0;
+        for (int g = 0; g < groups; ++g) {
+            __m512i value = requantize16(&q[g], _mm512_add_epi32(v[g], offset[g]));
+            if (full) _mm_storeu_si128((__m128i *)(o + 16 * g), _mm512_cvtepi32_epi8(value));
+            else _mm512_mask_cvtepi32_storeu_epi8(o + 16 * g, tail16(width - 16 * g), value);
+        }
+        p += stride * channels;
+        if (stride == 1) { c0 = c1; c1 = c2; }
+        else { c0 = c2; c1 = load_column(p + channels, line, m); }
+    }
+}
+
+VNNI static void interior3x3_vnni(const rc_depthwise_u8_job *j, const item *it, long x_lo, long x_hi) {
+    if (it->c1 - it->c0 == BLOCK) interior3x3(j, it, x_lo, x_hi, 4, 1);
+    else interior3x3(j, it, x_lo, x_hi, (int)((it->c1 - it->c0 + 15) / 16), 0);
+}
+
+AVX512 static void depthwise_avx512(const rc_depthwise_u8_job *j, long first, long last) {
+    const long channels = j->channels, taps = j->kernel_h * j->kernel_w;
+    const __m512i zero_point = _mm512_set1_epi32(j->input_zero_point);
+    // Output columns whose windows lie inside the image horizontally: [x_lo, x_hi).
+    long x_lo = (j->pad_left + j->stride_w - 1) / j->stride_w, x_hi = x_lo;
+    while (x_hi < j->output_width && x_hi * j->stride_w - j->pad_left + j->kernel_w <= j->width) ++x_hi;
+    const int vnni = j->kernel_h == 3 && j->kernel_w == 3 && rc_use_vnni() && x_hi > x_lo;
+    for (long index = first; index < last; ++index) {
+        const item it = item_at(j, index);
+        const long iy = it.y * j->stride_h - j->pad_top;
+        const int interior = vnni && iy >= 0 && iy + 3 <= j->height;
+        if (interior) interior3x3_vnni(j, &it, x_lo, x_hi);
+        for (long c = it.c0; c < it.c1; c += 16) {
+            const __mmask16 m = tail16(it.c1 - c);
+            __m512i weights[MAX_TAPS];
+            for (long t = 0; t < taps; ++t) weights[t] = _mm512_maskz_loadu_epi32(m, j->weights + t * channels + c);
+            const requantization16 q = requantization16_load(&j->requantization, c, m);
+            for (long x = 0; x < j->output_width; ++x) {
+                if (interior && x == x_lo) x = x_hi;
+                if (x == j->output_width) break;
+                __m512i acc = window16(j, it.image, window_at(j, it.y, x), c, m, weights, zero_point);
+                _mm512_mask_cvtepi32_storeu_epi8(it.out + x * channels + c, m, requantize16(&q, acc));
+            }
+        }
+    }
+}
+
+void rc_depthwise_u8_run(const rc_depthwise_u8_job *job, long first_item, long last_item) {
+    if (rc_use_avx512() && job->kernel_h * job->kernel_w <= MAX_TAPS) depthwise_avx512(job, first_item, last_item);
+    else depthwise_generic(job, first_item, last_item);
+}

@@ -1,0 +1,154 @@
+// Shared inline pieces of the int8 epilogues (quantized.c, gemm_u8.c): gemmlowp's fixed-point
+// rounding in portable C and on sixteen AVX-512 lanes. Private to CShims.
+#ifndef ROBUSTCTL_EPILOGUE_H
+#define ROBUSTCTL_EPILOGUE_H
+#include <immintrin.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "include/CShims.h"
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+
+// Sixteen lanes of tflite_multiply (below) for multipliers other than INT32_MIN (the only
+// saturating case; callers check), with the shift-dependent constants precomputed:
+// `mask` = 2^right − 1 and `threshold` = mask >> 1.
+//
+// The doubling high multiply's truncating division, trunc((ab + nudge) / 2^31) with
+// nudge = ab ≥ 0 ? 2^30 : 1 − 2^30, equals floor((ab + 2^30) / 2^31) for every ab: for
+// negative t, trunc(t / d) = floor((t + d − 1) / d), and 1 − 2^30 + 2^31 − 1 = 2^30.
+// gemmlowp's RoundingDivideByPOT on sixteen lanes: divide by 2^right, ties away from zero.
+AVX512 static inline __m512i rounding_divide16(__m512i high, __m512i right_shift, __m512i mask, __m512i threshold) {
+    const __m512i zero = _mm512_setzero_si512(), one32 = _mm512_set1_epi32(1);
+    __m512i remainder = _mm512_and_si512(high, mask);
+    __m512i limit = _mm512_mask_add_epi32(threshold, _mm512_cmplt_epi32_mask(high, zero), threshold, one32);
+    __m512i result = _mm512_srav_epi32(high, right_shift);
+    return _mm512_mask_add_epi32(result, _mm512_cmpgt_epi32_mask(remainder, limit), result, one32);
+}
+
+AVX512 static inline __m512i tflite_multiply16(__m512i shifted, __m512i multiplier, __m512i multiplier_odd,
+                                               __m512i right_shift, __m512i mask, __m512i threshold) {
+    const __m512i half = _mm512_set1_epi64(1LL << 30);
+    __m512i even = _mm512_add_epi64(_mm512_mul_epi32(shifted, multiplier), half);
+    __m512i odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(shifted, 32), multiplier_odd), half);
+    // Bits 31…62 of each sum: the low half of (sum >> 31) in even lanes, the high half of
+    // (sum << 1) in odd lanes.
+    __m512i high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 31), _mm512_slli_epi64(odd, 1));
+    return rounding_divide16(high, right_shift, mask, threshold);
+}
+
+/// Broadcast parameters of tflite_multiply16 for one multiplier and right shift.
+typedef struct { __m512i multiplier, multiplier_odd, right_shift, mask, threshold; } tflite_params16;
+
+AVX512 static inline tflite_params16 tflite_params_load(__mmask16 m, const int32_t *multiplier, const int32_t *right_shift) {
+    tflite_params16 p;
+    p.multiplier = _mm512_maskz_loadu_epi32(m, multiplier);
+    p.multiplier_odd = _mm512_srli_epi64(p.multiplier, 32);
+    p.right_shift = _mm512_maskz_loadu_epi32(m, right_shift);
+    p.mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), p.right_shift), _mm512_set1_epi32(1));
+    p.threshold = _mm512_srai_epi32(p.mask, 1);
+    return p;
+}
+
+AVX512 static inline __m512i rounding_shift16(__m512i high, tflite_params16 p) {
+    return rounding_divide16(high, p.right_shift, p.mask, p.threshold);
+}
+
+AVX512 static inline tflite_params16 tflite_params_broadcast(int32_t multiplier, int32_t right_shift) {
+    int32_t m[16], r[16];
+    for (int i = 0; i < 16; ++i) { m[i] = multiplier; r[i] = right_shift; }
+    return tflite_params_load(0xFFFF, m, r);
+}
+
+AVX512 static inline __m512i clamp16(__m512i v, int32_t lo, int32_t hi) {
+    return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
+}
+
+AVX512 static inline __mmask16 tail16(long remaining) {
+    return remaining >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << remaining) - 1);
+}
+
+// gemmlowp's SaturatingRoundingDoublingHighMul followed by RoundingDivideByPOT, as TFLite's
+// MultiplyByQuantizedMultiplier (non-single-rounding build).
+static inline int32_t tflite_multiply(int32_t x, int32_t multiplier, int32_t left_shift, int32_t right_shift) {
+    int64_t a = (int64_t)x * (int64_t)(1 << left_shift);
+    int32_t shifted = (int32_t)a; // TFLite multiplies in int32; callers keep left shifts small
+    int32_t high;
+    if (shifted == INT32_MIN && multiplier == INT32_MIN) {
+        high = INT32_MAX;
+    } else {
+        int64_t ab = (int64_t)shifted * (int64_t)multiplier;
+        int64_t nudge = ab >= 0 ? (1LL << 30) : (1 - (1LL << 30));
+        high = (int32_t)((ab + nudge) / (1LL << 31));
+    }
+    int32_t mask = (int32_t)((1LL << right_shift) - 1);
+    int32_t remainder = high & mask;
+    int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+    return (high >> right_shift) + (remainder > threshold ? 1 : 0);
+}
+
+static inline uint8_t clamp_u8(int32_t v, int32_t lo, int32_t hi) {
+    return (uint8_t)(v < lo ? lo : (v > hi ? hi : v));
+}
+
+// QNNPACK's fp32 requantization of one value: nearest-even of float(x) × scale (x = acc + bias).
+static inline uint8_t float_requantize(int32_t x, float scale, int32_t zero_point, int32_t lo, int32_t hi) {
+    float limited = fminf(fmaxf((float)x * scale, -32768.0f), 32767.0f);
+    return clamp_u8((int32_t)nearbyintf(limited) + zero_point, lo, hi);
+}
+
+AVX512 static inline __m512i float_requantize16(__m512i x, __m512 scale, __m512i zero_point, int32_t lo, int32_t hi) {
+    __m512 scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(x), scale);
+    __m512 limited = _mm512_min_ps(_mm512_max_ps(scaled, _mm512_set1_ps(-32768.0f)), _mm512_set1_ps(32767.0f));
+    __m512i v = _mm512_cvt_roundps_epi32(limited, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return clamp16(_mm512_add_epi32(v, zero_point), lo, hi);
+}
+
+// One value of an rc_requantization (acc without the bias).
+static inline uint8_t requantize_value(const rc_requantization *q, int32_t acc, long c) {
+    int32_t x = acc + q->bias[c];
+    if (q->scheme == 0)
+        return clamp_u8(tflite_multiply(x, q->multiplier[c], q->left_shift[c], q->right_shift[c]) + q->zero_point, q->lo, q->hi);
+    return float_requantize(x, q->scale[c], q->zero_point, q->lo, q->hi);
+}
+
+// An rc_requantization's parameters for sixteen channels, loaded once and applied to many
+// accumulator vectors.
+typedef struct {
+    int scheme;
+    __m512i bias, left, zero_point;
+    tflite_params16 t;
+    __m512 scale;
+    int32_t lo, hi;
+} requantization16;
+
+AVX512 static inline requantization16 requantization16_load(const rc_requantization *q, long c, __mmask16 m) {
+    requantization16 p;
+    p.scheme = q->scheme;
+    p.bias = _mm512_maskz_loadu_epi32(m, q->bias + c);
+    p.zero_point = _mm512_set1_epi32(q->zero_point);
+    p.lo = q->lo; p.hi = q->hi;
+    if (q->scheme == 0) {
+        p.left = _mm512_maskz_loadu_epi32(m, q->left_shift + c);
+        p.t = tflite_params_load(m, q->multiplier + c, q->right_shift + c);
+        p.scale = _mm512_setzero_ps();
+    } else {
+        p.left = _mm512_setzero_si512();
+        p.t = (tflite_params16){ p.left, p.left, p.left, p.left, p.left };
+        p.scale = _mm512_maskz_loadu_ps(m, q->scale + c);
+    }
+    return p;
+}
+
+// Sixteen requantized values, clamped, as int32 lanes.
+AVX512 static inline __m512i requantize16(const requantization16 *p, __m512i acc) {
+    __m512i x = _mm512_add_epi32(acc, p->bias);
+    if (p->scheme == 0) {
+        __m512i y = tflite_multiply16(_mm512_sllv_epi32(x, p->left), p->t.multiplier, p->t.multiplier_odd, p->t.right_shift, p->t.mask, p->t.threshold);
+        return clamp16(_mm512_add_epi32(y, p->zero_point), p->lo, p->hi);
+    }
+    return float_requantize16(x, p->scale, p->zero_point, p->lo, p->hi);
+}
+
+#endif

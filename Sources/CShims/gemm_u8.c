@@ -1,0 +1,123 @@
+// 1×1 int8 convolution (any stride) as a GEMM with the scheme's requantization fused into
+// its epilogue: uint8 channels-last activations times int8 weights, int32 accumulators kept
+// in registers and requantized to uint8 before they leave them. oneDNN's
+// kernels would have to write the int32 accumulators out for the TFLite scheme's
+// fixed-point epilogue (4 bytes per value written, read back, 1 written); here only the
+// uint8 result is stored. AVX-512 VNNI microkernel (8 output pixels of a row × 48 channels, vpdpbusd) and a
+// portable C definition of the same arithmetic; tests compare both with oneDNN + the
+// separate epilogue.
+#include "include/CShims.h"
+#include <string.h>
+
+#include "epilogue.h"
+
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
+
+enum { ROWS = 8, VECTORS = 3, BLOCK = 16 * VECTORS };
+
+int rc_use_vnni(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512vnni");
+    }
+    return cached && rc_use_avx512();
+}
+
+long rc_gemm_u8_packed_size(long n, long k) { return (n + 15) / 16 * (k / 4) * 64; }
+
+void rc_gemm_u8_pack(const int8_t *weights, long n, long k, int8_t *packed) {
+    const long quads = k / 4;
+    for (long block = 0; block < (n + 15) / 16; ++block)
+        for (long q = 0; q < quads; ++q)
+            for (long lane = 0; lane < 16; ++lane) {
+                long channel = block * 16 + lane;
+                for (long b = 0; b < 4; ++b)
+                    packed[((block * quads + q) * 16 + lane) * 4 + b] = channel < n ? weights[channel * k + q * 4 + b] : 0;
+            }
+}
+
+long rc_gemm_u8_items(const rc_gemm_u8_job *job) {
+    return (job->n + BLOCK - 1) / BLOCK * job->rows * ((job->columns + job->column_block - 1) / job->column_block);
+}
+
+// The input channels of output (row, column).
+static inline const uint8_t *pixel_base(const rc_gemm_u8_job *j, long row, long column) {
+    return j->input + row / j->rows_per_image * j->image_stride + row % j->rows_per_image * j->row_stride + column * j->column_stride;
+}
+
+static void gemm_generic(const rc_gemm_u8_job *j, long row, long x0, long x1, long c0, long c1) {
+    const long quads = j->k / 4;
+    for (long x = x0; x < x1; ++x) {
+        const uint8_t *a = pixel_base(j, row, x);
+        for (long c = c0; c < c1; ++c) {
+            const int8_t *w = j->packed + ((c / 16) * quads * 16 + c % 16) * 4;
+            int32_t acc = 0;
+            for (long q = 0; q < quads; ++q)
+                for (long b = 0; b < 4; ++b) acc += (int32_t)a[q * 4 + b] * (int32_t)w[q * 64 + b];
+            j->output[(row * j->columns + x) * j->n + c] = requantize_value(&j->requantization, acc, c);
+        }
+    }
+}
+
+// `pixels` consecutive outputs of one row from column x × `vectors` groups of 16 channels
+// from c (the last group masked to the real channel count). Called with constant pixels /
+// vectors so that the accumulators live in registers.
+VNNI static inline __attribute__((always_inline)) void
+tile(const rc_gemm_u8_job *j, long row, long x, long c, const int pixels, const int vectors) {
+    const long quads = j->k / 4, step = j->column_stride;
+    const uint8_t *a = pixel_base(j, row, x);
+    const int8_t *w = j->packed + (c / 16) * quads * 64;
+    __m512i acc[ROWS][VECTORS];
+    for (int r = 0; r < pixels; ++r)
+        for (int v = 0; v < vectors; ++v) acc[r][v] = _mm512_setzero_si512();
+    for (long q = 0; q < quads; ++q) {
+        __m512i b[VECTORS];
+        for (int v = 0; v < vectors; ++v) b[v] = _mm512_loadu_si512(w + (v * quads + q) * 64);
+        for (int r = 0; r < pixels; ++r) {
+            int32_t four;
+            memcpy(&four, a + r * step + q * 4, 4);
+            __m512i input = _mm512_set1_epi32(four);
+            for (int v = 0; v < vectors; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], input, b[v]);
+        }
+    }
+    for (int v = 0; v < vectors; ++v) {
+        const long channel = c + v * 16;
+        const __mmask16 m = tail16(j->n - channel);
+        const requantization16 q = requantization16_load(&j->requantization, channel, m);
+        uint8_t *out = j->output + (row * j->columns + x) * j->n + channel;
+        for (int r = 0; r < pixels; ++r) _mm512_mask_cvtepi32_storeu_epi8(out + r * j->n, m, requantize16(&q, acc[r][v]));
+    }
+}
+
+#define TILE_CASES(pixels)                                                 \
+    case pixels:                                                           \
+        if (vectors == 3) tile(j, row, x, c0, pixels, 3);                  \
+        else if (vectors == 2) tile(j, row, x, c0, pixels, 2);             \
+        else tile(j, row, x, c0, pixels, 1);                               \
+        break;
+
+VNNI static void gemm_vnni(const rc_gemm_u8_job *j, long row, long x0, long x1, long c0, long c1) {
+    const int vectors = (int)((c1 - c0 + 15) / 16);
+    for (long x = x0; x < x1; x += ROWS) {
+        switch (x1 - x < ROWS ? x1 - x : ROWS) {
+            TILE_CASES(1) TILE_CASES(2) TILE_CASES(3) TILE_CASES(4)
+            TILE_CASES(5) TILE_CASES(6) TILE_CASES(7) TILE_CASES(8)
+        }
+    }
+}
+
+void rc_gemm_u8_run(const rc_gemm_u8_job *job, long first_item, long last_item) {
+    const long column_blocks = (job->columns + job->column_block - 1) / job->column_block;
+    const long pixel_blocks = job->rows * column_blocks, channel_blocks = (job->n + BLOCK - 1) / BLOCK;
+    const int vnni = rc_use_vnni();
+    for (long item = first_item; item < last_item; ++item) {
+        const long channel_block = job->channel_major ? item / pixel_blocks : item % channel_blocks;
+        const long pixel_block = job->channel_major ? item % pixel_blocks : item / channel_blocks;
+        const long c0 = channel_block * BLOCK, row = pixel_block / column_blocks, x0 = pixel_block % column_blocks * job->column_block;
+        const long c1 = c0 + BLOCK < job->n ? c0 + BLOCK : job->n;
+        const long x1 = x0 + job->column_block < job->columns ? x0 + job->column_block : job->columns;
+        if (vnni) gemm_vnni(job, row, x0, x1, c0, c1);
+        else gemm_generic(job, row, x0, x1, c0, c1);
+    }
+}

@@ -1,0 +1,175 @@
+import CShims
+import TensorCore
+
+/// A 1×1 int8 convolution (any stride, no padding) or fully connected layer run as a GEMM
+/// with the scheme's requantization fused into it (`rc_gemm_u8_run`, AVX-512 VNNI).
+///
+/// oneDNN's kernels can requantize only in float; for the TFLite scheme's fixed-point
+/// arithmetic (and QNNPACK outputs with a zero point) they must write int32 accumulators,
+/// which a separate pass reads back. Here the accumulators are requantized while still in
+/// registers: the same integers and the same epilogue arithmetic as oneDNN + `Requantizer`
+/// (`FusedConvTests` compares the bytes), a quarter of the memory traffic. That pays where
+/// the epilogue is a large share of the work — pointwise layers with few input channels,
+/// all of MobileNetV2's — and not for k×k kernels, where the GEMM dominates and oneDNN's
+/// is as fast as ours (measured layer by layer on ResNet50 and InceptionV3; Docs/PERFORMANCE.md).
+final class FusedInt8Conv: @unchecked Sendable {
+    let weightShape: [Int]
+    let config: Conv2DConfig
+    private let packed: IntegerBuffer<Int8>
+    /// bias − input zero point · Σ w[c]: oneDNN's Σ (x − zp)·w + bias, folded.
+    private let bias: [Int32]
+    private let requantizer: Requantizer
+
+    /// Packed weights up to this size are cycled through for every block of pixels (they stay
+    /// in L2); larger ones are walked once, one 48-channel panel at a time.
+    static let cachedWeightBytes = 256 << 10
+
+    /// Whether a layer with these weights and this geometry runs here on this CPU: a 1×1
+    /// kernel without padding, groups or dilation, input channels a multiple of 4 (the VNNI
+    /// dot product's width), and a TFLite multiplier other than the saturating INT32_MIN.
+    static func supports(weightShape: [Int], config: Conv2DConfig, requantizer: Requantizer) -> Bool {
+        rc_use_vnni() != 0 && weightShape.count == 4 && weightShape[2] == 1 && weightShape[3] == 1 && weightShape[1] % 4 == 0
+            && config.padding == .zero && config.groups == 1 && config.dilationH == 1 && config.dilationW == 1
+            && !requantizer.multipliers.contains(Int32.min)
+    }
+
+    /// - Parameters:
+    ///   - weights: [O, I, 1, 1] int8 weights.
+    ///   - inputZeroPoint: the uint8 input's zero point.
+    init(weights: [Int8], shape: [Int], config: Conv2DConfig, inputZeroPoint: Int32, requantizer: Requantizer) {
+        precondition(shape.count == 4 && shape[2] == 1 && shape[3] == 1 && shape[1] % 4 == 0 && weights.count == shape.reduce(1, *)
+                     && config.padding == .zero && config.groups == 1,
+                     "fused int8 conv: weights \(shape) must be [O, I, 1, 1] with I a multiple of 4, no padding or groups")
+        weightShape = shape
+        self.config = config
+        let (n, k) = (shape[0], shape[1])
+        let packed = IntegerBuffer<Int8>(count: rc_gemm_u8_packed_size(n, k))
+        weights.withUnsafeBufferPointer { w in packed.withUnsafeMutableBufferPointer { p in rc_gemm_u8_pack(w.baseAddress, n, k, p.baseAddress) } }
+        self.packed = packed
+        bias = (0..<n).map { channel in
+            let sum = weights[(channel * k)..<((channel + 1) * k)].reduce(Int32(0)) { $0 &+ Int32($1) }
+            return requantizer.bias[channel] &- inputZeroPoint &* sum
+        }
+        self.requantizer = requantizer
+    }
+
+    /// The requantized NHWC output for an NHWC [N, C, H, W] input ([N, C] for a fully
+    /// connected layer, which keeps its rank).
+    func apply(_ x: QuantizedValue) -> QuantizedValue {
+        let shape4 = x.shape.count == 4 ? x.shape : [x.shape[0], x.shape[1], 1, 1]
+        precondition(shape4[1] == weightShape[1], "fused int8 conv: input \(x.shape) has \(shape4[1]) channels, expected \(weightShape[1])")
+        let outputShape = config.outputShape(input: shape4, weight: weightShape)
+        let (batch, channels, height, width) = (shape4[0], shape4[1], shape4[2], shape4[3])
+        // A stride-1 convolution is one long row of pixels.
+        let flat = config.strideH == 1 && config.strideW == 1
+        let rows = flat ? 1 : batch * outputShape[2], columns = flat ? batch * height * width : outputShape[3]
+        let n = weightShape[0]
+        let output = IntegerBuffer<UInt8>(count: rows * columns * n)
+        x.buffer.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
+            packed.withUnsafeBufferPointer { weights in requantizer.withKernelParameters(bias: bias) { requantization in
+                var job = rc_gemm_u8_job(
+                    input: source.baseAddress, k: channels, rows: rows, columns: columns,
+                    rows_per_image: flat ? 1 : outputShape[2], image_stride: height * width * channels,
+                    row_stride: config.strideH * width * channels, column_stride: config.strideW * channels,
+                    n: n, packed: weights.baseAddress, requantization: requantization, output: out.baseAddress,
+                    column_block: Self.columnBlock(rows: rows, columns: columns, channels: n),
+                    channel_major: packed.count > Self.cachedWeightBytes ? 1 : 0)
+                let items = rc_gemm_u8_items(&job)
+                withUnsafePointer(to: &job) { pointer in
+                    let j = UncheckedSendable(pointer)
+                    Threading.parallelFor(items) { range in rc_gemm_u8_run(j.value, range.lowerBound, range.upperBound) }
+                }
+            } }
+        } }
+        return QuantizedValue(buffer: output, shape: x.shape.count == 2 ? [outputShape[0], outputShape[1]] : outputShape)
+    }
+
+    /// Output columns per work item: at most 64 (eight 8-pixel tiles over one 48-channel
+    /// weight panel), fewer when that would leave a thread without work; a multiple of 8.
+    static func columnBlock(rows: Int, columns: Int, channels: Int) -> Int {
+        let perRow = (channels + 47) / 48 * rows
+        let wanted = 2 * Threading.threads
+        let blocks = Swift.max(1, (columns + 63) / 64, (wanted + perRow - 1) / perRow)
+        let block = (columns + blocks - 1) / blocks
+        return Swift.max(8, (block + 7) / 8 * 8)
+    }
+}
+
+/// A depthwise int8 convolution (any kernel up to 5×5, stride and padding) with the
+/// scheme's requantization fused (`rc_depthwise_u8_run`): for the same reason as
+/// `FusedInt8Conv` — oneDNN would write int32 accumulators for a separate pass — and
+/// MobileNetV2's depthwise layers are memory-bound, so that pass cost as much as the
+/// convolution. Same integers and epilogue as oneDNN + `Requantizer` (`FusedConvTests`).
+final class FusedDepthwiseConv: @unchecked Sendable {
+    let weightShape: [Int]
+    let config: Conv2DConfig
+    let inputZeroPoint: Int32
+    /// [kh · kw][channels], widened.
+    private let weights: [Int32]
+    /// 3×3 only: the VNNI kernel's weight layout and −zp · Σ w per channel.
+    private let packed: IntegerBuffer<Int8>
+    private let zeroPointOffsets: [Int32]
+    private let requantizer: Requantizer
+
+    static func supports(weightShape: [Int], config: Conv2DConfig, requantizer: Requantizer) -> Bool {
+        rc_use_avx512() != 0 && weightShape.count == 4 && weightShape[1] == 1 && config.groups == weightShape[0] && config.groups > 1
+            && weightShape[2] * weightShape[3] <= 25 && config.dilationH == 1 && config.dilationW == 1
+            && !requantizer.multipliers.contains(Int32.min)
+    }
+
+    /// - Parameter weights: OIHW int8 weights `[C, 1, kh, kw]`.
+    init(weights: [Int8], shape: [Int], config: Conv2DConfig, inputZeroPoint: Int32, requantizer: Requantizer) {
+        precondition(shape.count == 4 && shape[1] == 1 && config.groups == shape[0] && weights.count == shape.reduce(1, *),
+                     "fused depthwise conv: weights \(shape) must be [C, 1, kh, kw] with groups C")
+        weightShape = shape
+        self.config = config
+        self.inputZeroPoint = inputZeroPoint
+        let (channels, taps) = (shape[0], shape[2] * shape[3])
+        let widened = (0..<(taps * channels)).map { i in Int32(weights[(i % channels) * taps + i / channels]) }
+        self.weights = widened
+        let threeByThree = shape[2] == 3 && shape[3] == 3
+        packed = IntegerBuffer<Int8>(count: threeByThree ? rc_depthwise_u8_packed3x3_size(channels) : 0)
+        if threeByThree { packed.withUnsafeMutableBufferPointer { p in rc_depthwise_u8_pack3x3(widened, channels, p.baseAddress) } }
+        zeroPointOffsets = (0..<channels).map { c in
+            0 &- inputZeroPoint &* (0..<taps).reduce(Int32(0)) { $0 &+ widened[$1 * channels + c] }
+        }
+        self.requantizer = requantizer
+    }
+
+    func apply(_ x: QuantizedValue) -> QuantizedValue {
+        precondition(x.shape.count == 4 && x.shape[1] == weightShape[0], "fused depthwise conv: input \(x.shape) for weights \(weightShape)")
+        let outputShape = config.outputShape(input: x.shape, weight: weightShape)
+        let output = IntegerBuffer<UInt8>(count: outputShape.reduce(1, *))
+        x.buffer.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
+            weights.withUnsafeBufferPointer { w in packed.withUnsafeBufferPointer { p in zeroPointOffsets.withUnsafeBufferPointer { z in
+            requantizer.withKernelParameters { requantization in
+                var job = rc_depthwise_u8_job(
+                    input: source.baseAddress, batch: x.shape[0], height: x.shape[2], width: x.shape[3], channels: x.shape[1],
+                    output_height: outputShape[2], output_width: outputShape[3], kernel_h: weightShape[2], kernel_w: weightShape[3],
+                    stride_h: config.strideH, stride_w: config.strideW, pad_top: config.padding.top, pad_left: config.padding.left,
+                    weights: w.baseAddress, input_zero_point: inputZeroPoint, packed3x3: p.baseAddress, zero_point_offset: z.baseAddress,
+                    requantization: requantization, output: out.baseAddress)
+                let items = rc_depthwise_u8_items(&job)
+                withUnsafePointer(to: &job) { pointer in
+                    let j = UncheckedSendable(pointer)
+                    Threading.parallelFor(items) { range in rc_depthwise_u8_run(j.value, range.lowerBound, range.upperBound) }
+                }
+            } } } }
+        } }
+        return QuantizedValue(buffer: output, shape: outputShape)
+    }
+}
+
+extension Requantizer {
+    /// Calls `body` with this requantization as the C kernels take it, with `bias` in place
+    /// of the layer's (a bias with the input zero point folded in).
+    func withKernelParameters<R>(bias: [Int32]? = nil, _ body: (rc_requantization) -> R) -> R {
+        (bias ?? self.bias).withUnsafeBufferPointer { b in multipliers.withUnsafeBufferPointer { m in
+            leftShifts.withUnsafeBufferPointer { l in rightShifts.withUnsafeBufferPointer { r in scales.withUnsafeBufferPointer { s in
+                body(rc_requantization(scheme: scheme == .tflite ? 0 : 1, bias: b.baseAddress, multiplier: m.baseAddress,
+                                       left_shift: l.baseAddress, right_shift: r.baseAddress, scale: s.baseAddress,
+                                       zero_point: zeroPoint, lo: lower, hi: upper))
+            } } }
+        } }
+    }
+}

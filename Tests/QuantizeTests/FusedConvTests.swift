@@ -1,0 +1,139 @@
+import CShims
+import XCTest
+@testable import Quantize
+import TensorCore
+
+/// The fused 1×1 convolution (`FusedInt8Conv`) against the two-pass path it
+/// replaces — oneDNN's int32 accumulators, then `Requantizer` (checked against TFLite and
+/// PyTorch layer by layer elsewhere): same bytes for both schemes, strides, batches, every
+/// tail of pixels and channels,
+/// input zero points 0…255, fused clamps, one and two threads, VNNI and portable C.
+final class FusedConvTests: XCTestCase {
+    var generator = SeededGenerator(seed: 41)
+
+    override func tearDown() {
+        rc_force_generic(0)
+        Threading.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    func testFusedGemmEqualsAccumulateThenRequantize() throws {
+        // (input [N, C, H, W], output channels, stride)
+        let geometries: [([Int], Int, Int, Int)] = [
+            ([1, 4, 1, 1], 1, 1, 1), ([1, 16, 5, 1], 24, 1, 1), ([2, 36, 2, 4], 48, 1, 1), ([1, 260, 7, 7], 50, 1, 1),
+            ([1, 64, 13, 10], 100, 1, 1), ([1, 1024, 3, 6], 17, 1, 1), ([1, 32, 9, 9], 40, 2, 2), ([2, 16, 11, 10], 33, 2, 2),
+            ([1, 20, 8, 17], 16, 1, 2), ([3, 8, 12, 7], 96, 3, 1),
+        ]
+        for (inputShape, outputs, strideH, strideW) in geometries {
+            let config = Conv2DConfig(strideH: strideH, strideW: strideW, padding: .zero, dilationH: 1, dilationW: 1, groups: 1)
+            let inputs = inputShape[1]
+            let weightShape = [outputs, inputs, 1, 1]
+            let weights = (0..<weightShape.reduce(1, *)).map { i in
+                i % 13 == 0 ? Int8(i % 2 == 0 ? -127 : 127) : Int8.random(in: -127...127, using: &generator)
+            }
+            let weightScales = (0..<outputs).map { _ in Float.random(in: 1e-3...2e-2, using: &generator) }
+            for scheme in QuantizationScheme.allCases {
+                for inputZeroPoint in [Int32(0), 37, 128, 255] {
+                    let x = (0..<inputShape.reduce(1, *)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                    let bias = (0..<outputs).map { _ in Int32.random(in: -20000...20000, using: &generator) }
+                    let layer = QuantizedLayer(weights: weights, weightShape: weightShape, weightScales: weightScales, bias: bias)
+                    let input = AffineQuantization(scale: 0.02, zeroPoint: inputZeroPoint)
+                    // Output scales small enough to saturate some values and large enough that
+                    // most land inside; a zero point, fused clamps, and a multiplier above 1
+                    // (TFLite's left shift).
+                    for (outputScale, zeroPoint, clamp) in [(Float(0.5), Int32(128), FusedClamp.none), (0.04, 7, .relu6), (3e-3, 0, .relu), (1e-4, 128, .none)] {
+                        let output = AffineQuantization(scale: outputScale, zeroPoint: zeroPoint)
+                        let requantizer = Requantizer(layer: layer, input: input, output: output, clamp: clamp, scheme: scheme)
+                        let value = QuantizedValue(buffer: IntegerBuffer(x), shape: inputShape)
+                        let reference = try twoPass(value, layer: layer, config: config, inputZeroPoint: inputZeroPoint, requantizer: requantizer)
+                        let fused = FusedInt8Conv(weights: weights, shape: weightShape, config: config, inputZeroPoint: inputZeroPoint,
+                                                  requantizer: requantizer)
+                        let label = "\(scheme) \(inputShape)→\(outputs), stride \(strideH)×\(strideW), zp \(inputZeroPoint), out scale \(outputScale)"
+                        for threads in [1, 2] {
+                            Threading.setThreads(threads)
+                            let result = fused.apply(value)
+                            XCTAssertEqual(result.shape, config.outputShape(input: inputShape, weight: weightShape), label)
+                            XCTAssertEqual(result.buffer.array, reference, "\(label), \(threads) threads")
+                        }
+                        rc_force_generic(1)
+                        XCTAssertEqual(fused.apply(value).buffer.array, reference, "\(label), portable C")
+                        rc_force_generic(0)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Depthwise: 3×3 (stride 1 and 2, symmetric and Keras's asymmetric padding), 5×5 and
+    /// 1×3 kernels, channel counts with and without a 64- and 16-channel tail, borders.
+    func testFusedDepthwiseEqualsAccumulateThenRequantize() throws {
+        let same = Padding2D.symmetric(1), keras = Padding2D(top: 0, bottom: 1, left: 0, right: 1)
+        // (input [N, C, H, W], kernel [kh, kw], stride, padding)
+        let geometries: [([Int], [Int], Int, Padding2D)] = [
+            ([1, 16, 6, 6], [3, 3], 1, same), ([1, 144, 9, 11], [3, 3], 1, same), ([2, 96, 10, 10], [3, 3], 2, keras),
+            ([1, 200, 7, 9], [3, 3], 2, same), ([1, 40, 12, 10], [3, 3], 1, .zero), ([1, 64, 5, 4], [3, 3], 1, same),
+            ([1, 24, 9, 9], [5, 5], 2, Padding2D.symmetric(2)), ([1, 19, 6, 8], [1, 3], 1, Padding2D(top: 0, bottom: 0, left: 1, right: 1)),
+            ([1, 32, 2, 3], [3, 3], 1, same),
+        ]
+        for (inputShape, kernel, stride, padding) in geometries {
+            let channels = inputShape[1]
+            let weightShape = [channels, 1, kernel[0], kernel[1]]
+            let config = Conv2DConfig(stride: stride, padding: padding, groups: channels)
+            let weights = (0..<weightShape.reduce(1, *)).map { i in
+                i % 11 == 0 ? Int8(i % 2 == 0 ? -127 : 127) : Int8.random(in: -127...127, using: &generator)
+            }
+            let weightScales = (0..<channels).map { _ in Float.random(in: 1e-2...5e-2, using: &generator) }
+            for scheme in QuantizationScheme.allCases {
+                for inputZeroPoint in [Int32(0), 100, 255] {
+                    let x = (0..<inputShape.reduce(1, *)).map { i in i % 17 == 0 ? UInt8(255) : UInt8.random(in: 0...255, using: &generator) }
+                    let bias = (0..<channels).map { _ in Int32.random(in: -2000...2000, using: &generator) }
+                    let layer = QuantizedLayer(weights: weights, weightShape: weightShape, weightScales: weightScales, bias: bias)
+                    let input = AffineQuantization(scale: 0.02, zeroPoint: inputZeroPoint)
+                    for (outputScale, zeroPoint, clamp) in [(Float(0.5), Int32(128), FusedClamp.none), (0.02, 0, .relu6), (1e-3, 9, .relu)] {
+                        let requantizer = Requantizer(layer: layer, input: input, output: AffineQuantization(scale: outputScale, zeroPoint: zeroPoint),
+                                                      clamp: clamp, scheme: scheme)
+                        let value = QuantizedValue(buffer: IntegerBuffer(x), shape: inputShape)
+                        let reference = try twoPass(value, layer: layer, config: config, inputZeroPoint: inputZeroPoint, requantizer: requantizer)
+                        let fused = FusedDepthwiseConv(weights: weights, shape: weightShape, config: config, inputZeroPoint: inputZeroPoint,
+                                                       requantizer: requantizer)
+                        let label = "\(scheme) depthwise \(inputShape) \(kernel) stride \(stride) \(padding), zp \(inputZeroPoint), out scale \(outputScale)"
+                        for threads in [1, 2] {
+                            Threading.setThreads(threads)
+                            let result = fused.apply(value)
+                            XCTAssertEqual(result.shape, config.outputShape(input: inputShape, weight: weightShape), label)
+                            XCTAssertEqual(result.buffer.array, reference, "\(label), \(threads) threads")
+                        }
+                        rc_force_generic(1)
+                        XCTAssertEqual(fused.apply(value).buffer.array, reference, "\(label), portable C")
+                        rc_force_generic(0)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fully connected layers take the same kernel: rank-2 [N, C] values keep their rank.
+    func testFullyConnectedShapeIsKept() throws {
+        let (batch, inputs, outputs) = (3, 20, 10)
+        let weights = (0..<(outputs * inputs)).map { _ in Int8.random(in: -127...127, using: &generator) }
+        let layer = QuantizedLayer(weights: weights, weightShape: [outputs, inputs, 1, 1], weightScales: [0.01], bias: Array(repeating: 5, count: outputs))
+        let requantizer = Requantizer(layer: layer, input: AffineQuantization(scale: 0.05, zeroPoint: 10),
+                                      output: AffineQuantization(scale: 0.1, zeroPoint: 128), clamp: .none, scheme: .tflite)
+        let value = QuantizedValue(buffer: IntegerBuffer((0..<(batch * inputs)).map { _ in UInt8.random(in: 0...255, using: &generator) }),
+                                   shape: [batch, inputs])
+        let fused = FusedInt8Conv(weights: weights, shape: layer.weightShape, config: Conv2DConfig(), inputZeroPoint: 10, requantizer: requantizer).apply(value)
+        XCTAssertEqual(fused.shape, [batch, outputs])
+        XCTAssertEqual(fused.buffer.array, try twoPass(QuantizedValue(buffer: value.buffer, shape: [batch, inputs, 1, 1]), layer: layer,
+                                                       config: Conv2DConfig(), inputZeroPoint: 10, requantizer: requantizer))
+    }
+
+    private func twoPass(_ value: QuantizedValue, layer: QuantizedLayer, config: Conv2DConfig, inputZeroPoint: Int32,
+                         requantizer: Requantizer) throws -> [UInt8] {
+        let conv = QuantizedConv2D(weights: layer.weights, shape: layer.weightShape, config: config, inputZeroPoint: inputZeroPoint)
+        let outputShape = conv.outputShape(input: value.shape)
+        let accumulators = IntegerBuffer<Int32>(count: outputShape.reduce(1, *))
+        try conv.accumulate(value.buffer, inputShape: value.shape, into: accumulators)
+        let output = IntegerBuffer<UInt8>(count: accumulators.count)
+        requantizer.apply(accumulators, pixels: accumulators.count / outputShape[1], into: output)
+        return output.array
+    }
+}
