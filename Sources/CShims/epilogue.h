@@ -51,22 +51,57 @@ AVX512 static inline tflite_params16 tflite_params_load(__mmask16 m, const int32
     return p;
 }
 
-AVX512 static inline __m512i rounding_shift16(__m512i high, tflite_params16 p) {
-    return rounding_divide16(high, p.right_shift, p.mask, p.threshold);
-}
-
-AVX512 static inline tflite_params16 tflite_params_broadcast(int32_t multiplier, int32_t right_shift) {
-    int32_t m[16], r[16];
-    for (int i = 0; i < 16; ++i) { m[i] = multiplier; r[i] = right_shift; }
-    return tflite_params_load(0xFFFF, m, r);
-}
-
 AVX512 static inline __m512i clamp16(__m512i v, int32_t lo, int32_t hi) {
     return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
 }
 
 AVX512 static inline __mmask16 tail16(long remaining) {
     return remaining >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << remaining) - 1);
+}
+
+// tflite_multiply + zero point as one floor. For right shift r ≥ 1 the doubling high
+// multiply's rounding and the rounding shift fold (floor(floor(a/m)/n) = floor(a/(mn))):
+//   tflite_multiply(x, M, 0, r) + zp = floor((x·M + C − s·2^31) / 2^(31+r)),
+//   C = 2^30 + 2^(30+r) + zp·2^(31+r),  s = [x·M < −2^30]
+// (s is the rounding shift's "negative" test on the high half; see rounding_divide16). In
+// 64-bit lanes that is exact while |x·M + C| < 2^63: r ≤ 22 and zp ≤ 255 keep C < 2^61.
+// Sixteen lanes: even and odd int32 lanes as two sets of 64-bit lanes.
+typedef struct { __m512i multiplier, multiplier_odd, constant_even, constant_odd, shift_even, shift_odd; } single_floor16;
+
+static inline int single_floor_applies(int32_t right_shift) { return right_shift >= 1 && right_shift <= 22; }
+
+// Parameters for sixteen lanes from per-lane multipliers, right shifts (all single_floor_applies)
+// and one zero point.
+AVX512 static inline single_floor16 single_floor_params(__m512i multiplier, __m512i right_shift, int32_t zero_point) {
+    const __m512i low = _mm512_set1_epi64(0xFFFFFFFF), zp = _mm512_set1_epi64(zero_point), one = _mm512_set1_epi64(1);
+    __m512i r_even = _mm512_and_si512(right_shift, low), r_odd = _mm512_srli_epi64(right_shift, 32);
+    single_floor16 p;
+    p.multiplier = multiplier;
+    p.multiplier_odd = _mm512_srli_epi64(multiplier, 32);
+    const __m512i base = _mm512_set1_epi64(1LL << 30), thirty = _mm512_set1_epi64(30), thirty_one = _mm512_set1_epi64(31);
+    p.constant_even = _mm512_add_epi64(_mm512_add_epi64(base, _mm512_sllv_epi64(one, _mm512_add_epi64(r_even, thirty))),
+                                       _mm512_sllv_epi64(zp, _mm512_add_epi64(r_even, thirty_one)));
+    p.constant_odd = _mm512_add_epi64(_mm512_add_epi64(base, _mm512_sllv_epi64(one, _mm512_add_epi64(r_odd, thirty))),
+                                      _mm512_sllv_epi64(zp, _mm512_add_epi64(r_odd, thirty_one)));
+    p.shift_even = _mm512_add_epi64(r_even, thirty_one);
+    // The odd lanes' result belongs in the high half: shift by 31 + r − 32.
+    p.shift_odd = _mm512_sub_epi64(r_odd, one);
+    return p;
+}
+
+// Whether every lane of `m` has a right shift single_floor_applies to.
+AVX512 static inline int single_floor_lanes(__m512i right_shift, __mmask16 m) {
+    __mmask16 ok = _mm512_cmpge_epi32_mask(right_shift, _mm512_set1_epi32(1)) & _mm512_cmple_epi32_mask(right_shift, _mm512_set1_epi32(22));
+    return (ok & m) == m;
+}
+
+AVX512 static inline __m512i single_floor16_apply(__m512i x, const single_floor16 *p) {
+    const __m512i limit = _mm512_set1_epi64(-(1LL << 30)), two31 = _mm512_set1_epi64(1LL << 31);
+    __m512i even = _mm512_mul_epi32(x, p->multiplier), odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), p->multiplier_odd);
+    __m512i e = _mm512_add_epi64(even, p->constant_even), o = _mm512_add_epi64(odd, p->constant_odd);
+    e = _mm512_mask_sub_epi64(e, _mm512_cmplt_epi64_mask(even, limit), e, two31);
+    o = _mm512_mask_sub_epi64(o, _mm512_cmplt_epi64_mask(odd, limit), o, two31);
+    return _mm512_mask_blend_epi32(0xAAAA, _mm512_srav_epi64(e, p->shift_even), _mm512_srav_epi64(o, p->shift_odd));
 }
 
 // gemmlowp's SaturatingRoundingDoublingHighMul followed by RoundingDivideByPOT, as TFLite's
@@ -116,9 +151,10 @@ static inline uint8_t requantize_value(const rc_requantization *q, int32_t acc, 
 // An rc_requantization's parameters for sixteen channels, loaded once and applied to many
 // accumulator vectors.
 typedef struct {
-    int scheme;
+    int scheme, single;
     __m512i bias, left, zero_point;
     tflite_params16 t;
+    single_floor16 sf;
     __m512 scale;
     int32_t lo, hi;
 } requantization16;
@@ -132,10 +168,13 @@ AVX512 static inline requantization16 requantization16_load(const rc_requantizat
     if (q->scheme == 0) {
         p.left = _mm512_maskz_loadu_epi32(m, q->left_shift + c);
         p.t = tflite_params_load(m, q->multiplier + c, q->right_shift + c);
+        p.single = single_floor_lanes(p.t.right_shift, m);
+        if (p.single) p.sf = single_floor_params(p.t.multiplier, p.t.right_shift, q->zero_point);
         p.scale = _mm512_setzero_ps();
     } else {
         p.left = _mm512_setzero_si512();
         p.t = (tflite_params16){ p.left, p.left, p.left, p.left, p.left };
+        p.single = 0;
         p.scale = _mm512_maskz_loadu_ps(m, q->scale + c);
     }
     return p;
@@ -144,6 +183,7 @@ AVX512 static inline requantization16 requantization16_load(const rc_requantizat
 // Sixteen requantized values, clamped, as int32 lanes.
 AVX512 static inline __m512i requantize16(const requantization16 *p, __m512i acc) {
     __m512i x = _mm512_add_epi32(acc, p->bias);
+    if (p->scheme == 0 && p->single) return clamp16(single_floor16_apply(_mm512_sllv_epi32(x, p->left), &p->sf), p->lo, p->hi);
     if (p->scheme == 0) {
         __m512i y = tflite_multiply16(_mm512_sllv_epi32(x, p->left), p->t.multiplier, p->t.multiplier_odd, p->t.right_shift, p->t.mask, p->t.threshold);
         return clamp16(_mm512_add_epi32(y, p->zero_point), p->lo, p->hi);

@@ -32,6 +32,14 @@ AVX512 static void requantize_tflite_avx512(const int32_t *accumulators, long pi
             __mmask16 m = tail16(channels - c);
             __m512i b = _mm512_maskz_loadu_epi32(m, bias + c), left = _mm512_maskz_loadu_epi32(m, left_shift + c);
             tflite_params16 q = tflite_params_load(m, multiplier + c, right_shift + c);
+            if (single_floor_lanes(q.right_shift, m)) {
+                const single_floor16 sf = single_floor_params(q.multiplier, q.right_shift, zero_point);
+                for (long p = p0; p < p1; ++p) {
+                    __m512i x = _mm512_sllv_epi32(_mm512_add_epi32(_mm512_maskz_loadu_epi32(m, accumulators + p * channels + c), b), left);
+                    _mm512_mask_cvtepi32_storeu_epi8(output + p * channels + c, m, clamp16(single_floor16_apply(x, &sf), lo, hi));
+                }
+                continue;
+            }
             for (long p = p0; p < p1; ++p) {
                 __m512i x = _mm512_sllv_epi32(_mm512_add_epi32(_mm512_maskz_loadu_epi32(m, accumulators + p * channels + c), b), left);
                 __m512i v = tflite_multiply16(x, q.multiplier, q.multiplier_odd, q.right_shift, q.mask, q.threshold);
@@ -106,44 +114,50 @@ void rc_requantize_float(const int32_t *accumulators, long pixels, long channels
         output[i] = clamp_u8(v + out_zero_point, lo, hi);                                           \
     }
 
-// The doubling high multiply of an add's input in 32-bit lanes: with x = d·2^L
-// (d = q − zp, |d| ≤ 255) and m = m_high·2^(31−L) + m_low, floor((x·m + 2^30) / 2^31)
-// = d·m_high + floor((d·m_low + 2^(30−L)) / 2^(31−L)), every term within int32 for
-// 8 ≤ L ≤ 22 (|d·m_low| < 255·2^(31−L), |d·m_high| ≤ 255·2^L; callers check). TFLite uses L = 20.
-typedef struct { __m512i high, low, nudge; int split; } input_rescale16;
+// TFLite's rescaling of an add input, tflite_multiply(d·2^L, M, 0, r) for d = q − zp
+// (|d| ≤ 255), in 32-bit lanes. Folding the two roundings into one floor (see single_floor16)
+// and dividing out 2^L: with D = 2^(31−L+r), h = 2^(r−1) (0 for r = 0) and s = [d < 0]
+// (d·M < −2^(30−L) exactly when d < 0, for M > 2^(30−L); only for r ≥ 1),
+//   result = floor((d·M + 2^(30−L) + (h − s)·2^(31−L)) / D)
+//          = d·M_high + floor((d·M_low + 2^(30−L) + (h − s)·2^(31−L)) / D)
+// with M = M_high·D + M_low, every term within int32 for D ≤ 2^23 (r ≤ L − 8). TFLite uses L = 20.
+typedef struct { __m512i high, low, offset, correction; __m128i shift; } input_rescale16;
 
-AVX512 static inline input_rescale16 input_rescale_params(int32_t left_shift, int32_t multiplier) {
+static inline int input_rescale_exact(int32_t left_shift, int32_t multiplier, int32_t right_shift) {
+    return left_shift >= 8 && left_shift <= 22 && multiplier > (1 << (30 - left_shift)) && right_shift >= 0
+        && right_shift <= left_shift - 8;
+}
+
+AVX512 static inline input_rescale16 input_rescale_params(int32_t left_shift, int32_t multiplier, int32_t right_shift) {
+    const int split = 31 - left_shift + right_shift;
     input_rescale16 p;
-    p.split = 31 - left_shift;
-    p.high = _mm512_set1_epi32(multiplier >> p.split);
-    p.low = _mm512_set1_epi32(multiplier & ((1 << p.split) - 1));
-    p.nudge = _mm512_set1_epi32(1 << (p.split - 1));
+    p.high = _mm512_set1_epi32(multiplier >> split);
+    p.low = _mm512_set1_epi32(multiplier & ((1 << split) - 1));
+    p.offset = _mm512_set1_epi32((1 << (30 - left_shift)) + (right_shift > 0 ? (1 << (right_shift - 1)) << (31 - left_shift) : 0));
+    p.correction = _mm512_set1_epi32(right_shift > 0 ? 1 << (31 - left_shift) : 0);
+    p.shift = _mm_cvtsi32_si128(split);
     return p;
 }
 
-AVX512 static inline __m512i input_rescale(__m512i d, input_rescale16 p) {
-    __m512i low = _mm512_add_epi32(_mm512_mullo_epi32(d, p.low), p.nudge);
-    return _mm512_add_epi32(_mm512_mullo_epi32(d, p.high), _mm512_sra_epi32(low, _mm_cvtsi32_si128(p.split)));
-}
-
-static inline int input_rescale_exact(int32_t left_shift, int32_t multiplier) {
-    return left_shift >= 8 && left_shift <= 22 && multiplier != INT32_MIN;
+AVX512 static inline __m512i input_rescale(__m512i d, const input_rescale16 *p) {
+    __m512i low = _mm512_add_epi32(_mm512_mullo_epi32(d, p->low), p->offset);
+    low = _mm512_mask_sub_epi32(low, _mm512_cmplt_epi32_mask(d, _mm512_setzero_si512()), low, p->correction);
+    return _mm512_add_epi32(_mm512_mullo_epi32(d, p->high), _mm512_sra_epi32(low, p->shift));
 }
 
 AVX512 static void rescale_input_avx512(const uint8_t *q, long count, int32_t zero_point, int32_t left_shift,
                                         int32_t multiplier, int32_t right_shift, int32_t *output) {
-    const input_rescale16 r = input_rescale_params(left_shift, multiplier);
-    const tflite_params16 p = tflite_params_broadcast(multiplier, right_shift);
+    const input_rescale16 r = input_rescale_params(left_shift, multiplier, right_shift);
     for (long i = 0; i < count; i += 16) {
         __mmask16 m = tail16(count - i);
         __m512i d = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, q + i)), _mm512_set1_epi32(zero_point));
-        _mm512_mask_storeu_epi32(output + i, m, rounding_shift16(input_rescale(d, r), p));
+        _mm512_mask_storeu_epi32(output + i, m, input_rescale(d, &r));
     }
 }
 
 void rc_tflite_rescale_input(const uint8_t *q, long count, int32_t zero_point, int32_t left_shift, int32_t multiplier,
                              int32_t right_shift, int32_t *output) {
-    if (rc_use_avx512() && input_rescale_exact(left_shift, multiplier)) {
+    if (rc_use_avx512() && input_rescale_exact(left_shift, multiplier, right_shift)) {
         rescale_input_avx512(q, count, zero_point, left_shift, multiplier, right_shift, output);
     } else {
         for (long i = 0; i < count; ++i)
@@ -155,21 +169,16 @@ AVX512 static void add_tflite_avx512(const uint8_t *a, const uint8_t *b, long co
                                      int32_t left_shift, int32_t a_multiplier, int32_t a_right_shift, int32_t b_multiplier,
                                      int32_t b_right_shift, int32_t out_multiplier, int32_t out_right_shift,
                                      int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output) {
-    const __m512i azp = _mm512_set1_epi32(a_zero_point), bzp = _mm512_set1_epi32(b_zero_point), ozp = _mm512_set1_epi32(out_zero_point);
-    const tflite_params16 pa = tflite_params_broadcast(a_multiplier, a_right_shift), pb = tflite_params_broadcast(b_multiplier, b_right_shift);
-    const tflite_params16 po = tflite_params_broadcast(out_multiplier, out_right_shift);
-    // The inputs' doubling high multiply in 32-bit lanes: with x = d·2^L (d = q − zp, |d| ≤ 255)
-    // and m = m_high·2^(31−L) + m_low, floor((x·m + 2^30) / 2^31)
-    // = d·m_high + floor((d·m_low + 2^(30−L)) / 2^(31−L)), every term within int32 for L ≤ 22
-    // (callers check). Nonnegative multipliers only, as QuantizeMultiplier gives.
-    const input_rescale16 ra = input_rescale_params(left_shift, a_multiplier), rb = input_rescale_params(left_shift, b_multiplier);
+    const __m512i azp = _mm512_set1_epi32(a_zero_point), bzp = _mm512_set1_epi32(b_zero_point);
+    const input_rescale16 ra = input_rescale_params(left_shift, a_multiplier, a_right_shift);
+    const input_rescale16 rb = input_rescale_params(left_shift, b_multiplier, b_right_shift);
+    const single_floor16 po = single_floor_params(_mm512_set1_epi32(out_multiplier), _mm512_set1_epi32(out_right_shift), out_zero_point);
     for (long i = 0; i < count; i += 16) {
         __mmask16 m = tail16(count - i);
         __m512i x = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a + i)), azp);
         __m512i y = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, b + i)), bzp);
-        __m512i sum = _mm512_add_epi32(rounding_shift16(input_rescale(x, ra), pa), rounding_shift16(input_rescale(y, rb), pb));
-        __m512i v = _mm512_add_epi32(tflite_multiply16(sum, po.multiplier, po.multiplier_odd, po.right_shift, po.mask, po.threshold), ozp);
-        _mm512_mask_cvtepi32_storeu_epi8(output + i, m, clamp16(v, lo, hi));
+        __m512i sum = _mm512_add_epi32(input_rescale(x, &ra), input_rescale(y, &rb));
+        _mm512_mask_cvtepi32_storeu_epi8(output + i, m, clamp16(single_floor16_apply(sum, &po), lo, hi));
     }
 }
 static void add_tflite_generic(const uint8_t *a, const uint8_t *b, long count, int32_t a_zero_point, int32_t b_zero_point,
@@ -183,8 +192,8 @@ void rc_add_tflite(const uint8_t *a, const uint8_t *b, long count, int32_t a_zer
                    int32_t left_shift, int32_t a_multiplier, int32_t a_right_shift, int32_t b_multiplier,
                    int32_t b_right_shift, int32_t out_multiplier, int32_t out_right_shift,
                    int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output) {
-    int exact = input_rescale_exact(left_shift, a_multiplier) && input_rescale_exact(left_shift, b_multiplier)
-             && out_multiplier != INT32_MIN;
+    int exact = input_rescale_exact(left_shift, a_multiplier, a_right_shift) && input_rescale_exact(left_shift, b_multiplier, b_right_shift)
+             && out_multiplier != INT32_MIN && single_floor_applies(out_right_shift);
     if (rc_use_avx512() && exact) add_tflite_avx512(a, b, count, a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier, b_right_shift, out_multiplier, out_right_shift, out_zero_point, lo, hi, output);
     else add_tflite_generic(a, b, count, a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier, b_right_shift, out_multiplier, out_right_shift, out_zero_point, lo, hi, output);
 }

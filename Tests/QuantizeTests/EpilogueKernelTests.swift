@@ -48,6 +48,31 @@ final class EpilogueKernelTests: XCTestCase {
         }
     }
 
+    /// The one-floor form of TFLite's requantization (right shifts 1…22 on every lane of a
+    /// vector) against the scalar gemmlowp definition: extreme accumulators, multipliers
+    /// 2^30 and 2^30 + 1 (exact ties at every odd accumulator), zero points up to 255.
+    func testSingleFloorRequantizationMatchesGemmlowp() {
+        let channels = 48, pixels = 200
+        var acc = accumulators(pixels * channels)
+        for i in stride(from: 0, to: acc.count, by: 5) { acc[i] = Int32(i % 4096) - 2048 }
+        let bias = (0..<channels).map { c in c % 4 == 0 ? 0 : Int32.random(in: -5000...5000, using: &generator) }
+        let multipliers = (0..<channels).map { c in
+            c % 3 == 0 ? Int32(1 << 30) : (c % 3 == 1 ? Int32((1 << 30) + 1) : Int32.random(in: (1 << 30)...Int32.max, using: &generator))
+        }
+        let left = (0..<channels).map { c in Int32(c % 7 == 0 ? 1 : 0) }
+        let right = (0..<channels).map { c in Int32(1 + c % 22) }
+        for (zero, lo, hi) in [(Int32(0), Int32(0), Int32(255)), (255, 0, 255), (128, 100, 200)] {
+            var ours = [UInt8](repeating: 0, count: pixels * channels)
+            rc_requantize_tflite(acc, pixels, channels, bias, multipliers, left, right, zero, lo, hi, &ours)
+            var expected = [UInt8](repeating: 0, count: pixels * channels)
+            for p in 0..<pixels { for c in 0..<channels {
+                let v = rc_tflite_multiply(acc[p * channels + c] &+ bias[c], multipliers[c], left[c], right[c]) &+ zero
+                expected[p * channels + c] = UInt8(Swift.min(Swift.max(v, lo), hi))
+            } }
+            XCTAssertEqual(ours, expected, "zero point \(zero), clamp \(lo)…\(hi)")
+        }
+    }
+
     func testAdditionPathsAgree() {
         for count in [1, 15, 16, 33, 1000] {
             let x = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
@@ -62,11 +87,14 @@ final class EpilogueKernelTests: XCTestCase {
             XCTAssertEqual(c, d, "qnnpack add, \(count) values")
         }
         // The add's input rescaling (32-bit lanes) against the scalar definition, for every
-        // input and zero point, multipliers of both signs, every right shift up to 20.
+        // input and zero point, multipliers of both signs, every right shift up to 20; half
+        // of the draws where the vector path applies (left 8…22, right ≤ left − 8, multiplier ≥ 2^30).
         let all = (0...255).map { UInt8($0) }
-        for _ in 0..<64 {
-            let multiplier = Int32.random(in: Int32.min + 1...Int32.max, using: &generator)
-            let left = Int32.random(in: 1...22, using: &generator), right = Int32.random(in: 0...20, using: &generator)
+        for round in 0..<64 {
+            let inRange = round % 2 == 0
+            let multiplier = Int32.random(in: inRange ? (1 << 30)...Int32.max : Int32.min + 1...Int32.max, using: &generator)
+            let left = Int32.random(in: inRange ? 8...22 : 1...22, using: &generator)
+            let right = Int32.random(in: inRange ? 0...(left - 8) : 0...20, using: &generator)
             let zero = Int32.random(in: 0...255, using: &generator)
             var rescaled = [Int32](repeating: 0, count: 256)
             rc_tflite_rescale_input(all, 256, zero, left, multiplier, right, &rescaled)
@@ -74,13 +102,15 @@ final class EpilogueKernelTests: XCTestCase {
                            "input rescale, multiplier \(multiplier), shifts \(left) / \(right), zero point \(zero)")
         }
         // Every pair of inputs, under random TFLite parameters (multipliers in [2^30, 2^31)
-        // as QuantizeMultiplier gives, right shifts 0…20, any zero points).
+        // as QuantizeMultiplier gives, right shifts 0…20, any zero points), half of them in
+        // the ranges the vector path takes (inputs 0…12, output 1…22).
         let x = (0..<65536).map { UInt8($0 & 255) }, y = (0..<65536).map { UInt8($0 >> 8) }
-        for _ in 0..<8 {
+        for round in 0..<16 {
             let multiplier = { Int32.random(in: (1 << 30)...Int32.max, using: &self.generator) }
-            let shift = { Int32.random(in: 0...20, using: &self.generator) }
+            let inputShift = { Int32.random(in: round % 2 == 0 ? 0...12 : 0...20, using: &self.generator) }
+            let outputShift = { Int32.random(in: round % 2 == 0 ? 1...22 : 0...20, using: &self.generator) }
             let zero = { Int32.random(in: 0...255, using: &self.generator) }
-            let parameters = (zero(), zero(), multiplier(), shift(), multiplier(), shift(), multiplier(), shift(), zero())
+            let parameters = (zero(), zero(), multiplier(), inputShift(), multiplier(), inputShift(), multiplier(), outputShift(), zero())
             let (a, b) = bothPaths(65536) { out in
                 rc_add_tflite(x, y, 65536, parameters.0, parameters.1, 20, parameters.2, parameters.3, parameters.4, parameters.5,
                               parameters.6, parameters.7, parameters.8, 0, 255, out)
