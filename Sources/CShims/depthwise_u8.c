@@ -1,9 +1,8 @@
 // Depthwise int8 convolution on uint8 channels-last maps with the scheme's requantization
 // fused: oneDNN's depthwise kernels would write int32 accumulators for the TFLite scheme's
 // fixed-point epilogue to read back. Work items are (output row, 64-channel block) pairs.
-// 3×3 windows inside the image go through a VNNI kernel (below); borders, other kernels
-// and CPUs without VNNI take sixteen channels per AVX-512 vector, and the portable C is the
-// definition. Tests compare all of them with oneDNN + the separate epilogue.
+// 3×3 kernels go through a VNNI kernel (below); other kernels and CPUs without VNNI take
+// sixteen channels per AVX-512 vector, and the portable C is the definition. Tests compare all of them with oneDNN + the separate epilogue.
 #include "include/CShims.h"
 
 #include "epilogue.h"
@@ -78,12 +77,12 @@ AVX512 static inline __m512i window16(const rc_depthwise_u8_job *j, const uint8_
     return acc;
 }
 
-// 3×3 windows with VNNI, up to 64 channels at a time: the three input rows of one window
+// 3×3 kernels with VNNI, up to 64 channels at a time: the three input rows of one window
 // column are interleaved into (row 0, row 1, row 2, 0) byte quads per channel, so that one
 // vpdpbusd applies a whole weight column, and a window sliding right reuses the columns it
 // already interleaved. Within each 128-bit lane L, quad vector k holds channels
 // 16L + 4k … 16L + 4k + 3; a 4×4 transpose of 128-bit blocks restores channel order.
-// Padding-free windows only, so the zero point's share is the constant −zp·Σw.
+// Cells outside the image are the zero point, so its share is the constant −zp·Σw.
 typedef struct { __m512i q[4]; } column64;
 
 VNNI static inline column64 interleave_column(__m512i r0, __m512i r1, __m512i r2) {
@@ -95,8 +94,16 @@ VNNI static inline column64 interleave_column(__m512i r0, __m512i r1, __m512i r2
     return c;
 }
 
-VNNI static inline column64 load_column(const uint8_t *p, long line, __mmask64 m) {
-    return interleave_column(_mm512_maskz_loadu_epi8(m, p), _mm512_maskz_loadu_epi8(m, p + line), _mm512_maskz_loadu_epi8(m, p + 2 * line));
+// Window column ix of the rows from iy: cells outside the image hold the zero point, which
+// contributes nothing to Σ (x − zp)·w — the padding's meaning.
+// `rows`: the window's three input rows at this item's first channel, NULL outside the image.
+VNNI static inline column64 load_column(const uint8_t *const rows[3], long ix, long width, long channels, __mmask64 m,
+                                        __m512i zero_point) {
+    if (ix < 0 || ix >= width) return interleave_column(zero_point, zero_point, zero_point);
+    const long offset = ix * channels;
+    return interleave_column(rows[0] ? _mm512_maskz_loadu_epi8(m, rows[0] + offset) : zero_point,
+                             rows[1] ? _mm512_maskz_loadu_epi8(m, rows[1] + offset) : zero_point,
+                             rows[2] ? _mm512_maskz_loadu_epi8(m, rows[2] + offset) : zero_point);
 }
 
 long rc_depthwise_u8_packed3x3_size(long channels) { return (channels + BLOCK - 1) / BLOCK * 3 * 4 * 64; }
@@ -116,27 +123,30 @@ void rc_depthwise_u8_pack3x3(const int32_t *weights, long channels, int8_t *pack
                         }
 }
 
-// Outputs [x_lo, x_hi) of item `it` (whose input rows are all inside the image), `groups`
-// of sixteen channels; `full`: all 64 (constants there, so that the loops unroll).
+// Every output of item `it`, `groups` of sixteen channels; `full`: all 64 (constants there,
+// so that the loops unroll).
 VNNI static inline __attribute__((always_inline)) void
-interior3x3(const rc_depthwise_u8_job *j, const item *it, long x_lo, long x_hi, const int groups, const int full) {
-    const long channels = j->channels, line = j->width * channels, stride = j->stride_w, width = it->c1 - it->c0;
-    const __mmask64 m = width == 64 ? ~(__mmask64)0 : (((__mmask64)1 << width) - 1);
+window3x3(const rc_depthwise_u8_job *j, const item *it, const int groups, const int full) {
+    const long channels = j->channels, line = j->width * channels, stride = j->stride_w, block = it->c1 - it->c0;
+    const __mmask64 m = block == 64 ? ~(__mmask64)0 : (((__mmask64)1 << block) - 1);
     column64 w[3];
     for (long kx = 0; kx < 3; ++kx)
         for (int k = 0; k < 4; ++k) w[kx].q[k] = _mm512_loadu_si512(j->packed3x3 + ((it->c0 / BLOCK * 3 + kx) * 4 + k) * 64);
     __m512i offset[4];
     requantization16 q[4];
     for (int g = 0; g < groups; ++g) {
-        const __mmask16 gm = tail16(width - 16 * g);
+        const __mmask16 gm = tail16(block - 16 * g);
         offset[g] = _mm512_maskz_loadu_epi32(gm, j->zero_point_offset + it->c0 + 16 * g);
         q[g] = requantization16_load(&j->requantization, it->c0 + 16 * g, gm);
     }
-    const long iy = it->y * j->stride_h - j->pad_top;
-    const uint8_t *p = it->image + (iy * j->width + x_lo * stride - j->pad_left) * channels + it->c0;
-    column64 c0 = load_column(p, line, m), c1 = load_column(p + channels, line, m);
-    for (long x = x_lo; x < x_hi; ++x) {
-        column64 c2 = load_column(p + 2 * channels, line, m);
+    const long iy = it->y * j->stride_h - j->pad_top, width = j->width;
+    const uint8_t *rows[3];
+    for (int k = 0; k < 3; ++k) rows[k] = iy + k >= 0 && iy + k < j->height ? it->image + (iy + k) * line + it->c0 : NULL;
+    const __m512i zp = _mm512_set1_epi8((char)j->input_zero_point);
+    long ix = -j->pad_left;
+    column64 c0 = load_column(rows, ix, width, channels, m, zp), c1 = load_column(rows, ix + 1, width, channels, m, zp);
+    for (long x = 0; x < j->output_width; ++x) {
+        column64 c2 = load_column(rows, ix + 2, width, channels, m, zp);
         __m512i acc[4];
         for (int k = 0; k < 4; ++k) {
             acc[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c0.q[k], w[0].q[k]);
@@ -151,39 +161,33 @@ interior3x3(const rc_depthwise_u8_job *j, const item *it, long x_lo, long x_hi, 
         for (int g = 0; g < groups; ++g) {
             __m512i value = requantize16(&q[g], _mm512_add_epi32(v[g], offset[g]));
             if (full) _mm_storeu_si128((__m128i *)(o + 16 * g), _mm512_cvtepi32_epi8(value));
-            else _mm512_mask_cvtepi32_storeu_epi8(o + 16 * g, tail16(width - 16 * g), value);
+            else _mm512_mask_cvtepi32_storeu_epi8(o + 16 * g, tail16(block - 16 * g), value);
         }
-        p += stride * channels;
+        ix += stride;
         if (stride == 1) { c0 = c1; c1 = c2; }
-        else { c0 = c2; c1 = load_column(p + channels, line, m); }
+        else { c0 = c2; c1 = load_column(rows, ix + 1, width, channels, m, zp); }
     }
 }
 
-VNNI static void interior3x3_vnni(const rc_depthwise_u8_job *j, const item *it, long x_lo, long x_hi) {
-    if (it->c1 - it->c0 == BLOCK) interior3x3(j, it, x_lo, x_hi, 4, 1);
-    else interior3x3(j, it, x_lo, x_hi, (int)((it->c1 - it->c0 + 15) / 16), 0);
+VNNI static void depthwise3x3_vnni(const rc_depthwise_u8_job *j, long first, long last) {
+    for (long index = first; index < last; ++index) {
+        const item it = item_at(j, index);
+        if (it.c1 - it.c0 == BLOCK) window3x3(j, &it, 4, 1);
+        else window3x3(j, &it, (int)((it.c1 - it.c0 + 15) / 16), 0);
+    }
 }
 
 AVX512 static void depthwise_avx512(const rc_depthwise_u8_job *j, long first, long last) {
     const long channels = j->channels, taps = j->kernel_h * j->kernel_w;
     const __m512i zero_point = _mm512_set1_epi32(j->input_zero_point);
-    // Output columns whose windows lie inside the image horizontally: [x_lo, x_hi).
-    long x_lo = (j->pad_left + j->stride_w - 1) / j->stride_w, x_hi = x_lo;
-    while (x_hi < j->output_width && x_hi * j->stride_w - j->pad_left + j->kernel_w <= j->width) ++x_hi;
-    const int vnni = j->kernel_h == 3 && j->kernel_w == 3 && rc_use_vnni() && x_hi > x_lo;
     for (long index = first; index < last; ++index) {
         const item it = item_at(j, index);
-        const long iy = it.y * j->stride_h - j->pad_top;
-        const int interior = vnni && iy >= 0 && iy + 3 <= j->height;
-        if (interior) interior3x3_vnni(j, &it, x_lo, x_hi);
         for (long c = it.c0; c < it.c1; c += 16) {
             const __mmask16 m = tail16(it.c1 - c);
             __m512i weights[MAX_TAPS];
             for (long t = 0; t < taps; ++t) weights[t] = _mm512_maskz_loadu_epi32(m, j->weights + t * channels + c);
             const requantization16 q = requantization16_load(&j->requantization, c, m);
             for (long x = 0; x < j->output_width; ++x) {
-                if (interior && x == x_lo) x = x_hi;
-                if (x == j->output_width) break;
                 __m512i acc = window16(j, it.image, window_at(j, it.y, x), c, m, weights, zero_point);
                 _mm512_mask_cvtepi32_storeu_epi8(it.out + x * channels + c, m, requantize16(&q, acc));
             }
@@ -192,6 +196,7 @@ AVX512 static void depthwise_avx512(const rc_depthwise_u8_job *j, long first, lo
 }
 
 void rc_depthwise_u8_run(const rc_depthwise_u8_job *job, long first_item, long last_item) {
-    if (rc_use_avx512() && job->kernel_h * job->kernel_w <= MAX_TAPS) depthwise_avx512(job, first_item, last_item);
+    if (rc_use_vnni() && job->kernel_h == 3 && job->kernel_w == 3) depthwise3x3_vnni(job, first_item, last_item);
+    else if (rc_use_avx512() && job->kernel_h * job->kernel_w <= MAX_TAPS) depthwise_avx512(job, first_item, last_item);
     else depthwise_generic(job, first_item, last_item);
 }
