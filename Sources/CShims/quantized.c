@@ -350,15 +350,26 @@ void rc_average_pool_u8(const uint8_t *input, long height, long width, long chan
 // Quantization of float NCHW planes into uint8 channels-last values, per the scheme:
 // TFLite round(x / s) half away from zero, PyTorch nearest-even of x · (1 / s) (the caller
 // passes 1 / s in `scale` then), plus the zero point, saturated to [0, 255]. Pixels
-// first_pixel ..< last_pixel of one image of `channels` planes of `plane` values.
+// first_pixel ..< last_pixel of one image of `channels` planes of `plane` values. The
+// preprocessing, when given, comes first: output channel c reads plane source[c] and maps
+// x to x·a[c] + b[c], two float roundings as the float executor's affine op (no FMA).
+#pragma clang fp contract(off)
+static inline float preprocess(float x, const rc_preprocessing *p, long c) {
+    if (!p) return x;
+    float scaled = x * p->scale[c];
+    return scaled + p->shift[c];
+}
+
 static inline uint8_t quantize_value(float value, int scheme, float scale, float zero_point) {
     float q = scheme == 0 ? roundf(value / scale) : nearbyintf(value * scale);
     float shifted = fminf(fmaxf(q + zero_point, 0.0f), 255.0f);
     return (uint8_t)shifted;
 }
 
+static inline long source_plane(const rc_preprocessing *p, long c) { return p ? p->source[c] : c; }
+
 AVX512 static void quantize_planes_avx512(const float *planes, long channels, long plane, long first_pixel, long last_pixel,
-                                          int scheme, float scale, float zero_point, uint8_t *output) {
+                                          const rc_preprocessing *pre, int scheme, float scale, float zero_point, uint8_t *output) {
     enum { BLOCK = 64 };
     uint8_t staged[BLOCK * 16];
     const __m512 s = _mm512_set1_ps(scale), zp = _mm512_set1_ps(zero_point), half = _mm512_set1_ps(0.5f);
@@ -367,9 +378,12 @@ AVX512 static void quantize_planes_avx512(const float *planes, long channels, lo
     for (long p0 = first_pixel; p0 < last_pixel; p0 += BLOCK) {
         long count = last_pixel - p0 < BLOCK ? last_pixel - p0 : BLOCK;
         for (long c = 0; c < channels; ++c) {
+            const float *source = planes + source_plane(pre, c) * plane;
+            const __m512 a = _mm512_set1_ps(pre ? pre->scale[c] : 1.0f), b = _mm512_set1_ps(pre ? pre->shift[c] : 0.0f);
             for (long i = 0; i < count; i += 16) {
                 __mmask16 m = tail16(count - i);
-                __m512 v = _mm512_maskz_loadu_ps(m, planes + c * plane + p0 + i), q;
+                __m512 v = _mm512_maskz_loadu_ps(m, source + p0 + i), q;
+                if (pre) v = _mm512_add_ps(_mm512_mul_ps(v, a), b);
                 if (scheme == 0) {
                     // roundf: truncate, then step away from zero when the dropped part is ≥ ½
                     // (the fraction v − trunc(v) is exact in float).
@@ -391,11 +405,13 @@ AVX512 static void quantize_planes_avx512(const float *planes, long channels, lo
 }
 
 void rc_quantize_planes(const float *planes, long channels, long plane, long first_pixel, long last_pixel,
-                        int scheme, float scale, float zero_point, uint8_t *output) {
+                        const rc_preprocessing *preprocessing, int scheme, float scale, float zero_point, uint8_t *output) {
     if (rc_use_avx512() && channels <= 16) {
-        quantize_planes_avx512(planes, channels, plane, first_pixel, last_pixel, scheme, scale, zero_point, output);
+        quantize_planes_avx512(planes, channels, plane, first_pixel, last_pixel, preprocessing, scheme, scale, zero_point, output);
         return;
     }
     for (long p = first_pixel; p < last_pixel; ++p)
-        for (long c = 0; c < channels; ++c) output[p * channels + c] = quantize_value(planes[c * plane + p], scheme, scale, zero_point);
+        for (long c = 0; c < channels; ++c)
+            output[p * channels + c] = quantize_value(preprocess(planes[source_plane(preprocessing, c) * plane + p], preprocessing, c),
+                                                      scheme, scale, zero_point);
 }

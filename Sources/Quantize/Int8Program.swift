@@ -36,8 +36,10 @@ final class Int8Program: @unchecked Sendable {
     }
 
     let graph: Graph
-    /// The float preprocessing ops, run by the PC executor before quantization.
+    /// The float preprocessing ops, run by the PC executor before quantization…
     let prefix: Graph
+    /// …or, when they are ModelZoo's permutation + affine, by the input quantization itself.
+    let preprocessing: Int8Kernels.Preprocessing?
     let floatParameters: Parameters
     let table: QuantizationTable
     var steps: [Int: Step] = [:]
@@ -50,6 +52,7 @@ final class Int8Program: @unchecked Sendable {
         var prefix = Graph()
         for node in graph.nodes.dropFirst().prefix(table.floatPrefixEnd) { prefix.add(node.name, node.operation, inputs: node.inputs) }
         self.prefix = prefix
+        preprocessing = Int8Kernels.Preprocessing(prefix)
         let scheme = table.scheme
         let fusedRelus = graph.addReluPairs()
         let fusedReluNodes = Set(fusedRelus.values)
@@ -117,10 +120,12 @@ final class Int8Program: @unchecked Sendable {
     /// - Parameter observe: sees every node's integer output (parity tests).
     func run(_ images: Tensor, observe: ((Int, QuantizedValue) -> Void)? = nil) throws -> Tensor {
         let scheme = table.scheme
-        let floatInput = table.floatPrefixEnd > 0 ? Executor().forward(prefix, parameters: floatParameters, input: images) : images
+        let direct = preprocessing != nil || table.floatPrefixEnd == 0
+        let floatInput = direct ? images : Executor().forward(prefix, parameters: floatParameters, input: images)
         var values = [QuantizedValue?](repeating: nil, count: graph.nodes.count)
         var remaining = graph.readerCounts()
-        values[table.floatPrefixEnd] = Int8Kernels.quantize(floatInput, table.activations[table.floatPrefixEnd]!, scheme: scheme)
+        values[table.floatPrefixEnd] = Int8Kernels.quantize(floatInput, table.activations[table.floatPrefixEnd]!, scheme: scheme,
+                                                            preprocessing: preprocessing)
         for (index, node) in graph.nodes.enumerated() where index > table.floatPrefixEnd {
             let inputs = node.inputs.map { values[$0]! }
             let x = inputs[0]

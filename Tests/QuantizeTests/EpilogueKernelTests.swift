@@ -1,5 +1,6 @@
 import CShims
 import XCTest
+@testable import ModelZoo
 @testable import Quantize
 import TensorCore
 
@@ -183,5 +184,33 @@ final class EpilogueKernelTests: XCTestCase {
             XCTAssertEqual(portable, expected, "portable, \(scheme)")
             XCTAssertEqual(chosen, expected, "run-time choice, \(scheme)")
         }
+    }
+
+    /// The preprocessing folded into the input quantization (channel permutation + affine)
+    /// gives the bytes of the float executor's ops followed by the quantization, on both paths.
+    func testInputQuantizationWithPreprocessingEqualsExecutorThenQuantize() {
+        let shape = [2, 3, 9, 13]
+        var seeded = SeededGenerator(seed: 5)
+        let images = Tensor.randomUniform(shape: shape, generator: &seeded)
+        for kind in [ModelZoo.Preprocessing.kerasCaffe, .kerasTF, .torchImageNet] {
+            var graph = Graph()
+            _ = kind.append(to: &graph, input: 0)
+            let folded = Int8Kernels.Preprocessing(graph)
+            XCTAssertNotNil(folded, "\(kind)")
+            let expectedFloat = Executor().forward(graph, parameters: Parameters(), input: images)
+            for scheme in QuantizationScheme.allCases {
+                let q = AffineQuantization(scale: 0.0173, zeroPoint: 117)
+                let expected = Int8Kernels.quantize(expectedFloat, q, scheme: scheme).buffer.array
+                rc_force_generic(1)
+                XCTAssertEqual(Int8Kernels.quantize(images, q, scheme: scheme, preprocessing: folded).buffer.array, expected, "portable, \(kind), \(scheme)")
+                rc_force_generic(0)
+                XCTAssertEqual(Int8Kernels.quantize(images, q, scheme: scheme, preprocessing: folded).buffer.array, expected, "\(kind), \(scheme)")
+            }
+        }
+        // Anything else stays with the executor.
+        var graph = Graph()
+        let a = graph.add("a", .affine(scale: [1, 2, 3], shift: [0, 0, 0]), inputs: [0])
+        _ = graph.add("b", .affine(scale: [1, 2, 3], shift: [1, 1, 1]), inputs: [a])
+        XCTAssertNil(Int8Kernels.Preprocessing(graph))
     }
 }

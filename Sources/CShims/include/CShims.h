@@ -72,11 +72,15 @@ void rc_add_qnnpack(const uint8_t *a, const uint8_t *b, long count, int32_t zero
 /// Average pooling of uint8 channels-last maps, output rows first_row ..< last_row of
 /// batch × output_height, with the TFLite (scheme 0) or QNNPACK (scheme 1) rounding; window
 /// spans [start, end) and divisor shares per output row and column.
+/// A network's float preprocessing folded into its input quantization: output channel c is
+/// x·scale[c] + shift[c] of input plane source[c].
+typedef struct { const int32_t *source; const float *scale, *shift; } rc_preprocessing;
 /// Float NCHW planes of one image → uint8 channels-last, pixels first_pixel ..< last_pixel:
-/// scheme 0 (TFLite) round(x / scale) half away from zero, scheme 1 (PyTorch) nearest-even
-/// of x · scale (pass 1 / s), plus the zero point, saturated to [0, 255].
+/// the preprocessing (NULL: none) first, then scheme 0 (TFLite) round(x / scale) half away
+/// from zero, scheme 1 (PyTorch) nearest-even of x · scale (pass 1 / s), plus the zero
+/// point, saturated to [0, 255].
 void rc_quantize_planes(const float *planes, long channels, long plane, long first_pixel, long last_pixel,
-                        int scheme, float scale, float zero_point, uint8_t *output);
+                        const rc_preprocessing *preprocessing, int scheme, float scale, float zero_point, uint8_t *output);
 /// A requantization of int32 accumulators to uint8, per output channel c:
 /// acc + bias[c], then scheme 0 (TFLite: multiplier, left_shift, right_shift per channel,
 /// none INT32_MIN) or scheme 1 (QNNPACK float: scale per channel), plus the zero point,
