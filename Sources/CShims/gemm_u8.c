@@ -121,3 +121,67 @@ void rc_gemm_u8_run(const rc_gemm_u8_job *job, long first_item, long last_item) 
         else gemm_generic(job, row, x0, x1, c0, c1);
     }
 }
+
+// The patches of a k×k convolution of few channels (a network's stem) as GEMM rows: each
+// output pixel's window, taps × channels bytes (cells outside the image = the zero point),
+// zero bytes up to `row_length`. A window row is one contiguous run of the input row, copied
+// with masked byte loads and stores (at most 64 bytes: kernel_w × channels ≤ 64).
+AVX512 static void im2col_avx512(const uint8_t *input, long height, long width, long channels, long kernel_h, long kernel_w,
+                                 long stride_h, long stride_w, long pad_top, long pad_left, long output_height,
+                                 long output_width, long row_length, uint8_t zero_point, long first_row, long last_row,
+                                 uint8_t *output) {
+    const long run = kernel_w * channels;
+    const __m512i fill = _mm512_set1_epi8((char)zero_point);
+    const __mmask64 whole = run == 64 ? ~(__mmask64)0 : (((__mmask64)1 << run) - 1);
+    const long tail = row_length - kernel_h * run;
+    for (long r = first_row; r < last_row; ++r) {
+        const long b = r / output_height, y = r % output_height;
+        const uint8_t *image = input + b * height * width * channels;
+        for (long x = 0; x < output_width; ++x) {
+            uint8_t *out = output + (r * output_width + x) * row_length;
+            const long ix = x * stride_w - pad_left;
+            // Columns [first, last) of the window lie inside the image.
+            const long first = ix < 0 ? -ix : 0, last = width - ix < kernel_w ? width - ix : kernel_w;
+            const long lo = first * channels, hi = last * channels;
+            const __mmask64 below_hi = hi >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << hi) - 1);
+            const __mmask64 inside = last > first ? below_hi & ~(((__mmask64)1 << lo) - 1) : 0;
+            for (long ky = 0; ky < kernel_h; ++ky) {
+                const long iy = y * stride_h - pad_top + ky;
+                uint8_t *segment = out + ky * run;
+                if (iy < 0 || iy >= height || inside == 0) { _mm512_mask_storeu_epi8(segment, whole, fill); continue; }
+                const uint8_t *source = image + (iy * width + ix) * channels;
+                // Masked-off lanes are neither read nor written: reading `source` before the
+                // row's start is only ever masked.
+                __m512i values = _mm512_mask_loadu_epi8(fill, inside, source);
+                _mm512_mask_storeu_epi8(segment, whole, values);
+            }
+            for (long i = 0; i < tail; ++i) out[kernel_h * run + i] = 0;
+        }
+    }
+}
+
+void rc_im2col_u8(const uint8_t *input, long height, long width, long channels, long kernel_h, long kernel_w,
+                  long stride_h, long stride_w, long pad_top, long pad_left, long output_height, long output_width,
+                  long row_length, uint8_t zero_point, long first_row, long last_row, uint8_t *output) {
+    if (rc_use_avx512() && kernel_w * channels <= 64) {
+        im2col_avx512(input, height, width, channels, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left,
+                      output_height, output_width, row_length, zero_point, first_row, last_row, output);
+        return;
+    }
+    for (long r = first_row; r < last_row; ++r) {
+        const long b = r / output_height, y = r % output_height;
+        const uint8_t *image = input + b * height * width * channels;
+        for (long x = 0; x < output_width; ++x) {
+            uint8_t *out = output + (r * output_width + x) * row_length;
+            long i = 0;
+            for (long ky = 0; ky < kernel_h; ++ky)
+                for (long kx = 0; kx < kernel_w; ++kx) {
+                    const long iy = y * stride_h - pad_top + ky, ix = x * stride_w - pad_left + kx;
+                    const int inside = iy >= 0 && iy < height && ix >= 0 && ix < width;
+                    for (long c = 0; c < channels; ++c) out[i++] = inside ? image[(iy * width + ix) * channels + c] : zero_point;
+                }
+            while (i < row_length) out[i++] = 0;
+        }
+    }
+}
+

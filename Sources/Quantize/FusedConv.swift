@@ -1,8 +1,9 @@
 import CShims
 import TensorCore
 
-/// A 1×1 int8 convolution (any stride, no padding) or fully connected layer run as a GEMM
-/// with the scheme's requantization fused into it (`rc_gemm_u8_run`, AVX-512 VNNI).
+/// A 1×1 int8 convolution (any stride, no padding), fully connected layer, or network stem
+/// (a large k×k kernel on at most four input channels, through im2col) run as a GEMM with
+/// the scheme's requantization fused into it (`rc_gemm_u8_run`, AVX-512 VNNI).
 ///
 /// oneDNN's kernels can requantize only in float; for the TFLite scheme's fixed-point
 /// arithmetic (and QNNPACK outputs with a zero point) they must write int32 accumulators,
@@ -11,11 +12,15 @@ import TensorCore
 /// (`FusedConvTests` compares the bytes), a quarter of the memory traffic. That pays where
 /// the epilogue is a large share of the work — pointwise layers with few input channels,
 /// all of MobileNetV2's — and not for k×k kernels, where the GEMM dominates and oneDNN's
-/// is as fast as ours (measured layer by layer on ResNet50 and InceptionV3; Docs/PERFORMANCE.md).
+/// is as fast as ours (measured layer by layer on ResNet50 and InceptionV3; Docs/PERFORMANCE.md)
+/// — except on three-channel images, where oneDNN's kernels run far below their peak.
 final class FusedInt8Conv: @unchecked Sendable {
     let weightShape: [Int]
     let config: Conv2DConfig
+    let inputZeroPoint: Int32
     private let packed: IntegerBuffer<Int8>
+    /// A stem's im2col row length (0 for a pointwise layer).
+    private let patchLength: Int
     /// bias − input zero point · Σ w[c]: oneDNN's Σ (x − zp)·w + bias, folded.
     private let bias: [Int32]
     private let requantizer: Requantizer
@@ -28,28 +33,54 @@ final class FusedInt8Conv: @unchecked Sendable {
     /// kernel without padding, groups or dilation, input channels a multiple of 4 (the VNNI
     /// dot product's width), and a TFLite multiplier other than the saturating INT32_MIN.
     static func supports(weightShape: [Int], config: Conv2DConfig, requantizer: Requantizer) -> Bool {
-        rc_use_vnni() != 0 && weightShape.count == 4 && weightShape[2] == 1 && weightShape[3] == 1 && weightShape[1] % 4 == 0
-            && config.padding == .zero && config.groups == 1 && config.dilationH == 1 && config.dilationW == 1
-            && !requantizer.multipliers.contains(Int32.min)
+        guard rc_use_vnni() != 0, weightShape.count == 4, config.groups == 1, config.dilationH == 1, config.dilationW == 1,
+              !requantizer.multipliers.contains(Int32.min) else { return false }
+        let pointwise = weightShape[2] == 1 && weightShape[3] == 1 && weightShape[1] % 4 == 0 && config.padding == .zero
+        return pointwise || isStem(weightShape)
+    }
+
+    /// A k×k convolution of at most four input channels whose window rows fit a vector and
+    /// whose windows hold at least 64 values: an image's first layer with a large kernel
+    /// (ResNet50's 7×7: 0.3 ms faster than oneDNN; for 3×3 stems oneDNN is as fast or faster).
+    static func isStem(_ weightShape: [Int]) -> Bool {
+        weightShape[1] <= 4 && weightShape[1] * weightShape[3] <= 64 && weightShape[1] * weightShape[2] * weightShape[3] >= 64
     }
 
     /// - Parameters:
-    ///   - weights: [O, I, 1, 1] int8 weights.
+    ///   - weights: OIHW int8 weights: [O, I, 1, 1] with I a multiple of 4, or a stem's.
     ///   - inputZeroPoint: the uint8 input's zero point.
     init(weights: [Int8], shape: [Int], config: Conv2DConfig, inputZeroPoint: Int32, requantizer: Requantizer) {
-        precondition(shape.count == 4 && shape[2] == 1 && shape[3] == 1 && shape[1] % 4 == 0 && weights.count == shape.reduce(1, *)
-                     && config.padding == .zero && config.groups == 1,
-                     "fused int8 conv: weights \(shape) must be [O, I, 1, 1] with I a multiple of 4, no padding or groups")
+        let stem = shape.count == 4 && Self.isStem(shape)
+        precondition(shape.count == 4 && weights.count == shape.reduce(1, *) && config.groups == 1
+                     && (stem || (shape[2] == 1 && shape[3] == 1 && shape[1] % 4 == 0 && config.padding == .zero)),
+                     "fused int8 conv: weights \(shape) must be [O, I, 1, 1] with I a multiple of 4 and no padding, or a stem's")
         weightShape = shape
         self.config = config
-        let (n, k) = (shape[0], shape[1])
+        self.inputZeroPoint = inputZeroPoint
+        let (n, inputs, taps) = (shape[0], shape[1], shape[2] * shape[3])
+        // A stem's GEMM row is its window in (tap, channel) order, zero-padded to a multiple of 4.
+        let k = stem ? (taps * inputs + 3) / 4 * 4 : inputs
+        var rows = [Int8](repeating: 0, count: n * k)
+        for o in 0..<n { for i in 0..<inputs { for t in 0..<taps { rows[o * k + t * inputs + i] = weights[(o * inputs + i) * taps + t] } } }
         let packed = IntegerBuffer<Int8>(count: rc_gemm_u8_packed_size(n, k))
-        weights.withUnsafeBufferPointer { w in packed.withUnsafeMutableBufferPointer { p in rc_gemm_u8_pack(w.baseAddress, n, k, p.baseAddress) } }
+        rows.withUnsafeBufferPointer { w in packed.withUnsafeMutableBufferPointer { p in rc_gemm_u8_pack(w.baseAddress, n, k, p.baseAddress) } }
         self.packed = packed
+        patchLength = stem ? k : 0
         bias = (0..<n).map { channel in
-            let sum = weights[(channel * k)..<((channel + 1) * k)].reduce(Int32(0)) { $0 &+ Int32($1) }
+            let sum = rows[(channel * k)..<((channel + 1) * k)].reduce(Int32(0)) { $0 &+ Int32($1) }
             return requantizer.bias[channel] &- inputZeroPoint &* sum
         }
+        self.requantizer = requantizer
+    }
+
+    /// The GEMM alone over already packed weights (a stem's, applied to its patches).
+    private init(packed: IntegerBuffer<Int8>, inputs: Int, outputs: Int, bias: [Int32], requantizer: Requantizer) {
+        weightShape = [outputs, inputs, 1, 1]
+        config = Conv2DConfig()
+        inputZeroPoint = 0
+        self.packed = packed
+        patchLength = 0
+        self.bias = bias
         self.requantizer = requantizer
     }
 
@@ -59,6 +90,7 @@ final class FusedInt8Conv: @unchecked Sendable {
         let shape4 = x.shape.count == 4 ? x.shape : [x.shape[0], x.shape[1], 1, 1]
         precondition(shape4[1] == weightShape[1], "fused int8 conv: input \(x.shape) has \(shape4[1]) channels, expected \(weightShape[1])")
         let outputShape = config.outputShape(input: shape4, weight: weightShape)
+        if patchLength > 0 { return applyStem(x, outputShape: outputShape) }
         let (batch, channels, height, width) = (shape4[0], shape4[1], shape4[2], shape4[3])
         // A stride-1 convolution is one long row of pixels.
         let flat = config.strideH == 1 && config.strideW == 1
@@ -82,6 +114,23 @@ final class FusedInt8Conv: @unchecked Sendable {
             } }
         } }
         return QuantizedValue(buffer: output, shape: x.shape.count == 2 ? [outputShape[0], outputShape[1]] : outputShape)
+    }
+
+    /// im2col, then the GEMM over the patches (a 1×1 convolution of `patchLength` channels).
+    private func applyStem(_ x: QuantizedValue, outputShape: [Int]) -> QuantizedValue {
+        let (batch, height, width) = (outputShape[0], outputShape[2], outputShape[3])
+        let patches = IntegerBuffer<UInt8>(count: batch * height * width * patchLength)
+        x.buffer.withUnsafeBufferPointer { source in patches.withUnsafeMutableBufferPointer { out in
+            let (s, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
+            let (c, kernel, length, zeroPoint) = (config, weightShape, patchLength, UInt8(inputZeroPoint))
+            Threading.parallelFor(batch * height) { rows in
+                rc_im2col_u8(s.value, x.shape[2], x.shape[3], x.shape[1], kernel[2], kernel[3], c.strideH, c.strideW,
+                             c.padding.top, c.padding.left, height, width, length, zeroPoint, rows.lowerBound, rows.upperBound, o.value)
+            }
+        } }
+        let gemm = FusedInt8Conv(packed: packed, inputs: patchLength, outputs: weightShape[0], bias: bias, requantizer: requantizer)
+        let result = gemm.apply(QuantizedValue(buffer: patches, shape: [batch, patchLength, height, width]))
+        return QuantizedValue(buffer: result.buffer, shape: outputShape)
     }
 
     /// Output columns per work item: at most 64 (eight 8-pixel tiles over one 48-channel

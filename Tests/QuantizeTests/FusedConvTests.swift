@@ -3,7 +3,7 @@ import XCTest
 @testable import Quantize
 import TensorCore
 
-/// The fused 1×1 convolution (`FusedInt8Conv`) against the two-pass path it
+/// The fused 1×1 and stem convolutions (`FusedInt8Conv`) against the two-pass path it
 /// replaces — oneDNN's int32 accumulators, then `Requantizer` (checked against TFLite and
 /// PyTorch layer by layer elsewhere): same bytes for both schemes, strides, batches, every
 /// tail of pixels and channels,
@@ -17,20 +17,28 @@ final class FusedConvTests: XCTestCase {
     }
 
     func testFusedGemmEqualsAccumulateThenRequantize() throws {
-        // (input [N, C, H, W], output channels, stride)
-        let geometries: [([Int], Int, Int, Int)] = [
-            ([1, 4, 1, 1], 1, 1, 1), ([1, 16, 5, 1], 24, 1, 1), ([2, 36, 2, 4], 48, 1, 1), ([1, 260, 7, 7], 50, 1, 1),
-            ([1, 64, 13, 10], 100, 1, 1), ([1, 1024, 3, 6], 17, 1, 1), ([1, 32, 9, 9], 40, 2, 2), ([2, 16, 11, 10], 33, 2, 2),
-            ([1, 20, 8, 17], 16, 1, 2), ([3, 8, 12, 7], 96, 3, 1),
+        // (input [N, C, H, W], output channels, kernel, stride, padding): pointwise layers, and
+        // stems (k×k on at most four channels, through im2col) with Keras's and symmetric
+        // padding, windows wider than the image, 64-byte window rows.
+        let same = Padding2D.symmetric(1), keras = Padding2D(top: 0, bottom: 1, left: 0, right: 1)
+        let geometries: [([Int], Int, Int, (Int, Int), Padding2D)] = [
+            ([1, 4, 1, 1], 1, 1, (1, 1), .zero), ([1, 16, 5, 1], 24, 1, (1, 1), .zero), ([2, 36, 2, 4], 48, 1, (1, 1), .zero),
+            ([1, 260, 7, 7], 50, 1, (1, 1), .zero), ([1, 64, 13, 10], 100, 1, (1, 1), .zero), ([1, 1024, 3, 6], 17, 1, (1, 1), .zero),
+            ([1, 32, 9, 9], 40, 1, (2, 2), .zero), ([2, 16, 11, 10], 33, 1, (2, 2), .zero), ([1, 20, 8, 17], 16, 1, (1, 2), .zero),
+            ([3, 8, 12, 7], 96, 1, (3, 1), .zero),
+            ([1, 3, 15, 17], 32, 5, (2, 2), keras), ([2, 3, 20, 20], 64, 7, (2, 2), Padding2D.symmetric(3)),
+            ([1, 2, 19, 19], 8, 7, (1, 1), same), ([1, 4, 6, 6], 5, 4, (1, 1), .zero), ([1, 3, 11, 11], 32, 5, (2, 2), .zero),
+            ([1, 3, 4, 5], 16, 7, (1, 1), Padding2D.symmetric(3)), ([1, 4, 20, 20], 8, 16, (3, 3), Padding2D.symmetric(5)),
         ]
-        for (inputShape, outputs, strideH, strideW) in geometries {
-            let config = Conv2DConfig(strideH: strideH, strideW: strideW, padding: .zero, dilationH: 1, dilationW: 1, groups: 1)
+        for (inputShape, outputs, kernel, (strideH, strideW), padding) in geometries {
+            XCTAssertTrue(kernel == 1 || FusedInt8Conv.isStem([outputs, inputShape[1], kernel, kernel]), "\(inputShape) \(kernel)×\(kernel) is a stem")
+            let config = Conv2DConfig(strideH: strideH, strideW: strideW, padding: padding, dilationH: 1, dilationW: 1, groups: 1)
             let inputs = inputShape[1]
-            let weightShape = [outputs, inputs, 1, 1]
+            let weightShape = [outputs, inputs, kernel, kernel]
             let weights = (0..<weightShape.reduce(1, *)).map { i in
                 i % 13 == 0 ? Int8(i % 2 == 0 ? -127 : 127) : Int8.random(in: -127...127, using: &generator)
             }
-            let weightScales = (0..<outputs).map { _ in Float.random(in: 1e-3...2e-2, using: &generator) }
+            let weightScales = (0..<outputs).map { _ in Float.random(in: 1e-3...2e-2, using: &generator) / Float(kernel) }
             for scheme in QuantizationScheme.allCases {
                 for inputZeroPoint in [Int32(0), 37, 128, 255] {
                     let x = (0..<inputShape.reduce(1, *)).map { _ in UInt8.random(in: 0...255, using: &generator) }
@@ -47,7 +55,7 @@ final class FusedConvTests: XCTestCase {
                         let reference = try twoPass(value, layer: layer, config: config, inputZeroPoint: inputZeroPoint, requantizer: requantizer)
                         let fused = FusedInt8Conv(weights: weights, shape: weightShape, config: config, inputZeroPoint: inputZeroPoint,
                                                   requantizer: requantizer)
-                        let label = "\(scheme) \(inputShape)→\(outputs), stride \(strideH)×\(strideW), zp \(inputZeroPoint), out scale \(outputScale)"
+                        let label = "\(scheme) \(inputShape)→\(outputs), \(kernel)×\(kernel) stride \(strideH)×\(strideW) \(padding), zp \(inputZeroPoint), out scale \(outputScale)"
                         for threads in [1, 2] {
                             Threading.setThreads(threads)
                             let result = fused.apply(value)

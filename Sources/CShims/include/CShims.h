@@ -122,6 +122,13 @@ void rc_gemm_u8_pack(const int8_t *weights, long n, long k, int8_t *packed);
 long rc_gemm_u8_items(const rc_gemm_u8_job *job);
 void rc_gemm_u8_run(const rc_gemm_u8_job *job, long first_item, long last_item);
 
+/// The patches of a k×k convolution as rows of a GEMM input: output rows first_row ..< last_row
+/// (of batch × output_height), each output pixel's window (taps × channels, cells outside
+/// the image = zero_point) followed by zero bytes up to `row_length`.
+void rc_im2col_u8(const uint8_t *input, long height, long width, long channels, long kernel_h, long kernel_w,
+                  long stride_h, long stride_w, long pad_top, long pad_left, long output_height, long output_width,
+                  long row_length, uint8_t zero_point, long first_row, long last_row, uint8_t *output);
+
 /// Depthwise int8 convolution with the requantization fused (depthwise_u8.c):
 /// output[b, y, x, c] = requantize(Σ_taps (input[b, iy, ix, c] − input_zero_point) · w[tap, c])
 /// over the taps inside the image (padding counts as the zero point), uint8 channels-last
