@@ -29,9 +29,10 @@ final class FusedInt8Conv: @unchecked Sendable {
     /// in L2); larger ones are walked once, one 48-channel panel at a time.
     static let cachedWeightBytes = 256 << 10
 
-    /// Whether a layer with these weights and this geometry runs here on this CPU: a 1×1
-    /// kernel without padding, groups or dilation, input channels a multiple of 4 (the VNNI
-    /// dot product's width), and a TFLite multiplier other than the saturating INT32_MIN.
+    /// Whether a layer with these weights and this geometry runs here on this CPU: no groups or
+    /// dilation, a TFLite multiplier other than the saturating INT32_MIN, and either a 1×1
+    /// kernel without padding on a multiple of 4 input channels (the VNNI dot product's
+    /// width) or a stem (`isStem`).
     static func supports(weightShape: [Int], config: Conv2DConfig, requantizer: Requantizer) -> Bool {
         guard rc_use_vnni() != 0, weightShape.count == 4, config.groups == 1, config.dilationH == 1, config.dilationW == 1,
               !requantizer.multipliers.contains(Int32.min) else { return false }
