@@ -191,4 +191,64 @@ AVX512 static inline __m512i requantize16(const requantization16 *p, __m512i acc
     return float_requantize16(x, p->scale, p->zero_point, p->lo, p->hi);
 }
 
+// TFLite's rescaling of an add input, tflite_multiply(d·2^L, M, 0, r) for d = q − zp
+// (|d| ≤ 255), in 32-bit lanes. Folding the two roundings into one floor (see single_floor16)
+// and dividing out 2^L: with D = 2^(31−L+r), h = 2^(r−1) (0 for r = 0) and s = [d < 0]
+// (d·M < −2^(30−L) exactly when d < 0, for M > 2^(30−L); only for r ≥ 1),
+//   result = floor((d·M + 2^(30−L) + (h − s)·2^(31−L)) / D)
+//          = d·M_high + floor((d·M_low + 2^(30−L) + (h − s)·2^(31−L)) / D)
+// with M = M_high·D + M_low, every term within int32 for D ≤ 2^23 (r ≤ L − 8). TFLite uses L = 20.
+typedef struct { __m512i high, low, offset, correction; __m128i shift; } input_rescale16;
+
+static inline int input_rescale_exact(int32_t left_shift, int32_t multiplier, int32_t right_shift) {
+    return left_shift >= 8 && left_shift <= 22 && multiplier > (1 << (30 - left_shift)) && right_shift >= 0
+        && right_shift <= left_shift - 8;
+}
+
+AVX512 static inline input_rescale16 input_rescale_params(int32_t left_shift, int32_t multiplier, int32_t right_shift) {
+    const int split = 31 - left_shift + right_shift;
+    input_rescale16 p;
+    p.high = _mm512_set1_epi32(multiplier >> split);
+    p.low = _mm512_set1_epi32(multiplier & ((1 << split) - 1));
+    p.offset = _mm512_set1_epi32((1 << (30 - left_shift)) + (right_shift > 0 ? (1 << (right_shift - 1)) << (31 - left_shift) : 0));
+    p.correction = _mm512_set1_epi32(right_shift > 0 ? 1 << (31 - left_shift) : 0);
+    p.shift = _mm_cvtsi32_si128(split);
+    return p;
+}
+
+AVX512 static inline __m512i input_rescale(__m512i d, const input_rescale16 *p) {
+    __m512i low = _mm512_add_epi32(_mm512_mullo_epi32(d, p->low), p->offset);
+    low = _mm512_mask_sub_epi32(low, _mm512_cmplt_epi32_mask(d, _mm512_setzero_si512()), low, p->correction);
+    return _mm512_add_epi32(_mm512_mullo_epi32(d, p->high), _mm512_sra_epi32(low, p->shift));
+}
+
+// TFLite's int8 ADD of two uint8 operands (reference_ops::AddElementwise with gemmlowp
+// rounding): one value, and sixteen with parameters prepared once (`tflite_add16`, valid when
+// rc_tflite_add_vectorizes).
+static inline uint8_t tflite_add_value(int32_t a, int32_t b, const rc_tflite_add *p) {
+    int32_t x = (a - p->a_zero_point) * (1 << p->left_shift), y = (b - p->b_zero_point) * (1 << p->left_shift);
+    int32_t sum = tflite_multiply(x, p->a_multiplier, 0, p->a_right_shift) + tflite_multiply(y, p->b_multiplier, 0, p->b_right_shift);
+    return clamp_u8(tflite_multiply(sum, p->out_multiplier, 0, p->out_right_shift) + p->out_zero_point, p->lo, p->hi);
+}
+
+typedef struct { input_rescale16 a, b; single_floor16 out; __m512i a_zero_point, b_zero_point; int32_t lo, hi; } tflite_add16;
+
+AVX512 static inline tflite_add16 tflite_add16_params(const rc_tflite_add *p) {
+    tflite_add16 v;
+    v.a = input_rescale_params(p->left_shift, p->a_multiplier, p->a_right_shift);
+    v.b = input_rescale_params(p->left_shift, p->b_multiplier, p->b_right_shift);
+    v.out = single_floor_params(_mm512_set1_epi32(p->out_multiplier), _mm512_set1_epi32(p->out_right_shift), p->out_zero_point);
+    v.a_zero_point = _mm512_set1_epi32(p->a_zero_point);
+    v.b_zero_point = _mm512_set1_epi32(p->b_zero_point);
+    v.lo = p->lo; v.hi = p->hi;
+    return v;
+}
+
+// Sixteen sums of uint8 operands held in int32 lanes, clamped, as int32 lanes.
+AVX512 static inline __m512i tflite_add16_apply(__m512i a, __m512i b, const tflite_add16 *p) {
+    __m512i sum = _mm512_add_epi32(input_rescale(_mm512_sub_epi32(a, p->a_zero_point), &p->a),
+                                   input_rescale(_mm512_sub_epi32(b, p->b_zero_point), &p->b));
+    return clamp16(single_floor16_apply(sum, &p->out), p->lo, p->hi);
+}
+
 #endif

@@ -55,7 +55,11 @@ static void gemm_generic(const rc_gemm_u8_job *j, long row, long x0, long x1, lo
             int32_t acc = 0;
             for (long q = 0; q < quads; ++q)
                 for (long b = 0; b < 4; ++b) acc += (int32_t)a[q * 4 + b] * (int32_t)w[q * 64 + b];
-            j->output[(row * j->columns + x) * j->n + c] = requantize_value(&j->requantization, acc, c);
+            const long at = (row * j->columns + x) * j->n + c;
+            uint8_t value = requantize_value(&j->requantization, acc, c);
+            if (j->add) value = j->add->convolution_first ? tflite_add_value(value, j->add->other[at], j->add)
+                                                          : tflite_add_value(j->add->other[at], value, j->add);
+            j->output[at] = value;
         }
     }
 }
@@ -64,7 +68,7 @@ static void gemm_generic(const rc_gemm_u8_job *j, long row, long x0, long x1, lo
 // from c (the last group masked to the real channel count). Called with constant pixels /
 // vectors so that the accumulators live in registers.
 VNNI static inline __attribute__((always_inline)) void
-tile(const rc_gemm_u8_job *j, long row, long x, long c, const int pixels, const int vectors) {
+tile(const rc_gemm_u8_job *j, const tflite_add16 *add, long row, long x, long c, const int pixels, const int vectors) {
     const long quads = j->k / 4, step = j->column_stride;
     const uint8_t *a = pixel_base(j, row, x);
     const int8_t *w = j->packed + (c / 16) * quads * 64;
@@ -85,19 +89,26 @@ tile(const rc_gemm_u8_job *j, long row, long x, long c, const int pixels, const 
         const long channel = c + v * 16;
         const __mmask16 m = tail16(j->n - channel);
         const requantization16 q = requantization16_load(&j->requantization, channel, m);
-        uint8_t *out = j->output + (row * j->columns + x) * j->n + channel;
-        for (int r = 0; r < pixels; ++r) _mm512_mask_cvtepi32_storeu_epi8(out + r * j->n, m, requantize16(&q, acc[r][v]));
+        const long at = (row * j->columns + x) * j->n + channel;
+        for (int r = 0; r < pixels; ++r) {
+            __m512i value = requantize16(&q, acc[r][v]);
+            if (add) {
+                __m512i other = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, j->add->other + at + r * j->n));
+                value = j->add->convolution_first ? tflite_add16_apply(value, other, add) : tflite_add16_apply(other, value, add);
+            }
+            _mm512_mask_cvtepi32_storeu_epi8(j->output + at + r * j->n, m, value);
+        }
     }
 }
 
 #define TILE_CASES(pixels)                                                 \
     case pixels:                                                           \
-        if (vectors == 3) tile(j, row, x, c0, pixels, 3);                  \
-        else if (vectors == 2) tile(j, row, x, c0, pixels, 2);             \
-        else tile(j, row, x, c0, pixels, 1);                               \
+        if (vectors == 3) tile(j, add, row, x, c0, pixels, 3);             \
+        else if (vectors == 2) tile(j, add, row, x, c0, pixels, 2);        \
+        else tile(j, add, row, x, c0, pixels, 1);                          \
         break;
 
-VNNI static void gemm_vnni(const rc_gemm_u8_job *j, long row, long x0, long x1, long c0, long c1) {
+VNNI static void gemm_vnni(const rc_gemm_u8_job *j, const tflite_add16 *add, long row, long x0, long x1, long c0, long c1) {
     const int vectors = (int)((c1 - c0 + 15) / 16);
     for (long x = x0; x < x1; x += ROWS) {
         switch (x1 - x < ROWS ? x1 - x : ROWS) {
@@ -107,18 +118,41 @@ VNNI static void gemm_vnni(const rc_gemm_u8_job *j, long row, long x0, long x1, 
     }
 }
 
-void rc_gemm_u8_run(const rc_gemm_u8_job *job, long first_item, long last_item) {
+// Work item `item`: output row, columns [x0, x1), channels [c0, c1).
+typedef struct { long row, x0, x1, c0, c1; } gemm_item;
+
+static inline gemm_item gemm_item_at(const rc_gemm_u8_job *job, long item) {
     const long column_blocks = (job->columns + job->column_block - 1) / job->column_block;
     const long pixel_blocks = job->rows * column_blocks, channel_blocks = (job->n + BLOCK - 1) / BLOCK;
-    const int vnni = rc_use_vnni();
+    const long channel_block = job->channel_major ? item / pixel_blocks : item % channel_blocks;
+    const long pixel_block = job->channel_major ? item % pixel_blocks : item / channel_blocks;
+    gemm_item it;
+    it.c0 = channel_block * BLOCK;
+    it.row = pixel_block / column_blocks;
+    it.x0 = pixel_block % column_blocks * job->column_block;
+    it.c1 = it.c0 + BLOCK < job->n ? it.c0 + BLOCK : job->n;
+    it.x1 = it.x0 + job->column_block < job->columns ? it.x0 + job->column_block : job->columns;
+    return it;
+}
+
+VNNI static void run_vnni(const rc_gemm_u8_job *job, long first_item, long last_item) {
+    tflite_add16 add;
+    if (job->add) add = tflite_add16_params(job->add);
     for (long item = first_item; item < last_item; ++item) {
-        const long channel_block = job->channel_major ? item / pixel_blocks : item % channel_blocks;
-        const long pixel_block = job->channel_major ? item % pixel_blocks : item / channel_blocks;
-        const long c0 = channel_block * BLOCK, row = pixel_block / column_blocks, x0 = pixel_block % column_blocks * job->column_block;
-        const long c1 = c0 + BLOCK < job->n ? c0 + BLOCK : job->n;
-        const long x1 = x0 + job->column_block < job->columns ? x0 + job->column_block : job->columns;
-        if (vnni) gemm_vnni(job, row, x0, x1, c0, c1);
-        else gemm_generic(job, row, x0, x1, c0, c1);
+        const gemm_item it = gemm_item_at(job, item);
+        gemm_vnni(job, job->add ? &add : NULL, it.row, it.x0, it.x1, it.c0, it.c1);
+    }
+}
+
+void rc_gemm_u8_run(const rc_gemm_u8_job *job, long first_item, long last_item) {
+    // The add epilogue takes the vector code only where that is exact; the scalar code otherwise.
+    if (rc_use_vnni() && (!job->add || rc_tflite_add_vectorizes(job->add))) {
+        run_vnni(job, first_item, last_item);
+        return;
+    }
+    for (long item = first_item; item < last_item; ++item) {
+        const gemm_item it = gemm_item_at(job, item);
+        gemm_generic(job, it.row, it.x0, it.x1, it.c0, it.c1);
     }
 }
 

@@ -104,47 +104,6 @@ void rc_requantize_float(const int32_t *accumulators, long pixels, long channels
 
 // TFLite's int8 ADD (reference_ops::AddElementwise): both inputs rescaled to a common
 // fixed-point scale with a 20-bit left shift, summed, rescaled to the output.
-#define ADD_TFLITE_BODY                                                                             \
-    for (long i = 0; i < count; ++i) {                                                              \
-        int32_t x = ((int32_t)a[i] - a_zero_point) * (1 << left_shift);                             \
-        int32_t y = ((int32_t)b[i] - b_zero_point) * (1 << left_shift);                             \
-        int32_t sx = tflite_multiply(x, a_multiplier, 0, a_right_shift);                            \
-        int32_t sy = tflite_multiply(y, b_multiplier, 0, b_right_shift);                            \
-        int32_t v = tflite_multiply(sx + sy, out_multiplier, 0, out_right_shift);                   \
-        output[i] = clamp_u8(v + out_zero_point, lo, hi);                                           \
-    }
-
-// TFLite's rescaling of an add input, tflite_multiply(d·2^L, M, 0, r) for d = q − zp
-// (|d| ≤ 255), in 32-bit lanes. Folding the two roundings into one floor (see single_floor16)
-// and dividing out 2^L: with D = 2^(31−L+r), h = 2^(r−1) (0 for r = 0) and s = [d < 0]
-// (d·M < −2^(30−L) exactly when d < 0, for M > 2^(30−L); only for r ≥ 1),
-//   result = floor((d·M + 2^(30−L) + (h − s)·2^(31−L)) / D)
-//          = d·M_high + floor((d·M_low + 2^(30−L) + (h − s)·2^(31−L)) / D)
-// with M = M_high·D + M_low, every term within int32 for D ≤ 2^23 (r ≤ L − 8). TFLite uses L = 20.
-typedef struct { __m512i high, low, offset, correction; __m128i shift; } input_rescale16;
-
-static inline int input_rescale_exact(int32_t left_shift, int32_t multiplier, int32_t right_shift) {
-    return left_shift >= 8 && left_shift <= 22 && multiplier > (1 << (30 - left_shift)) && right_shift >= 0
-        && right_shift <= left_shift - 8;
-}
-
-AVX512 static inline input_rescale16 input_rescale_params(int32_t left_shift, int32_t multiplier, int32_t right_shift) {
-    const int split = 31 - left_shift + right_shift;
-    input_rescale16 p;
-    p.high = _mm512_set1_epi32(multiplier >> split);
-    p.low = _mm512_set1_epi32(multiplier & ((1 << split) - 1));
-    p.offset = _mm512_set1_epi32((1 << (30 - left_shift)) + (right_shift > 0 ? (1 << (right_shift - 1)) << (31 - left_shift) : 0));
-    p.correction = _mm512_set1_epi32(right_shift > 0 ? 1 << (31 - left_shift) : 0);
-    p.shift = _mm_cvtsi32_si128(split);
-    return p;
-}
-
-AVX512 static inline __m512i input_rescale(__m512i d, const input_rescale16 *p) {
-    __m512i low = _mm512_add_epi32(_mm512_mullo_epi32(d, p->low), p->offset);
-    low = _mm512_mask_sub_epi32(low, _mm512_cmplt_epi32_mask(d, _mm512_setzero_si512()), low, p->correction);
-    return _mm512_add_epi32(_mm512_mullo_epi32(d, p->high), _mm512_sra_epi32(low, p->shift));
-}
-
 AVX512 static void rescale_input_avx512(const uint8_t *q, long count, int32_t zero_point, int32_t left_shift,
                                         int32_t multiplier, int32_t right_shift, int32_t *output) {
     const input_rescale16 r = input_rescale_params(left_shift, multiplier, right_shift);
@@ -165,37 +124,29 @@ void rc_tflite_rescale_input(const uint8_t *q, long count, int32_t zero_point, i
     }
 }
 
-AVX512 static void add_tflite_avx512(const uint8_t *a, const uint8_t *b, long count, int32_t a_zero_point, int32_t b_zero_point,
-                                     int32_t left_shift, int32_t a_multiplier, int32_t a_right_shift, int32_t b_multiplier,
-                                     int32_t b_right_shift, int32_t out_multiplier, int32_t out_right_shift,
-                                     int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output) {
-    const __m512i azp = _mm512_set1_epi32(a_zero_point), bzp = _mm512_set1_epi32(b_zero_point);
-    const input_rescale16 ra = input_rescale_params(left_shift, a_multiplier, a_right_shift);
-    const input_rescale16 rb = input_rescale_params(left_shift, b_multiplier, b_right_shift);
-    const single_floor16 po = single_floor_params(_mm512_set1_epi32(out_multiplier), _mm512_set1_epi32(out_right_shift), out_zero_point);
+int rc_tflite_add_vectorizes(const rc_tflite_add *p) {
+    return rc_use_avx512() && input_rescale_exact(p->left_shift, p->a_multiplier, p->a_right_shift)
+        && input_rescale_exact(p->left_shift, p->b_multiplier, p->b_right_shift)
+        && p->out_multiplier != INT32_MIN && single_floor_applies(p->out_right_shift);
+}
+
+AVX512 static void add_tflite_avx512(const uint8_t *a, const uint8_t *b, long count, const rc_tflite_add *p, uint8_t *output) {
+    const tflite_add16 v = tflite_add16_params(p);
     for (long i = 0; i < count; i += 16) {
         __mmask16 m = tail16(count - i);
-        __m512i x = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a + i)), azp);
-        __m512i y = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, b + i)), bzp);
-        __m512i sum = _mm512_add_epi32(input_rescale(x, &ra), input_rescale(y, &rb));
-        _mm512_mask_cvtepi32_storeu_epi8(output + i, m, clamp16(single_floor16_apply(sum, &po), lo, hi));
+        __m512i x = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a + i)), y = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, b + i));
+        _mm512_mask_cvtepi32_storeu_epi8(output + i, m, tflite_add16_apply(x, y, &v));
     }
-}
-static void add_tflite_generic(const uint8_t *a, const uint8_t *b, long count, int32_t a_zero_point, int32_t b_zero_point,
-                               int32_t left_shift, int32_t a_multiplier, int32_t a_right_shift, int32_t b_multiplier,
-                               int32_t b_right_shift, int32_t out_multiplier, int32_t out_right_shift,
-                               int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output) {
-    ADD_TFLITE_BODY
 }
 
 void rc_add_tflite(const uint8_t *a, const uint8_t *b, long count, int32_t a_zero_point, int32_t b_zero_point,
                    int32_t left_shift, int32_t a_multiplier, int32_t a_right_shift, int32_t b_multiplier,
                    int32_t b_right_shift, int32_t out_multiplier, int32_t out_right_shift,
                    int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output) {
-    int exact = input_rescale_exact(left_shift, a_multiplier, a_right_shift) && input_rescale_exact(left_shift, b_multiplier, b_right_shift)
-             && out_multiplier != INT32_MIN && single_floor_applies(out_right_shift);
-    if (rc_use_avx512() && exact) add_tflite_avx512(a, b, count, a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier, b_right_shift, out_multiplier, out_right_shift, out_zero_point, lo, hi, output);
-    else add_tflite_generic(a, b, count, a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier, b_right_shift, out_multiplier, out_right_shift, out_zero_point, lo, hi, output);
+    const rc_tflite_add p = { NULL, 0, a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier,
+                              b_right_shift, out_multiplier, out_right_shift, out_zero_point, lo, hi };
+    if (rc_tflite_add_vectorizes(&p)) add_tflite_avx512(a, b, count, &p, output);
+    else for (long i = 0; i < count; ++i) output[i] = tflite_add_value(a[i], b[i], &p);
 }
 
 // QNNPACK's q8vadd: one fixed-point accumulation with 22-bit multipliers and a rounding
