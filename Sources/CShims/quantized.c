@@ -102,8 +102,7 @@ void rc_requantize_float(const int32_t *accumulators, long pixels, long channels
     else requantize_float_generic(accumulators, pixels, channels, bias, scale, zero_point, lo, hi, output);
 }
 
-// TFLite's int8 ADD (reference_ops::AddElementwise): both inputs rescaled to a common
-// fixed-point scale with a 20-bit left shift, summed, rescaled to the output.
+// One add input's rescaling alone (a test hook for input_rescale, epilogue.h).
 AVX512 static void rescale_input_avx512(const uint8_t *q, long count, int32_t zero_point, int32_t left_shift,
                                         int32_t multiplier, int32_t right_shift, int32_t *output) {
     const input_rescale16 r = input_rescale_params(left_shift, multiplier, right_shift);
@@ -124,6 +123,8 @@ void rc_tflite_rescale_input(const uint8_t *q, long count, int32_t zero_point, i
     }
 }
 
+// TFLite's int8 ADD (reference_ops::AddElementwise): both inputs rescaled to a common
+// fixed-point scale with a 20-bit left shift, summed, rescaled to the output.
 int rc_tflite_add_vectorizes(const rc_tflite_add *p) {
     return rc_use_avx512() && input_rescale_exact(p->left_shift, p->a_multiplier, p->a_right_shift)
         && input_rescale_exact(p->left_shift, p->b_multiplier, p->b_right_shift)

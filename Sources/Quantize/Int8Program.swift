@@ -139,7 +139,7 @@ final class Int8Program: @unchecked Sendable {
             guard case let .add(kernel)? = steps[index] else { continue }
             for (position, producer) in node.inputs.enumerated() where readers[producer] == 1 {
                 guard case let .fusedConv(conv)? = steps[producer], conv.acceptsResidual else { continue }
-                var parameters = kernel.kernelParameters(other: UnsafePointer(bitPattern: 1)!, convolutionFirst: position == 0)
+                var parameters = kernel.kernelParameters(other: nil, convolutionFirst: position == 0)
                 guard rc_tflite_add_vectorizes(&parameters) != 0 else { continue }
                 steps[producer] = .deferredConv(conv)
                 steps[index] = .fusedConvAdd(conv, kernel, convolution: producer, other: node.inputs[1 - position])
@@ -346,8 +346,8 @@ struct AddKernel {
     }
 
     /// The TFLite parameters as the C kernels take them, with `other` as the operand the
-    /// caller does not produce itself (a convolution's add epilogue).
-    func kernelParameters(other: UnsafePointer<UInt8>, convolutionFirst: Bool) -> rc_tflite_add {
+    /// caller does not produce itself (a convolution's add epilogue; nil to query the parameters).
+    func kernelParameters(other: UnsafePointer<UInt8>?, convolutionFirst: Bool) -> rc_tflite_add {
         rc_tflite_add(other: other, convolution_first: convolutionFirst ? 1 : 0, a_zero_point: a.zeroPoint, b_zero_point: b.zeroPoint,
                       left_shift: leftShift, a_multiplier: aMultiplier.multiplier, a_right_shift: aMultiplier.rightShift,
                       b_multiplier: bMultiplier.multiplier, b_right_shift: bMultiplier.rightShift,

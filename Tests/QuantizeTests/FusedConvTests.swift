@@ -56,15 +56,7 @@ final class FusedConvTests: XCTestCase {
                         let fused = FusedInt8Conv(weights: weights, shape: weightShape, config: config, inputZeroPoint: inputZeroPoint,
                                                   requantizer: requantizer)
                         let label = "\(scheme) \(inputShape)→\(outputs), \(kernel)×\(kernel) stride \(strideH)×\(strideW) \(padding), zp \(inputZeroPoint), out scale \(outputScale)"
-                        for threads in [1, 2] {
-                            Threading.setThreads(threads)
-                            let result = fused.apply(value)
-                            XCTAssertEqual(result.shape, config.outputShape(input: inputShape, weight: weightShape), label)
-                            XCTAssertEqual(result.buffer.array, reference, "\(label), \(threads) threads")
-                        }
-                        rc_force_generic(1)
-                        XCTAssertEqual(fused.apply(value).buffer.array, reference, "\(label), portable C")
-                        rc_force_generic(0)
+                        assertEveryPath(fused.apply(value), equals: reference, shape: config.outputShape(input: inputShape, weight: weightShape), label)
                     }
                 }
             }
@@ -104,15 +96,7 @@ final class FusedConvTests: XCTestCase {
                         let fused = FusedDepthwiseConv(weights: weights, shape: weightShape, config: config, inputZeroPoint: inputZeroPoint,
                                                        requantizer: requantizer)
                         let label = "\(scheme) depthwise \(inputShape) \(kernel) stride \(stride) \(padding), zp \(inputZeroPoint), out scale \(outputScale)"
-                        for threads in [1, 2] {
-                            Threading.setThreads(threads)
-                            let result = fused.apply(value)
-                            XCTAssertEqual(result.shape, config.outputShape(input: inputShape, weight: weightShape), label)
-                            XCTAssertEqual(result.buffer.array, reference, "\(label), \(threads) threads")
-                        }
-                        rc_force_generic(1)
-                        XCTAssertEqual(fused.apply(value).buffer.array, reference, "\(label), portable C")
-                        rc_force_generic(0)
+                        assertEveryPath(fused.apply(value), equals: reference, shape: config.outputShape(input: inputShape, weight: weightShape), label)
                     }
                 }
             }
@@ -169,6 +153,19 @@ final class FusedConvTests: XCTestCase {
         XCTAssertEqual(fused.shape, [batch, outputs])
         XCTAssertEqual(fused.buffer.array, try twoPass(QuantizedValue(buffer: value.buffer, shape: [batch, inputs, 1, 1]), layer: layer,
                                                        config: Conv2DConfig(), inputZeroPoint: 10, requantizer: requantizer))
+    }
+
+    /// `result()`'s bytes and shape on one and two threads, then with the portable C kernels.
+    private func assertEveryPath(_ result: @autoclosure () -> QuantizedValue, equals reference: [UInt8], shape: [Int], _ label: String) {
+        for threads in [1, 2] {
+            Threading.setThreads(threads)
+            let value = result()
+            XCTAssertEqual(value.shape, shape, label)
+            XCTAssertEqual(value.buffer.array, reference, "\(label), \(threads) threads")
+        }
+        rc_force_generic(1)
+        XCTAssertEqual(result().buffer.array, reference, "\(label), portable C")
+        rc_force_generic(0)
     }
 
     private func twoPass(_ value: QuantizedValue, layer: QuantizedLayer, config: Conv2DConfig, inputZeroPoint: Int32,
