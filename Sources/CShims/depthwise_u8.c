@@ -80,9 +80,10 @@ AVX512 static inline __m512i window16(const rc_depthwise_u8_job *j, const uint8_
 // 3×3 kernels with VNNI, up to 64 channels at a time: the three input rows of one window
 // column are interleaved into (row 0, row 1, row 2, 0) byte quads per channel, so that one
 // vpdpbusd applies a whole weight column, and a window sliding right reuses the columns it
-// already interleaved. Within each 128-bit lane L, quad vector k holds channels
-// 16L + 4k … 16L + 4k + 3; a 4×4 transpose of 128-bit blocks restores channel order.
-// Cells outside the image are the zero point, so its share is the constant −zp·Σw.
+// already interleaved. The unpacks work within 128-bit lanes: quad vector k, lane L takes
+// input dword 4L + k; each row's dwords are first transposed 4 × 4 (dword_transpose4x4) so
+// that this is channel group 16k + 4L, and quad vector k holds channels 16k … 16k + 15 in
+// order. Cells outside the image are the zero point, so its share is the constant −zp·Σw.
 typedef struct { __m512i q[4]; } column64;
 
 VNNI static inline column64 interleave_column(__m512i r0, __m512i r1, __m512i r2) {
@@ -101,15 +102,15 @@ VNNI static inline column64 load_column(const uint8_t *const rows[3], long ix, l
                                         __m512i zero_point) {
     if (ix < 0 || ix >= width) return interleave_column(zero_point, zero_point, zero_point);
     const long offset = ix * channels;
-    return interleave_column(rows[0] ? _mm512_maskz_loadu_epi8(m, rows[0] + offset) : zero_point,
-                             rows[1] ? _mm512_maskz_loadu_epi8(m, rows[1] + offset) : zero_point,
-                             rows[2] ? _mm512_maskz_loadu_epi8(m, rows[2] + offset) : zero_point);
+    return interleave_column(rows[0] ? dword_transpose4x4(_mm512_maskz_loadu_epi8(m, rows[0] + offset)) : zero_point,
+                             rows[1] ? dword_transpose4x4(_mm512_maskz_loadu_epi8(m, rows[1] + offset)) : zero_point,
+                             rows[2] ? dword_transpose4x4(_mm512_maskz_loadu_epi8(m, rows[2] + offset)) : zero_point);
 }
 
 long rc_depthwise_u8_packed3x3_size(long channels) { return (channels + BLOCK - 1) / BLOCK * 3 * 4 * 64; }
 
-// The layout interleave_column gives a weight column: byte b of dword i in 128-bit lane L of
-// quad vector k is row b (b < 3; byte 3 is 0) of channel 16L + 4k + i of the block.
+// The layout load_column gives a weight column: byte b of dword i in 128-bit lane L of
+// quad vector k is row b (b < 3; byte 3 is 0) of channel 16k + 4L + i of the block.
 void rc_depthwise_u8_pack3x3(const int32_t *weights, long channels, int8_t *packed) {
     for (long block = 0; block < (channels + BLOCK - 1) / BLOCK; ++block)
         for (long kx = 0; kx < 3; ++kx)
@@ -117,7 +118,7 @@ void rc_depthwise_u8_pack3x3(const int32_t *weights, long channels, int8_t *pack
                 for (long lane = 0; lane < 4; ++lane)
                     for (long i = 0; i < 4; ++i)
                         for (long b = 0; b < 4; ++b) {
-                            long channel = block * BLOCK + 16 * lane + 4 * k + i;
+                            long channel = block * BLOCK + 16 * k + 4 * lane + i;
                             int8_t value = b < 3 && channel < channels ? (int8_t)weights[(b * 3 + kx) * channels + channel] : 0;
                             packed[((block * 3 + kx) * 4 + k) * 64 + lane * 16 + i * 4 + b] = value;
                         }
@@ -136,8 +137,8 @@ window3x3(const rc_depthwise_u8_job *j, const item *it, const int groups, const 
     requantization16 q[4];
     for (int g = 0; g < groups; ++g) {
         const __mmask16 gm = tail16(block - 16 * g);
-        offset[g] = _mm512_maskz_loadu_epi32(gm, j->zero_point_offset + it->c0 + 16 * g);
         q[g] = requantization16_load(&j->requantization, it->c0 + 16 * g, gm);
+        offset[g] = _mm512_add_epi32(_mm512_maskz_loadu_epi32(gm, j->zero_point_offset + it->c0 + 16 * g), q[g].bias);
     }
     const long iy = it->y * j->stride_h - j->pad_top, width = j->width;
     const uint8_t *rows[3];
@@ -153,16 +154,14 @@ window3x3(const rc_depthwise_u8_job *j, const item *it, const int groups, const 
             acc[k] = _mm512_dpbusd_epi32(acc[k], c1.q[k], w[1].q[k]);
             acc[k] = _mm512_dpbusd_epi32(acc[k], c2.q[k], w[2].q[k]);
         }
-        __m512i t0 = _mm512_shuffle_i32x4(acc[0], acc[1], 0x44), t1 = _mm512_shuffle_i32x4(acc[0], acc[1], 0xEE);
-        __m512i t2 = _mm512_shuffle_i32x4(acc[2], acc[3], 0x44), t3 = _mm512_shuffle_i32x4(acc[2], acc[3], 0xEE);
-        const __m512i v[4] = { _mm512_shuffle_i32x4(t0, t2, 0x88), _mm512_shuffle_i32x4(t0, t2, 0xDD),
-                               _mm512_shuffle_i32x4(t1, t3, 0x88), _mm512_shuffle_i32x4(t1, t3, 0xDD) };
+        __m512i r[4];
+        for (int g = 0; g < 4; ++g)
+            r[g] = g < groups ? requantize16_unclamped(&q[g], _mm512_add_epi32(acc[g], offset[g])) : _mm512_setzero_si512();
+        // The packs leave lane L holding dwords 4L … 4L + 3 of r0 … r3: transposed again.
+        const __m512i bytes = dword_transpose4x4(pack64_clamped(r[0], r[1], r[2], r[3], j->requantization.lo, j->requantization.hi));
         uint8_t *o = it->out + x * channels + it->c0;
-        for (int g = 0; g < groups; ++g) {
-            __m512i value = requantize16(&q[g], _mm512_add_epi32(v[g], offset[g]));
-            if (full) _mm_storeu_si128((__m128i *)(o + 16 * g), _mm512_cvtepi32_epi8(value));
-            else _mm512_mask_cvtepi32_storeu_epi8(o + 16 * g, tail16(block - 16 * g), value);
-        }
+        if (full) _mm512_storeu_si512(o, bytes);
+        else _mm512_mask_storeu_epi8(o, m, bytes);
         ix += stride;
         if (stride == 1) { c0 = c1; c1 = c2; }
         else { c0 = c2; c1 = load_column(rows, ix + 1, width, channels, m, zp); }

@@ -66,13 +66,19 @@ AVX512 static inline __mmask16 tail16(long remaining) {
 // (s is the rounding shift's "negative" test on the high half; see rounding_divide16). In
 // 64-bit lanes that is exact while |x·M + C| < 2^63: r ≤ 22 and zp ≤ 255 keep C < 2^61.
 // Sixteen lanes: even and odd int32 lanes as two sets of 64-bit lanes.
-typedef struct { __m512i multiplier, multiplier_odd, constant_even, constant_odd, shift_even, shift_odd; } single_floor16;
+// Where the result is then clamped below at lo ≥ zp (ReLU, ReLU6), s is not needed: s = 1
+// means x·M + 2^30 < 0, so the quotient is below ½ and the result ≤ zp ≤ lo with or without
+// the correction — the clamp returns lo either way.
+typedef struct {
+    __m512i multiplier, multiplier_odd, constant_even, constant_odd, shift_even, shift_odd;
+    int sign_correction;
+} single_floor16;
 
 static inline int single_floor_applies(int32_t right_shift) { return right_shift >= 1 && right_shift <= 22; }
 
-// Parameters for sixteen lanes from per-lane multipliers, right shifts (all single_floor_applies)
-// and one zero point.
-AVX512 static inline single_floor16 single_floor_params(__m512i multiplier, __m512i right_shift, int32_t zero_point) {
+// Parameters for sixteen lanes from per-lane multipliers, right shifts (all single_floor_applies),
+// one zero point and the lower clamp bound that the caller applies to the result.
+AVX512 static inline single_floor16 single_floor_params(__m512i multiplier, __m512i right_shift, int32_t zero_point, int32_t lo) {
     const __m512i low = _mm512_set1_epi64(0xFFFFFFFF), zp = _mm512_set1_epi64(zero_point), one = _mm512_set1_epi64(1);
     __m512i r_even = _mm512_and_si512(right_shift, low), r_odd = _mm512_srli_epi64(right_shift, 32);
     single_floor16 p;
@@ -86,6 +92,7 @@ AVX512 static inline single_floor16 single_floor_params(__m512i multiplier, __m5
     p.shift_even = _mm512_add_epi64(r_even, thirty_one);
     // The odd lanes' result belongs in the high half: shift by 31 + r − 32.
     p.shift_odd = _mm512_sub_epi64(r_odd, one);
+    p.sign_correction = lo < zero_point;
     return p;
 }
 
@@ -99,8 +106,10 @@ AVX512 static inline __m512i single_floor16_apply(__m512i x, const single_floor1
     const __m512i limit = _mm512_set1_epi64(-(1LL << 30)), two31 = _mm512_set1_epi64(1LL << 31);
     __m512i even = _mm512_mul_epi32(x, p->multiplier), odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), p->multiplier_odd);
     __m512i e = _mm512_add_epi64(even, p->constant_even), o = _mm512_add_epi64(odd, p->constant_odd);
-    e = _mm512_mask_sub_epi64(e, _mm512_cmplt_epi64_mask(even, limit), e, two31);
-    o = _mm512_mask_sub_epi64(o, _mm512_cmplt_epi64_mask(odd, limit), o, two31);
+    if (p->sign_correction) {
+        e = _mm512_mask_sub_epi64(e, _mm512_cmplt_epi64_mask(even, limit), e, two31);
+        o = _mm512_mask_sub_epi64(o, _mm512_cmplt_epi64_mask(odd, limit), o, two31);
+    }
     return _mm512_mask_blend_epi32(0xAAAA, _mm512_srav_epi64(e, p->shift_even), _mm512_srav_epi64(o, p->shift_odd));
 }
 
@@ -133,11 +142,14 @@ static inline uint8_t float_requantize(int32_t x, float scale, int32_t zero_poin
     return clamp_u8((int32_t)nearbyintf(limited) + zero_point, lo, hi);
 }
 
-AVX512 static inline __m512i float_requantize16(__m512i x, __m512 scale, __m512i zero_point, int32_t lo, int32_t hi) {
+AVX512 static inline __m512i float_requantize16_unclamped(__m512i x, __m512 scale, __m512i zero_point) {
     __m512 scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(x), scale);
     __m512 limited = _mm512_min_ps(_mm512_max_ps(scaled, _mm512_set1_ps(-32768.0f)), _mm512_set1_ps(32767.0f));
-    __m512i v = _mm512_cvt_roundps_epi32(limited, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    return clamp16(_mm512_add_epi32(v, zero_point), lo, hi);
+    return _mm512_add_epi32(_mm512_cvt_roundps_epi32(limited, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zero_point);
+}
+
+AVX512 static inline __m512i float_requantize16(__m512i x, __m512 scale, __m512i zero_point, int32_t lo, int32_t hi) {
+    return clamp16(float_requantize16_unclamped(x, scale, zero_point), lo, hi);
 }
 
 // One value of an rc_requantization (acc without the bias).
@@ -151,7 +163,7 @@ static inline uint8_t requantize_value(const rc_requantization *q, int32_t acc, 
 // An rc_requantization's parameters for sixteen channels, loaded once and applied to many
 // accumulator vectors.
 typedef struct {
-    int scheme, single;
+    int scheme, single, shifts_left;
     __m512i bias, left, zero_point;
     tflite_params16 t;
     single_floor16 sf;
@@ -167,28 +179,59 @@ AVX512 static inline requantization16 requantization16_load(const rc_requantizat
     p.lo = q->lo; p.hi = q->hi;
     if (q->scheme == 0) {
         p.left = _mm512_maskz_loadu_epi32(m, q->left_shift + c);
+        p.shifts_left = _mm512_test_epi32_mask(p.left, p.left) != 0;
         p.t = tflite_params_load(m, q->multiplier + c, q->right_shift + c);
         p.single = single_floor_lanes(p.t.right_shift, m);
-        if (p.single) p.sf = single_floor_params(p.t.multiplier, p.t.right_shift, q->zero_point);
+        if (p.single) p.sf = single_floor_params(p.t.multiplier, p.t.right_shift, q->zero_point, q->lo);
         p.scale = _mm512_setzero_ps();
     } else {
         p.left = _mm512_setzero_si512();
         p.t = (tflite_params16){ p.left, p.left, p.left, p.left, p.left };
         p.single = 0;
+        p.shifts_left = 0;
         p.scale = _mm512_maskz_loadu_ps(m, q->scale + c);
     }
     return p;
 }
 
-// Sixteen requantized values, clamped, as int32 lanes.
-AVX512 static inline __m512i requantize16(const requantization16 *p, __m512i acc) {
-    __m512i x = _mm512_add_epi32(acc, p->bias);
-    if (p->scheme == 0 && p->single) return clamp16(single_floor16_apply(_mm512_sllv_epi32(x, p->left), &p->sf), p->lo, p->hi);
+// Sixteen requantized values, clamped, as int32 lanes, from accumulators that already
+// include the bias (kernels that start their sums at it).
+AVX512 static inline __m512i requantize16_unclamped(const requantization16 *p, __m512i x) {
+    if (p->scheme == 0 && p->single) {
+        if (p->shifts_left) x = _mm512_sllv_epi32(x, p->left);
+        return single_floor16_apply(x, &p->sf);
+    }
     if (p->scheme == 0) {
         __m512i y = tflite_multiply16(_mm512_sllv_epi32(x, p->left), p->t.multiplier, p->t.multiplier_odd, p->t.right_shift, p->t.mask, p->t.threshold);
-        return clamp16(_mm512_add_epi32(y, p->zero_point), p->lo, p->hi);
+        return _mm512_add_epi32(y, p->zero_point);
     }
-    return float_requantize16(x, p->scale, p->zero_point, p->lo, p->hi);
+    return float_requantize16_unclamped(x, p->scale, p->zero_point);
+}
+
+AVX512 static inline __m512i requantize16_biased(const requantization16 *p, __m512i x) {
+    return clamp16(requantize16_unclamped(p, x), p->lo, p->hi);
+}
+
+// Four vectors of requantized values before their clamp, as 64 bytes clamped to [lo, hi]:
+// the saturating packs are monotone and [lo, hi] lies within [0, 255], so saturating first
+// and clamping the bytes equals clamping first. Within each 128-bit lane L the bytes are
+// r0, r1, r2, r3's dwords 4L … 4L + 3 in turn (the packs work per lane).
+AVX512 static inline __m512i pack64_clamped(__m512i r0, __m512i r1, __m512i r2, __m512i r3, int32_t lo, int32_t hi) {
+    __m512i bytes = _mm512_packus_epi16(_mm512_packs_epi32(r0, r1), _mm512_packs_epi32(r2, r3));
+    if (lo > 0) bytes = _mm512_max_epu8(bytes, _mm512_set1_epi8((char)lo));
+    if (hi < 255) bytes = _mm512_min_epu8(bytes, _mm512_set1_epi8((char)hi));
+    return bytes;
+}
+
+// The transpose of 4 × 4 dwords within 16 lanes, (lane, dword) ↔ (dword, lane): a vector of
+// sixteen dwords in which dword 4a + b takes dword 4b + a (its own inverse).
+AVX512 static inline __m512i dword_transpose4x4(__m512i v) {
+    return _mm512_permutexvar_epi32(_mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0), v);
+}
+
+// Sixteen requantized values, clamped, as int32 lanes.
+AVX512 static inline __m512i requantize16(const requantization16 *p, __m512i acc) {
+    return requantize16_biased(p, _mm512_add_epi32(acc, p->bias));
 }
 
 // TFLite's rescaling of an add input, tflite_multiply(d·2^L, M, 0, r) for d = q − zp
@@ -237,7 +280,7 @@ AVX512 static inline tflite_add16 tflite_add16_params(const rc_tflite_add *p) {
     tflite_add16 v;
     v.a = input_rescale_params(p->left_shift, p->a_multiplier, p->a_right_shift);
     v.b = input_rescale_params(p->left_shift, p->b_multiplier, p->b_right_shift);
-    v.out = single_floor_params(_mm512_set1_epi32(p->out_multiplier), _mm512_set1_epi32(p->out_right_shift), p->out_zero_point);
+    v.out = single_floor_params(_mm512_set1_epi32(p->out_multiplier), _mm512_set1_epi32(p->out_right_shift), p->out_zero_point, p->lo);
     v.a_zero_point = _mm512_set1_epi32(p->a_zero_point);
     v.b_zero_point = _mm512_set1_epi32(p->b_zero_point);
     v.lo = p->lo; v.hi = p->hi;

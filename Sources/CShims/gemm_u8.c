@@ -72,9 +72,12 @@ tile(const rc_gemm_u8_job *j, const tflite_add16 *add, long row, long x, long c,
     const long quads = j->k / 4, step = j->column_stride;
     const uint8_t *a = pixel_base(j, row, x);
     const int8_t *w = j->packed + (c / 16) * quads * 64;
+    // The sums start at the bias (which holds the input zero point's share too).
     __m512i acc[ROWS][VECTORS];
-    for (int r = 0; r < pixels; ++r)
-        for (int v = 0; v < vectors; ++v) acc[r][v] = _mm512_setzero_si512();
+    for (int v = 0; v < vectors; ++v) {
+        const __m512i bias = _mm512_maskz_loadu_epi32(tail16(j->n - c - v * 16), j->requantization.bias + c + v * 16);
+        for (int r = 0; r < pixels; ++r) acc[r][v] = bias;
+    }
     for (long q = 0; q < quads; ++q) {
         __m512i b[VECTORS];
         for (int v = 0; v < vectors; ++v) b[v] = _mm512_loadu_si512(w + (v * quads + q) * 64);
@@ -91,7 +94,7 @@ tile(const rc_gemm_u8_job *j, const tflite_add16 *add, long row, long x, long c,
         const requantization16 q = requantization16_load(&j->requantization, channel, m);
         const long at = (row * j->columns + x) * j->n + channel;
         for (int r = 0; r < pixels; ++r) {
-            __m512i value = requantize16(&q, acc[r][v]);
+            __m512i value = requantize16_biased(&q, acc[r][v]);
             if (add) {
                 __m512i other = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, j->add->other + at + r * j->n));
                 value = j->add->convolution_first ? tflite_add16_apply(value, other, add) : tflite_add16_apply(other, value, add);

@@ -33,9 +33,11 @@ AVX512 static void requantize_tflite_avx512(const int32_t *accumulators, long pi
             __m512i b = _mm512_maskz_loadu_epi32(m, bias + c), left = _mm512_maskz_loadu_epi32(m, left_shift + c);
             tflite_params16 q = tflite_params_load(m, multiplier + c, right_shift + c);
             if (single_floor_lanes(q.right_shift, m)) {
-                const single_floor16 sf = single_floor_params(q.multiplier, q.right_shift, zero_point);
+                const single_floor16 sf = single_floor_params(q.multiplier, q.right_shift, zero_point, lo);
+                const int shifts_left = _mm512_test_epi32_mask(left, left) != 0;
                 for (long p = p0; p < p1; ++p) {
-                    __m512i x = _mm512_sllv_epi32(_mm512_add_epi32(_mm512_maskz_loadu_epi32(m, accumulators + p * channels + c), b), left);
+                    __m512i x = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, accumulators + p * channels + c), b);
+                    if (shifts_left) x = _mm512_sllv_epi32(x, left);
                     _mm512_mask_cvtepi32_storeu_epi8(output + p * channels + c, m, clamp16(single_floor16_apply(x, &sf), lo, hi));
                 }
                 continue;

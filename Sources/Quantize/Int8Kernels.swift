@@ -180,13 +180,14 @@ enum Int8Kernels {
         let result = IntegerBuffer<UInt8>(count: n * c)
         let fixed = FixedPointMultiplier(Double(input.scale) / Double(output.scale))
         let scale = input.scale / (output.scale * Float(count))
-        x.buffer.withUnsafeBufferPointer { source in result.withUnsafeMutableBufferPointer { out in
-            var sums = [Int32](repeating: 0, count: c)
+        var sumStorage = [Int32](repeating: 0, count: c)
+        x.buffer.withUnsafeBufferPointer { source in result.withUnsafeMutableBufferPointer { out in sumStorage.withUnsafeMutableBufferPointer { sums in
             for b in 0..<n {
-                for ch in 0..<c { sums[ch] = 0 }
+                sums.update(repeating: 0)
+                // Wrapping adds on raw pointers vectorise (h·w·255 cannot overflow).
                 for p in 0..<(h * w) {
-                    let cell = (b * h * w + p) * c
-                    for ch in 0..<c { sums[ch] += Int32(source[cell + ch]) }
+                    let cell = source.baseAddress! + (b * h * w + p) * c
+                    for ch in 0..<c { sums[ch] &+= Int32(cell[ch]) }
                 }
                 for ch in 0..<c {
                     let acc = sums[ch] - input.zeroPoint * count
@@ -201,7 +202,7 @@ enum Int8Kernels {
                     out[b * c + ch] = UInt8(Swift.min(Swift.max(Int64(value) + Int64(output.zeroPoint), 0), 255))
                 }
             }
-        } }
+        } } }
         return QuantizedValue(buffer: result, shape: [n, c, 1, 1])
     }
 

@@ -62,7 +62,9 @@ final class EpilogueKernelTests: XCTestCase {
         }
         let left = (0..<channels).map { c in Int32(c % 7 == 0 ? 1 : 0) }
         let right = (0..<channels).map { c in Int32(1 + c % 22) }
-        for (zero, lo, hi) in [(Int32(0), Int32(0), Int32(255)), (255, 0, 255), (128, 100, 200)] {
+        // Clamps from at or above the zero point (ReLU, ReLU6) take the code without the sign
+        // correction; the others keep it.
+        for (zero, lo, hi) in [(Int32(0), Int32(0), Int32(255)), (255, 0, 255), (128, 100, 200), (77, 77, 255), (128, 140, 200)] {
             var ours = [UInt8](repeating: 0, count: pixels * channels)
             rc_requantize_tflite(acc, pixels, channels, bias, multipliers, left, right, zero, lo, hi, &ours)
             var expected = [UInt8](repeating: 0, count: pixels * channels)
@@ -82,6 +84,11 @@ final class EpilogueKernelTests: XCTestCase {
                 rc_add_tflite(x, y, count, 3, 250, 20, 1_518_500_250, 1, 1_073_741_824, 0, 1_900_000_000, 18, 7, 0, 255, out)
             }
             XCTAssertEqual(a, b, "tflite add, \(count) values")
+            // A ReLU after the add: the lower clamp at the output zero point.
+            let (r, s) = bothPaths(count) { out in
+                rc_add_tflite(x, y, count, 3, 250, 20, 1_518_500_250, 1, 1_073_741_824, 0, 1_900_000_000, 18, 7, 7, 255, out)
+            }
+            XCTAssertEqual(r, s, "tflite add with ReLU, \(count) values")
             let (c, d) = bothPaths(count) { out in
                 rc_add_qnnpack(x, y, count, -123_456, 1_800_000, 2_500_000, 21, (1 << 21) - 1, ((1 << 21) - 1) >> 1, 12, 12, 255, out)
             }
