@@ -189,6 +189,11 @@ final class FusedDepthwiseConv: @unchecked Sendable {
             && !requantizer.multipliers.contains(Int32.min)
     }
 
+    /// Whether layers of this shape take the 3×3 VNNI kernel on this CPU.
+    static func hasVNNIKernel(weightShape: [Int]) -> Bool {
+        rc_use_vnni() != 0 && weightShape[2] == 3 && weightShape[3] == 3
+    }
+
     /// - Parameter weights: OIHW int8 weights `[C, 1, kh, kw]`.
     init(weights: [Int8], shape: [Int], config: Conv2DConfig, inputZeroPoint: Int32, requantizer: Requantizer) {
         precondition(shape.count == 4 && shape[1] == 1 && config.groups == shape[0] && weights.count == shape.reduce(1, *),
