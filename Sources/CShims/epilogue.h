@@ -267,8 +267,13 @@ AVX512 static inline __m512i input_rescale(__m512i d, const input_rescale16 *p) 
 
 // TFLite's int8 ADD of two uint8 operands (reference_ops::AddElementwise with gemmlowp
 // rounding): one value, and sixteen with parameters prepared once (`tflite_add16`, valid when
-// rc_tflite_add_vectorizes).
-static inline uint8_t tflite_add_value(int32_t a, int32_t b, const rc_tflite_add *p) {
+// tflite_add_vectorizes in quantized.c).
+typedef struct {
+    int32_t a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier, b_right_shift;
+    int32_t out_multiplier, out_right_shift, out_zero_point, lo, hi;
+} tflite_add_parameters;
+
+static inline uint8_t tflite_add_value(int32_t a, int32_t b, const tflite_add_parameters *p) {
     int32_t x = (a - p->a_zero_point) * (1 << p->left_shift), y = (b - p->b_zero_point) * (1 << p->left_shift);
     int32_t sum = tflite_multiply(x, p->a_multiplier, 0, p->a_right_shift) + tflite_multiply(y, p->b_multiplier, 0, p->b_right_shift);
     return clamp_u8(tflite_multiply(sum, p->out_multiplier, 0, p->out_right_shift) + p->out_zero_point, p->lo, p->hi);
@@ -276,7 +281,7 @@ static inline uint8_t tflite_add_value(int32_t a, int32_t b, const rc_tflite_add
 
 typedef struct { input_rescale16 a, b; single_floor16 out; __m512i a_zero_point, b_zero_point; int32_t lo, hi; } tflite_add16;
 
-AVX512 static inline tflite_add16 tflite_add16_params(const rc_tflite_add *p) {
+AVX512 static inline tflite_add16 tflite_add16_params(const tflite_add_parameters *p) {
     tflite_add16 v;
     v.a = input_rescale_params(p->left_shift, p->a_multiplier, p->a_right_shift);
     v.b = input_rescale_params(p->left_shift, p->b_multiplier, p->b_right_shift);

@@ -127,13 +127,13 @@ void rc_tflite_rescale_input(const uint8_t *q, long count, int32_t zero_point, i
 
 // TFLite's int8 ADD (reference_ops::AddElementwise): both inputs rescaled to a common
 // fixed-point scale with a 20-bit left shift, summed, rescaled to the output.
-int rc_tflite_add_vectorizes(const rc_tflite_add *p) {
+static int tflite_add_vectorizes(const tflite_add_parameters *p) {
     return rc_use_avx512() && input_rescale_exact(p->left_shift, p->a_multiplier, p->a_right_shift)
         && input_rescale_exact(p->left_shift, p->b_multiplier, p->b_right_shift)
         && p->out_multiplier != INT32_MIN && single_floor_applies(p->out_right_shift);
 }
 
-AVX512 static void add_tflite_avx512(const uint8_t *a, const uint8_t *b, long count, const rc_tflite_add *p, uint8_t *output) {
+AVX512 static void add_tflite_avx512(const uint8_t *a, const uint8_t *b, long count, const tflite_add_parameters *p, uint8_t *output) {
     const tflite_add16 v = tflite_add16_params(p);
     for (long i = 0; i < count; i += 16) {
         __mmask16 m = tail16(count - i);
@@ -146,9 +146,9 @@ void rc_add_tflite(const uint8_t *a, const uint8_t *b, long count, int32_t a_zer
                    int32_t left_shift, int32_t a_multiplier, int32_t a_right_shift, int32_t b_multiplier,
                    int32_t b_right_shift, int32_t out_multiplier, int32_t out_right_shift,
                    int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output) {
-    const rc_tflite_add p = { NULL, 0, a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier,
+    const tflite_add_parameters p = { a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier,
                               b_right_shift, out_multiplier, out_right_shift, out_zero_point, lo, hi };
-    if (rc_tflite_add_vectorizes(&p)) add_tflite_avx512(a, b, count, &p, output);
+    if (tflite_add_vectorizes(&p)) add_tflite_avx512(a, b, count, &p, output);
     else for (long i = 0; i < count; ++i) output[i] = tflite_add_value(a[i], b[i], &p);
 }
 

@@ -85,57 +85,35 @@ final class FusedInt8Conv: @unchecked Sendable {
         self.requantizer = requantizer
     }
 
-    /// Whether an add can ride on this layer's epilogue (pointwise layers, TFLite scheme).
-    var acceptsResidual: Bool { patchLength == 0 && requantizer.scheme == .tflite }
-
-    /// A TFLite add applied to the output on the way out: the add's other operand, and
-    /// whether the convolution's output is the add's first input.
-    struct Residual {
-        let other: QuantizedValue
-        let add: AddKernel
-        let convolutionFirst: Bool
-    }
-
     /// The requantized NHWC output for an NHWC [N, C, H, W] input ([N, C] for a fully
-    /// connected layer, which keeps its rank) — or, given `residual`, the add of that output
-    /// and the residual's other operand (TFLite scheme, pointwise layers).
-    func apply(_ x: QuantizedValue, adding residual: Residual? = nil) -> QuantizedValue {
+    /// connected layer, which keeps its rank).
+    func apply(_ x: QuantizedValue) -> QuantizedValue {
         let shape4 = x.shape.count == 4 ? x.shape : [x.shape[0], x.shape[1], 1, 1]
         precondition(shape4[1] == weightShape[1], "fused int8 conv: input \(x.shape) has \(shape4[1]) channels, expected \(weightShape[1])")
         let outputShape = config.outputShape(input: shape4, weight: weightShape)
-        if patchLength > 0 {
-            precondition(residual == nil, "fused int8 conv: no add epilogue for a stem")
-            return applyStem(x, outputShape: outputShape)
-        }
+        if patchLength > 0 { return applyStem(x, outputShape: outputShape) }
         let (batch, channels, height, width) = (shape4[0], shape4[1], shape4[2], shape4[3])
         // A stride-1 convolution is one long row of pixels.
         let flat = config.strideH == 1 && config.strideW == 1
         let rows = flat ? 1 : batch * outputShape[2], columns = flat ? batch * height * width : outputShape[3]
         let n = weightShape[0]
         let output = IntegerBuffer<UInt8>(count: rows * columns * n)
-        precondition(residual.map { $0.other.count == output.count && $0.add.scheme == .tflite } ?? true,
-                     "fused int8 conv: the add's other operand must match the output, TFLite scheme")
-        let other = residual?.other.buffer ?? output
-        x.buffer.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in other.withUnsafeBufferPointer { o in
+        x.buffer.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
             packed.withUnsafeBufferPointer { weights in requantizer.withKernelParameters(bias: bias) { requantization in
-                var add = residual.map { $0.add.kernelParameters(other: o.baseAddress!, convolutionFirst: $0.convolutionFirst) }
-                    ?? rc_tflite_add()
-                withUnsafePointer(to: &add) { addPointer in
-                    var job = rc_gemm_u8_job(
-                        input: source.baseAddress, k: channels, rows: rows, columns: columns,
-                        rows_per_image: flat ? 1 : outputShape[2], image_stride: height * width * channels,
-                        row_stride: config.strideH * width * channels, column_stride: config.strideW * channels,
-                        n: n, packed: weights.baseAddress, requantization: requantization, add: residual == nil ? nil : addPointer,
-                        output: out.baseAddress, column_block: Self.columnBlock(rows: rows, columns: columns, channels: n),
-                        channel_major: packed.count > Self.cachedWeightBytes ? 1 : 0)
-                    let items = rc_gemm_u8_items(&job)
-                    withUnsafePointer(to: &job) { pointer in
-                        let j = UncheckedSendable(pointer)
-                        Threading.parallelFor(items) { range in rc_gemm_u8_run(j.value, range.lowerBound, range.upperBound) }
-                    }
+                var job = rc_gemm_u8_job(
+                    input: source.baseAddress, k: channels, rows: rows, columns: columns,
+                    rows_per_image: flat ? 1 : outputShape[2], image_stride: height * width * channels,
+                    row_stride: config.strideH * width * channels, column_stride: config.strideW * channels,
+                    n: n, packed: weights.baseAddress, requantization: requantization,
+                    output: out.baseAddress, column_block: Self.columnBlock(rows: rows, columns: columns, channels: n),
+                    channel_major: packed.count > Self.cachedWeightBytes ? 1 : 0)
+                let items = rc_gemm_u8_items(&job)
+                withUnsafePointer(to: &job) { pointer in
+                    let j = UncheckedSendable(pointer)
+                    Threading.parallelFor(items) { range in rc_gemm_u8_run(j.value, range.lowerBound, range.upperBound) }
                 }
             } }
-        } } }
+        } }
         return QuantizedValue(buffer: output, shape: x.shape.count == 2 ? [outputShape[0], outputShape[1]] : outputShape)
     }
 

@@ -22,13 +22,6 @@ final class Int8Program: @unchecked Sendable {
         case fusedConv(FusedInt8Conv)
         /// A depthwise convolution with the requantization fused.
         case fusedDepthwise(FusedDepthwiseConv)
-        /// A 1×1 convolution whose only reader is a TFLite add (`fusedConvAdd`): it runs there,
-        /// with the add in its epilogue; this node only passes its input along (or, when a
-        /// caller observes every node, runs unfused).
-        case deferredConv(FusedInt8Conv)
-        /// A TFLite add of a deferred convolution's output (node `convolution`) and node
-        /// `other`, computed in the convolution's epilogue.
-        case fusedConvAdd(FusedInt8Conv, AddKernel, convolution: Int, other: Int)
         case add(AddKernel)
         /// Value of the input unchanged (a ReLU fused into the preceding add, a zero padding
         /// folded into the following convolution).
@@ -132,25 +125,6 @@ final class Int8Program: @unchecked Sendable {
             default: preconditionFailure("node '\(node.name)' (\(node.operation.kindName)) has no int8 step; the converter should have refused it")
             }
         }
-        fuseAddsIntoConvolutions()
-    }
-
-    /// Moves each TFLite add into the epilogue of the 1×1 convolution producing one of its
-    /// operands, where that convolution has no other reader and the add's vector code is exact.
-    func fuseAddsIntoConvolutions() {
-        guard table.scheme == .tflite, rc_use_vnni() != 0 else { return }
-        let readers = graph.readerCounts()
-        for (index, node) in graph.nodes.enumerated() where index > table.floatPrefixEnd {
-            guard case let .add(kernel)? = steps[index] else { continue }
-            for (position, producer) in node.inputs.enumerated() where readers[producer] == 1 {
-                guard case let .fusedConv(conv)? = steps[producer], conv.acceptsResidual else { continue }
-                var parameters = kernel.kernelParameters(other: nil, convolutionFirst: position == 0)
-                guard rc_tflite_add_vectorizes(&parameters) != 0 else { continue }
-                steps[producer] = .deferredConv(conv)
-                steps[index] = .fusedConvAdd(conv, kernel, convolution: producer, other: node.inputs[1 - position])
-                break
-            }
-        }
     }
 
     /// Zero paddings that only feed a max pool and pad a ReLU's output (Keras's ResNet50 stem):
@@ -203,14 +177,6 @@ final class Int8Program: @unchecked Sendable {
                 try conv.requantize(x.buffer, inputShape: x.shape, into: output)
                 values[index] = QuantizedValue(buffer: output, shape: outputShape)
             case let .fusedConv(conv): values[index] = conv.apply(x)
-            case let .deferredConv(conv): values[index] = observe == nil ? x : conv.apply(x)
-            case let .fusedConvAdd(conv, kernel, convolution, other):
-                if observe == nil {
-                    let residual = FusedInt8Conv.Residual(other: values[other]!, add: kernel, convolutionFirst: node.inputs[0] == convolution)
-                    values[index] = conv.apply(values[convolution]!, adding: residual)
-                } else {
-                    values[index] = kernel.apply(x, inputs[1])
-                }
             case let .fusedDepthwise(conv): values[index] = conv.apply(x)
             case let .add(kernel): values[index] = kernel.apply(x, inputs[1])
             case .identity, .flatten:
@@ -348,16 +314,6 @@ struct AddKernel {
             bFixed = UInt32(Swift.min(Swift.max(lrintf(bRatio * scaleMultiplier), 0), Int(limit)))
             zeroPointProduct = Int32(bitPattern: 0 &- (aFixed &* UInt32(a.zeroPoint) &+ bFixed &* UInt32(b.zeroPoint)))
         }
-    }
-
-    /// The TFLite parameters as the C kernels take them, with `other` as the operand the
-    /// caller does not produce itself (a convolution's add epilogue; nil to query the parameters).
-    func kernelParameters(other: UnsafePointer<UInt8>?, convolutionFirst: Bool) -> rc_tflite_add {
-        rc_tflite_add(other: other, convolution_first: convolutionFirst ? 1 : 0, a_zero_point: a.zeroPoint, b_zero_point: b.zeroPoint,
-                      left_shift: leftShift, a_multiplier: aMultiplier.multiplier, a_right_shift: aMultiplier.rightShift,
-                      b_multiplier: bMultiplier.multiplier, b_right_shift: bMultiplier.rightShift,
-                      out_multiplier: outMultiplier.multiplier, out_right_shift: outMultiplier.rightShift,
-                      out_zero_point: output.zeroPoint, lo: lower, hi: upper)
     }
 
     func apply(_ x: QuantizedValue, _ y: QuantizedValue) -> QuantizedValue {

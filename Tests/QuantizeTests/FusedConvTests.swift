@@ -103,43 +103,6 @@ final class FusedConvTests: XCTestCase {
         }
     }
 
-    /// A TFLite add in the epilogue equals the convolution followed by the add kernel, for
-    /// either operand order, a fused ReLU, strides, both the vector and the portable code.
-    func testAddInEpilogueEqualsConvolutionThenAdd() throws {
-        for (inputShape, outputs, stride) in [([1, 24, 7, 9], 144, 1), ([2, 64, 6, 6], 40, 2), ([1, 16, 1, 1], 17, 1)] {
-            let inputs = inputShape[1]
-            let config = Conv2DConfig(stride: stride)
-            let weightShape = [outputs, inputs, 1, 1]
-            let weights = (0..<(outputs * inputs)).map { _ in Int8.random(in: -127...127, using: &generator) }
-            let layer = QuantizedLayer(weights: weights, weightShape: weightShape,
-                                       weightScales: (0..<outputs).map { _ in Float.random(in: 1e-3...2e-2, using: &generator) },
-                                       bias: (0..<outputs).map { _ in Int32.random(in: -2000...2000, using: &generator) })
-            let input = AffineQuantization(scale: 0.02, zeroPoint: 131)
-            let convOutput = AffineQuantization(scale: 0.05, zeroPoint: 120), shortcut = AffineQuantization(scale: 0.08, zeroPoint: 140)
-            let requantizer = Requantizer(layer: layer, input: input, output: convOutput, clamp: .none, scheme: .tflite)
-            let conv = FusedInt8Conv(weights: weights, shape: weightShape, config: config, inputZeroPoint: 131, requantizer: requantizer)
-            let x = QuantizedValue(buffer: IntegerBuffer((0..<inputShape.reduce(1, *)).map { _ in UInt8.random(in: 0...255, using: &generator) }),
-                                   shape: inputShape)
-            let outputShape = config.outputShape(input: inputShape, weight: weightShape)
-            let other = QuantizedValue(buffer: IntegerBuffer((0..<outputShape.reduce(1, *)).map { _ in UInt8.random(in: 0...255, using: &generator) }),
-                                       shape: outputShape)
-            let y = conv.apply(x)
-            for convolutionFirst in [true, false] {
-                for relu in [false, true] {
-                    let (a, b) = convolutionFirst ? (convOutput, shortcut) : (shortcut, convOutput)
-                    let add = AddKernel(a: a, b: b, output: AffineQuantization(scale: 0.1, zeroPoint: 100), relu: relu, scheme: .tflite)
-                    let expected = (convolutionFirst ? add.apply(y, other) : add.apply(other, y)).buffer.array
-                    let residual = FusedInt8Conv.Residual(other: other, add: add, convolutionFirst: convolutionFirst)
-                    let label = "\(inputShape) → \(outputs), stride \(stride), convolution first \(convolutionFirst), relu \(relu)"
-                    XCTAssertEqual(conv.apply(x, adding: residual).buffer.array, expected, label)
-                    rc_force_generic(1)
-                    XCTAssertEqual(conv.apply(x, adding: residual).buffer.array, expected, "\(label), portable C")
-                    rc_force_generic(0)
-                }
-            }
-        }
-    }
-
     /// Fully connected layers take the same kernel: rank-2 [N, C] values keep their rank.
     func testFullyConnectedShapeIsKept() throws {
         let (batch, inputs, outputs) = (3, 20, 10)

@@ -147,15 +147,7 @@ final class TFLiteReferenceTests: XCTestCase {
             if item.entry.architecture == "resnet50" {
                 XCTAssertEqual(Int8Program.maxPoolPadding(mobile.graph, table: table, after: table.floatPrefixEnd).passthrough.count, 1)
             }
-            // Adds fused into the preceding convolution's epilogue run only when nothing observes
-            // the intermediate values: the logits must be the same bits either way.
-            let image = item.inputs.slice(0).reshaped([1] + item.inputs.shape.dropFirst())
-            let addsInEpilogues = program.steps.values.filter { if case .fusedConvAdd = $0 { true } else { false } }.count
-            if rc_use_vnni() != 0 && item.entry.architecture != "inception_v3" {
-                XCTAssertGreaterThan(addsInEpilogues, 0, "\(item.entry.architecture): adds fused into convolutions")
-            }
-            XCTAssertEqual(try program.run(image).scalars, try program.run(image) { _, _ in }.scalars, item.entry.architecture)
-            // So are the convolutions with the requantization fused into our own GEMM.
+            // The convolutions with the requantization fused into our own kernels are checked too.
             let fused = program.steps.values.filter {
                 switch $0 { case .fusedConv, .fusedDepthwise: true; default: false }
             }.count

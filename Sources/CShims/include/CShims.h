@@ -92,18 +92,6 @@ typedef struct {
     int32_t zero_point, lo, hi;
 } rc_requantization;
 
-/// A TFLite int8 ADD (uint8 storage): out = requantize(rescale(a − a_zp) + rescale(b − b_zp)),
-/// gemmlowp rounding, clamped to [lo, hi]. As a convolution's epilogue (rc_gemm_u8_job.add),
-/// `other` is the operand that is not the convolution's output, laid out like the output.
-typedef struct {
-    const uint8_t *other;
-    int convolution_first;
-    int32_t a_zero_point, b_zero_point, left_shift, a_multiplier, a_right_shift, b_multiplier, b_right_shift;
-    int32_t out_multiplier, out_right_shift, out_zero_point, lo, hi;
-} rc_tflite_add;
-/// Whether these parameters take the vector code (else the scalar definition runs).
-int rc_tflite_add_vectorizes(const rc_tflite_add *add);
-
 /// 1×1 int8 convolution (any stride) with the requantization fused into its GEMM
 /// (gemm_u8.c): output[r, x, c] = requantize(Σ_i input[base(r, x) + i] · w[c, i])
 /// with base(r, x) = (r / rows_per_image)·image_stride + (r % rows_per_image)·row_stride
@@ -117,8 +105,6 @@ typedef struct {
     long n;
     const int8_t *packed;
     rc_requantization requantization;
-    /// Optional (NULL: none): a TFLite add of the requantized output and `add->other`.
-    const rc_tflite_add *add;
     uint8_t *output;
     /// Output columns per work item; items are (48-channel block, row, column block) triples.
     long column_block;

@@ -25,11 +25,17 @@ struct Bench: ParsableCommand {
                     ms per step outside model calls, initialisation ms, model calls/s.
           mobile    full-size networks on the mobile engine: fp32, int8-tflite and
                     int8-qnnpack latency at batch 1.
+          int8-kernels
+                    the mobile engine's int8 convolution kernels on single MobileNetV2 and
+                    ResNet50 layers, each against the oneDNN path it competes with
+                    (GFLOP/s column: 2 operations per multiply-accumulate).
         """
     )
 
     enum Suite: String, ExpressibleByArgument, CaseIterable {
-        case kernels, networks, attacks, mobile, all
+        case kernels, networks, attacks, mobile
+        case int8Kernels = "int8-kernels"
+        case all
     }
 
     @Option(help: "Which suite to run: \(Suite.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -53,7 +59,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         compute.apply()
         var results: [BenchmarkResult] = []
-        let suites: [Suite] = suite == .all ? [.kernels, .networks, .attacks, .mobile] : [suite]
+        let suites: [Suite] = suite == .all ? [.kernels, .networks, .attacks, .mobile, .int8Kernels] : [suite]
         let progress: (BenchmarkResult) -> Void = { result in if !json { print(Self.row(result)) } }
         if !json { print(Self.header) }
         for suite in suites {
@@ -62,6 +68,7 @@ struct Bench: ParsableCommand {
             case .networks: results += try NetworkBenchmarks.run(repeats: repeats, filter: filter, progress: progress)
             case .attacks: results += try AttackBenchmarks.run(repeats: repeats, filter: filter, progress: progress)
             case .mobile: results += try MobileBenchmarks.run(repeats: repeats, filter: filter, progress: progress)
+            case .int8Kernels: results += try Int8KernelBenchmarks.run(repeats: repeats, filter: filter, progress: progress)
             case .all: break
             }
         }
@@ -73,11 +80,11 @@ struct Bench: ParsableCommand {
     }
 
     static let header = "name".padding(toLength: 44, withPad: " ", startingAt: 0)
-        + "impl       threads batch       ms   GFLOP/s   calls/s"
+        + "impl".padding(toLength: 23, withPad: " ", startingAt: 0) + "threads batch       ms   GFLOP/s   calls/s"
 
     static func row(_ r: BenchmarkResult) -> String {
         r.name.padding(toLength: 44, withPad: " ", startingAt: 0)
-            + r.implementation.padding(toLength: 11, withPad: " ", startingAt: 0)
+            + r.implementation.padding(toLength: 23, withPad: " ", startingAt: 0)
             + String(format: "%7d %5d %8.3f", r.threads, r.batch, r.ms) + column(r.gflops) + column(r.callsPerSecond)
     }
 
