@@ -292,11 +292,16 @@ AVX512 static inline tflite_add16 tflite_add16_params(const tflite_add_parameter
     return v;
 }
 
-// Sixteen sums of uint8 operands held in int32 lanes, clamped, as int32 lanes.
-AVX512 static inline __m512i tflite_add16_apply(__m512i a, __m512i b, const tflite_add16 *p) {
+// Sixteen sums of uint8 operands held in int32 lanes, before the output clamp.
+AVX512 static inline __m512i tflite_add16_unclamped(__m512i a, __m512i b, const tflite_add16 *p) {
     __m512i sum = _mm512_add_epi32(input_rescale(_mm512_sub_epi32(a, p->a_zero_point), &p->a),
                                    input_rescale(_mm512_sub_epi32(b, p->b_zero_point), &p->b));
-    return clamp16(single_floor16_apply(sum, &p->out), p->lo, p->hi);
+    return single_floor16_apply(sum, &p->out);
+}
+
+// The same, clamped.
+AVX512 static inline __m512i tflite_add16_apply(__m512i a, __m512i b, const tflite_add16 *p) {
+    return clamp16(tflite_add16_unclamped(a, b, p), p->lo, p->hi);
 }
 
 #endif

@@ -135,7 +135,18 @@ static int tflite_add_vectorizes(const tflite_add_parameters *p) {
 
 AVX512 static void add_tflite_avx512(const uint8_t *a, const uint8_t *b, long count, const tflite_add_parameters *p, uint8_t *output) {
     const tflite_add16 v = tflite_add16_params(p);
-    for (long i = 0; i < count; i += 16) {
+    long i = 0;
+    // 64 values at a time: plain loads, and one packed, byte-clamped store.
+    for (; i + 64 <= count; i += 64) {
+        __m512i r[4];
+        for (int k = 0; k < 4; ++k) {
+            __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(a + i + 16 * k)));
+            __m512i y = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + i + 16 * k)));
+            r[k] = tflite_add16_unclamped(x, y, &v);
+        }
+        _mm512_storeu_si512(output + i, dword_transpose4x4(pack64_clamped(r[0], r[1], r[2], r[3], v.lo, v.hi)));
+    }
+    for (; i < count; i += 16) {
         __mmask16 m = tail16(count - i);
         __m512i x = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a + i)), y = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, b + i));
         _mm512_mask_cvtepi32_storeu_epi8(output + i, m, tflite_add16_apply(x, y, &v));
@@ -163,22 +174,40 @@ void rc_add_tflite(const uint8_t *a, const uint8_t *b, long count, int32_t a_zer
         output[i] = clamp_u8(v + out_zero_point, lo, hi);                                           \
     }
 
+// Sixteen QNNPACK sums before the output clamp.
+AVX512 static inline __m512i add_qnnpack16(__m512i a, __m512i b, __m512i zpp, __m512i am, __m512i bm, __m512i mask,
+                                           __m512i threshold, __m512i ozp, __m128i count_shift) {
+    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+    __m512i acc = _mm512_add_epi32(_mm512_add_epi32(zpp, _mm512_mullo_epi32(a, am)), _mm512_mullo_epi32(b, bm));
+    __m512i remainder = _mm512_and_si512(acc, mask);
+    remainder = _mm512_mask_sub_epi32(remainder, _mm512_cmplt_epi32_mask(acc, zero), remainder, one);
+    __m512i v = _mm512_sra_epi32(acc, count_shift);
+    v = _mm512_mask_add_epi32(v, _mm512_cmpgt_epi32_mask(remainder, threshold), v, one);
+    return _mm512_add_epi32(v, ozp);
+}
+
 AVX512 static void add_qnnpack_avx512(const uint8_t *a, const uint8_t *b, long count, int32_t zero_point_product,
                                       uint32_t a_multiplier, uint32_t b_multiplier, int32_t shift, int32_t remainder_mask,
                                       int32_t remainder_threshold, int32_t out_zero_point, int32_t lo, int32_t hi, uint8_t *output) {
     const __m512i zpp = _mm512_set1_epi32(zero_point_product), am = _mm512_set1_epi32((int32_t)a_multiplier), bm = _mm512_set1_epi32((int32_t)b_multiplier);
     const __m512i mask = _mm512_set1_epi32(remainder_mask), threshold = _mm512_set1_epi32(remainder_threshold);
-    const __m512i ozp = _mm512_set1_epi32(out_zero_point), zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+    const __m512i ozp = _mm512_set1_epi32(out_zero_point);
     const __m128i count_shift = _mm_cvtsi32_si128(shift);
-    for (long i = 0; i < count; i += 16) {
+    long i = 0;
+    // 64 values at a time: plain loads, and one packed, byte-clamped store.
+    for (; i + 64 <= count; i += 64) {
+        __m512i r[4];
+        for (int k = 0; k < 4; ++k)
+            r[k] = add_qnnpack16(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(a + i + 16 * k))),
+                                 _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + i + 16 * k))),
+                                 zpp, am, bm, mask, threshold, ozp, count_shift);
+        _mm512_storeu_si512(output + i, dword_transpose4x4(pack64_clamped(r[0], r[1], r[2], r[3], lo, hi)));
+    }
+    for (; i < count; i += 16) {
         __mmask16 m = tail16(count - i);
-        __m512i acc = _mm512_add_epi32(zpp, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a + i)), am));
-        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, b + i)), bm));
-        __m512i remainder = _mm512_and_si512(acc, mask);
-        remainder = _mm512_mask_sub_epi32(remainder, _mm512_cmplt_epi32_mask(acc, zero), remainder, one);
-        __m512i v = _mm512_sra_epi32(acc, count_shift);
-        v = _mm512_mask_add_epi32(v, _mm512_cmpgt_epi32_mask(remainder, threshold), v, one);
-        _mm512_mask_cvtepi32_storeu_epi8(output + i, m, clamp16(_mm512_add_epi32(v, ozp), lo, hi));
+        __m512i v = add_qnnpack16(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a + i)), _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, b + i)),
+                                  zpp, am, bm, mask, threshold, ozp, count_shift);
+        _mm512_mask_cvtepi32_storeu_epi8(output + i, m, clamp16(v, lo, hi));
     }
 }
 static void add_qnnpack_generic(const uint8_t *a, const uint8_t *b, long count, int32_t zero_point_product,
