@@ -3,6 +3,7 @@
 // has AVX-512; tests check that both give the same bytes. The arithmetic is exact integer
 // (or, for the qnnpack scheme, IEEE float32 rounded to nearest even).
 #include "include/CShims.h"
+#include <string.h>
 #include <immintrin.h>
 #include <limits.h>
 #include <math.h>
@@ -398,3 +399,61 @@ void rc_quantize_planes(const float *planes, long channels, long plane, long fir
             output[p * channels + c] = quantize_value(preprocess(planes[source_plane(preprocessing, c) * plane + p], preprocessing, c),
                                                       scheme, scale, zero_point);
 }
+
+// Concatenation: whole 64-byte vectors per pixel and input, a masked one for the tail; table
+// lookups with two 128-entry byte permutes (AVX-512 VBMI) chosen by each value's top bit.
+static int use_vbmi(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512vbmi");
+    }
+    return cached && rc_use_avx512();
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
+static void concat_avx512(const uint8_t *const *sources, const long *channels, const uint8_t *const *tables, long inputs,
+                          long total, long first_pixel, long last_pixel, uint8_t *output) {
+    for (long p = first_pixel; p < last_pixel; ++p) {
+        uint8_t *row = output + p * total;
+        for (long i = 0; i < inputs; ++i) {
+            const long c = channels[i];
+            const uint8_t *source = sources[i] + p * c;
+            const uint8_t *table = tables[i];
+            __m512i t0, t1, t2, t3;
+            if (table) {
+                t0 = _mm512_loadu_si512(table); t1 = _mm512_loadu_si512(table + 64);
+                t2 = _mm512_loadu_si512(table + 128); t3 = _mm512_loadu_si512(table + 192);
+            }
+            for (long k = 0; k < c; k += 64) {
+                const __mmask64 m = c - k >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (c - k)) - 1);
+                __m512i v = _mm512_maskz_loadu_epi8(m, source + k);
+                if (table) {
+                    const __m512i low = _mm512_permutex2var_epi8(t0, v, t1), high = _mm512_permutex2var_epi8(t2, v, t3);
+                    v = _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), low, high);
+                }
+                _mm512_mask_storeu_epi8(row + k, m, v);
+            }
+            row += c;
+        }
+    }
+}
+
+void rc_concat_u8(const uint8_t *const *sources, const long *channels, const uint8_t *const *tables, long inputs,
+                  long total, long first_pixel, long last_pixel, uint8_t *output) {
+    if (use_vbmi()) {
+        concat_avx512(sources, channels, tables, inputs, total, first_pixel, last_pixel, output);
+        return;
+    }
+    for (long p = first_pixel; p < last_pixel; ++p) {
+        uint8_t *row = output + p * total;
+        for (long i = 0; i < inputs; ++i) {
+            const long c = channels[i];
+            const uint8_t *source = sources[i] + p * c;
+            if (tables[i]) for (long k = 0; k < c; ++k) row[k] = tables[i][source[k]];
+            else memcpy(row, source, (size_t)c);
+            row += c;
+        }
+    }
+}
+

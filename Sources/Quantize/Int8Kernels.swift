@@ -96,27 +96,32 @@ enum Int8Kernels {
         var shape = inputs[0].shape
         shape[1] = total
         let output = IntegerBuffer<UInt8>(count: pixels * total)
-        output.withUnsafeMutableBufferPointer { out in
-            let o = UncheckedSendable(out.baseAddress!)
-            var offset = 0
-            for (input, (from, to)) in zip(inputs, parameters) {
-                let c = input.channels, start = offset
-                var table = [UInt8](repeating: 0, count: 256)
-                for value in 0..<256 { table[value] = requantize(UInt8(value), from: from, to: to, scheme: scheme) }
-                let identity = from == to
-                table.withUnsafeBufferPointer { lookup in input.buffer.withUnsafeBufferPointer { source in
-                    let (t, s) = (UncheckedSendable(lookup.baseAddress!), UncheckedSendable(source.baseAddress!))
-                    Threading.parallelFor(pixels, minimumChunk: 64) { range in
-                        for p in range {
-                            let row = o.value + p * total + start, src = s.value + p * c
-                            if identity { row.update(from: src, count: c) } else { for i in 0..<c { row[i] = t.value[Int(src[i])] } }
-                        }
-                    }
-                } }
-                offset += c
-            }
+        // A 256-entry lookup per input whose quantization differs from the output's.
+        let tables: [IntegerBuffer<UInt8>?] = parameters.map { from, to in
+            from == to ? nil : IntegerBuffer((0..<256).map { requantize(UInt8($0), from: from, to: to, scheme: scheme) })
         }
+        let channels = inputs.map(\.channels)
+        withPointers(inputs.map(\.buffer)) { sources in withPointers(tables) { lookups in
+            channels.withUnsafeBufferPointer { c in output.withUnsafeMutableBufferPointer { out in
+                let (s, t, n, o) = (UncheckedSendable(sources), UncheckedSendable(lookups), UncheckedSendable(c.baseAddress!),
+                                    UncheckedSendable(out.baseAddress!))
+                Threading.parallelFor(pixels, minimumChunk: 64) { range in
+                    rc_concat_u8(s.value, n.value, t.value, inputs.count, total, range.lowerBound, range.upperBound, o.value)
+                }
+            } }
+        } }
         return QuantizedValue(buffer: output, shape: shape)
+    }
+
+    /// Calls `body` with the buffers' base addresses (NULL for nil) as a C array.
+    private static func withPointers<R>(_ buffers: [IntegerBuffer<UInt8>?],
+                                        _ body: (UnsafePointer<UnsafePointer<UInt8>?>) -> R) -> R {
+        func nest(_ rest: ArraySlice<IntegerBuffer<UInt8>?>, _ collected: [UnsafePointer<UInt8>?]) -> R {
+            guard let first = rest.first else { return collected.withUnsafeBufferPointer { body($0.baseAddress!) } }
+            guard let buffer = first else { return nest(rest.dropFirst(), collected + [nil]) }
+            return buffer.withUnsafeBufferPointer { nest(rest.dropFirst(), collected + [$0.baseAddress]) }
+        }
+        return nest(buffers[...], [])
     }
 
     static func requantize(_ value: UInt8, from: AffineQuantization, to: AffineQuantization, scheme: QuantizationScheme) -> UInt8 {

@@ -127,6 +127,43 @@ final class EpilogueKernelTests: XCTestCase {
         }
     }
 
+    /// Concatenation (`rc_concat_u8`): copies and 256-entry lookups, channel counts below,
+    /// at and above one 64-byte vector, against the naive definition on both paths.
+    func testConcatenationPathsAgreeWithNaiveDefinition() {
+        let channels = [3, 64, 70, 130, 1], pixels = 9
+        let sources: [[UInt8]?] = channels.map { c in (0..<(c * pixels)).map { _ in UInt8.random(in: 0...255, using: &generator) } }
+        let tables: [[UInt8]?] = channels.indices.map { i in
+            i % 2 == 1 ? nil : (0..<256).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        }
+        let total = channels.reduce(0, +)
+        var expected: [UInt8] = []
+        for p in 0..<pixels {
+            for (i, c) in channels.enumerated() {
+                let row = sources[i]![(p * c)..<((p + 1) * c)]
+                expected += tables[i].map { table in row.map { table[Int($0)] } } ?? Array(row)
+            }
+        }
+        let (portable, chosen) = bothPaths(total * pixels) { out in
+            withPointers(sources) { s in withPointers(tables) { t in
+                // Two calls, so that a range that does not start at pixel 0 is covered too.
+                rc_concat_u8(s, channels, t, channels.count, total, 0, 4, out)
+                rc_concat_u8(s, channels, t, channels.count, total, 4, pixels, out)
+            } }
+        }
+        XCTAssertEqual(portable, expected, "portable C")
+        XCTAssertEqual(chosen, expected, "vector code")
+    }
+
+    /// Calls `body` with the arrays' base addresses (NULL for nil) as a C array.
+    func withPointers(_ arrays: [[UInt8]?], _ body: (UnsafePointer<UnsafePointer<UInt8>?>) -> Void) {
+        func nest(_ rest: ArraySlice<[UInt8]?>, _ collected: [UnsafePointer<UInt8>?]) {
+            guard let first = rest.first else { return collected.withUnsafeBufferPointer { body($0.baseAddress!) } }
+            guard let array = first else { return nest(rest.dropFirst(), collected + [nil]) }
+            array.withUnsafeBufferPointer { nest(rest.dropFirst(), collected + [$0.baseAddress]) }
+        }
+        nest(arrays[...], [])
+    }
+
     /// Int8 average pooling, both paths, against window sums taken naively and each scheme's
     /// scalar rounding (`averagePoolValue`, checked by hand in ArithmeticTests): padded and
     /// unpadded windows, divisors with and without padding, channel tails, both schemes.

@@ -154,6 +154,11 @@ void rc_depthwise_u8_pack3x3(const int32_t *weights, long channels, int8_t *pack
 long rc_depthwise_u8_items(const rc_depthwise_u8_job *job);
 void rc_depthwise_u8_run(const rc_depthwise_u8_job *job, long first_item, long last_item);
 
+/// Concatenation of uint8 channels-last maps along channels, pixels first_pixel ..< last_pixel
+/// of `total` output channels: input i has channels[i] channels, and tables[i] (NULL: a plain
+/// copy) maps its values to the output's quantization (256 entries).
+void rc_concat_u8(const uint8_t *const *sources, const long *channels, const uint8_t *const *tables, long inputs,
+                  long total, long first_pixel, long last_pixel, uint8_t *output);
 /// One output of rc_average_pool_u8: a window's sum of `valid` uint8 cells and its divisor.
 int32_t rc_average_pool_value(int32_t sum, int32_t valid, int32_t divisor, int scheme, int32_t zero_point, float scale);
 void rc_average_pool_u8(const uint8_t *input, long height, long width, long channels, uint8_t *output,
