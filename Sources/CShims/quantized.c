@@ -279,10 +279,11 @@ static void average_pool_generic(const average_pool_job *j) {
         }
 }
 
-// Sixteen channels at a time. TFLite's truncating division is done in float: for integers
-// |n| < 2^24 and d ≥ 1, the float quotient of n / d truncates to the integer quotient
-// (n / d is at least 1/d from any integer it is not, more than half an ulp), so windows of
-// at most 65536 cells (|acc| ≤ 255·65536) are exact; larger ones take the portable C.
+// TFLite's truncating division is done in float: for integers |n| < 2^24 and d ≥ 1, the float
+// quotient of n / d truncates to the integer quotient (n / d is at least 1/d from any integer
+// it is not, more than half an ulp). Windows are summed in 16-bit lanes, 32 channels at a
+// time, so windows of at most 257 cells (sums ≤ 65535) take this code; larger ones the
+// portable C.
 AVX512 static void average_pool_avx512(const average_pool_job *j) {
     const long channels = j->channels;
     const int32_t zero_point = j->zero_point;
@@ -295,24 +296,31 @@ AVX512 static void average_pool_avx512(const average_pool_job *j) {
                                             : (divisor - valid) * zero_point - zero_point * divisor;
             __m512i half = _mm512_set1_epi32(divisor / 2), shift = _mm512_set1_epi32(offset);
             __m512 d = _mm512_set1_ps((float)divisor), k = _mm512_set1_ps(j->scale / (j->scale * (float)divisor));
-            for (long c = 0; c < channels; c += 16) {
-                __mmask16 m = tail16(channels - c);
-                __m512i sum = _mm512_setzero_si512();
+            // Window sums of 32 channels in 16-bit lanes (the caller guarantees at most 257
+            // cells, so they cannot wrap), then each half through the scheme's rounding.
+            for (long c = 0; c < channels; c += 32) {
+                const long remaining = channels - c;
+                const __mmask32 m = remaining >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << remaining) - 1);
+                __m512i sum16 = _mm512_setzero_si512();
                 for (long iy = j->row_start[cell.y]; iy < j->row_end[cell.y]; ++iy) {
                     const uint8_t *line = j->input + ((cell.b * j->height + iy) * j->width) * channels + c;
                     for (long ix = j->col_start[x]; ix < j->col_end[x]; ++ix)
-                        sum = _mm512_add_epi32(sum, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, line + ix * channels)));
+                        sum16 = _mm512_add_epi16(sum16, _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, line + ix * channels)));
                 }
-                __m512i acc = _mm512_add_epi32(sum, shift), result;
-                if (j->scheme == 0) {
-                    __mmask16 positive = _mm512_cmpgt_epi32_mask(acc, _mm512_setzero_si512());
-                    __m512i n = _mm512_mask_add_epi32(_mm512_sub_epi32(acc, half), positive, acc, half);
-                    result = _mm512_add_epi32(_mm512_cvttps_epi32(_mm512_div_ps(_mm512_cvtepi32_ps(n), d)), _mm512_set1_epi32(128));
-                } else {
-                    __m512i v = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), k), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                    result = _mm512_add_epi32(v, _mm512_set1_epi32(zero_point));
+                for (int half_index = 0; half_index < 2 && 16 * half_index < remaining; ++half_index) {
+                    const __mmask16 m16 = tail16(remaining - 16 * half_index);
+                    __m512i sum = _mm512_cvtepu16_epi32(half_index == 0 ? _mm512_castsi512_si256(sum16) : _mm512_extracti64x4_epi64(sum16, 1));
+                    __m512i acc = _mm512_add_epi32(sum, shift), result;
+                    if (j->scheme == 0) {
+                        __mmask16 positive = _mm512_cmpgt_epi32_mask(acc, _mm512_setzero_si512());
+                        __m512i n = _mm512_mask_add_epi32(_mm512_sub_epi32(acc, half), positive, acc, half);
+                        result = _mm512_add_epi32(_mm512_cvttps_epi32(_mm512_div_ps(_mm512_cvtepi32_ps(n), d)), _mm512_set1_epi32(128));
+                    } else {
+                        __m512i v = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), k), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                        result = _mm512_add_epi32(v, _mm512_set1_epi32(zero_point));
+                    }
+                    _mm512_mask_cvtepi32_storeu_epi8(cell.output + c + 16 * half_index, m16, clamp16(result, 0, 255));
                 }
-                _mm512_mask_cvtepi32_storeu_epi8(cell.output + c, m, clamp16(result, 0, 255));
             }
         }
 }
@@ -327,7 +335,8 @@ void rc_average_pool_u8(const uint8_t *input, long height, long width, long chan
     int32_t largest = 0, widest = 0;
     for (long y = 0; y < output_height; ++y) if (row_count[y] > largest) largest = row_count[y];
     for (long x = 0; x < output_width; ++x) if (col_count[x] > widest) widest = col_count[x];
-    if (rc_use_avx512() && (long)largest * widest <= 65536) average_pool_avx512(&job);
+    // The vector code sums in 16-bit lanes: at most 257 cells of 255.
+    if (rc_use_avx512() && (long)largest * widest <= 257) average_pool_avx512(&job);
     else average_pool_generic(&job);
 }
 

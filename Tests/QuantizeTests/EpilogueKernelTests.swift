@@ -172,7 +172,7 @@ final class EpilogueKernelTests: XCTestCase {
         let configs = [Pool2DConfig(kernel: 3, stride: 1, padding: padded, countIncludesPadding: false),
                        Pool2DConfig(kernel: 3, stride: 1, padding: padded, countIncludesPadding: true),
                        Pool2DConfig(kernel: 3, stride: 2), Pool2DConfig(kernel: 2, stride: 2, ceilMode: true)]
-        for channels in [5, 16, 37] {
+        for channels in [5, 16, 37, 50] {
             let shape = [2, channels, 7, 9]
             let values: [UInt8] = (0..<shape.reduce(1, *)).map { (i: Int) -> UInt8 in
                 i % 13 == 0 ? UInt8(i % 2 * 255) : UInt8.random(in: 0...255, using: &generator)
