@@ -194,8 +194,8 @@ AVX512 static inline requantization16 requantization16_load(const rc_requantizat
     return p;
 }
 
-// Sixteen requantized values, clamped, as int32 lanes, from accumulators that already
-// include the bias (kernels that start their sums at it).
+// Sixteen requantized values before the clamp, as int32 lanes, from accumulators that
+// already include the bias (kernels that start their sums at it).
 AVX512 static inline __m512i requantize16_unclamped(const requantization16 *p, __m512i x) {
     if (p->scheme == 0 && p->single) {
         if (p->shifts_left) x = _mm512_sllv_epi32(x, p->left);
@@ -208,6 +208,7 @@ AVX512 static inline __m512i requantize16_unclamped(const requantization16 *p, _
     return float_requantize16_unclamped(x, p->scale, p->zero_point);
 }
 
+// The same, clamped.
 AVX512 static inline __m512i requantize16_biased(const requantization16 *p, __m512i x) {
     return clamp16(requantize16_unclamped(p, x), p->lo, p->hi);
 }

@@ -15,15 +15,6 @@
 
 enum { ROWS = 8, VECTORS = 3, BLOCK = 16 * VECTORS };
 
-int rc_use_vnni(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512vnni");
-    }
-    return cached && rc_use_avx512();
-}
-
 long rc_gemm_u8_packed_size(long n, long k) { return (n + 15) / 16 * (k / 4) * 64; }
 
 void rc_gemm_u8_pack(const int8_t *weights, long n, long k, int8_t *packed) {

@@ -411,14 +411,6 @@ void rc_quantize_planes(const float *planes, long channels, long plane, long fir
 
 // Concatenation: whole 64-byte vectors per pixel and input, a masked one for the tail; table
 // lookups with two 128-entry byte permutes (AVX-512 VBMI) chosen by each value's top bit.
-static int use_vbmi(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512vbmi");
-    }
-    return cached && rc_use_avx512();
-}
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
 static void concat_avx512(const uint8_t *const *sources, const long *channels, const uint8_t *const *tables, long inputs,
@@ -450,7 +442,7 @@ static void concat_avx512(const uint8_t *const *sources, const long *channels, c
 
 void rc_concat_u8(const uint8_t *const *sources, const long *channels, const uint8_t *const *tables, long inputs,
                   long total, long first_pixel, long last_pixel, uint8_t *output) {
-    if (use_vbmi()) {
+    if (rc_use_vbmi()) {
         concat_avx512(sources, channels, tables, inputs, total, first_pixel, last_pixel, output);
         return;
     }

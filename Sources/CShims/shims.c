@@ -33,6 +33,24 @@ int rc_use_avx512(void) {
     return cached && !force_generic;
 }
 
+int rc_use_vnni(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512vnni");
+    }
+    return cached && rc_use_avx512();
+}
+
+int rc_use_vbmi(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512vbmi");
+    }
+    return cached && rc_use_avx512();
+}
+
 struct rc_parallel_job {
     long count, chunks;
     void *context;

@@ -78,8 +78,9 @@ final class Int8Program: @unchecked Sendable {
                 // output is exact; otherwise oneDNN's exact uint8 output comes first, then our
                 // fused kernels, then oneDNN's int32 accumulators + our epilogue.
                 let depthwise = FusedDepthwiseConv.supports(weightShape: layer.weightShape, config: config, requantizer: requantizer)
-                let oneDNNRequantization = requantizer.floatRequantization(weights: layer.weights, inputZeroPoint: input.zeroPoint)
-                if depthwise && (FusedDepthwiseConv.hasVNNIKernel(weightShape: layer.weightShape) || oneDNNRequantization == nil) {
+                let vnniDepthwise = depthwise && FusedDepthwiseConv.hasVNNIKernel(weightShape: layer.weightShape)
+                let oneDNNRequantization = vnniDepthwise ? nil : requantizer.floatRequantization(weights: layer.weights, inputZeroPoint: input.zeroPoint)
+                if vnniDepthwise || (depthwise && oneDNNRequantization == nil) {
                     steps[index] = .fusedDepthwise(FusedDepthwiseConv(weights: layer.weights, shape: layer.weightShape, config: config,
                                                                       inputZeroPoint: input.zeroPoint, requantizer: requantizer))
                 } else if let fused = oneDNNRequantization {

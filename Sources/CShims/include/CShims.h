@@ -112,8 +112,6 @@ typedef struct {
     /// weights too large to stay in cache) or pixels outermost (equal work per chunk of items).
     int channel_major;
 } rc_gemm_u8_job;
-/// Whether the CPU has AVX-512 VNNI (and the generic-code test switch is off).
-int rc_use_vnni(void);
 /// Bytes of packed weights for n output channels of k inputs.
 long rc_gemm_u8_packed_size(long n, long k);
 /// Packs [n][k] int8 weights: blocks of 16 channels, groups of 4 inputs, zero padded.
@@ -180,6 +178,10 @@ void rc_fill_normal(uint64_t key, uint64_t first, float *out, long n);
 // Whether the AVX-512 kernels (F, BW, DQ, VL) run: the CPU has them and no test asked for
 // the portable C. Every such kernel has a portable twin giving the same bits.
 int rc_use_avx512(void);
+/// The same, with AVX-512 VNNI (the int8 dot-product kernels).
+int rc_use_vnni(void);
+/// The same, with AVX-512 VBMI (byte permutes: the int8 concat's table lookups).
+int rc_use_vbmi(void);
 /// Tests only: 1 runs the portable C kernels even where AVX-512 is available, 0 restores
 /// the run-time choice.
 void rc_force_generic(int generic);
