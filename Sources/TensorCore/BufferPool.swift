@@ -5,7 +5,11 @@ import Synchronization
 /// Networks and attacks allocate the same tensor sizes over and over. Large allocations
 /// from `malloc` come from fresh `mmap` pages, and touching them costs a page fault per
 /// 4 KiB — at 56×56×64 floats, more than the data movement itself. Reusing freed buffers
-/// of the same size removes that cost. Small buffers go straight to the allocator.
+/// removes that cost. A request takes the smallest free buffer of at least its size and
+/// less than twice it (best fit), so that layers of different sizes share buffers: an
+/// inference then touches a few recently used, cache-warm buffers instead of one per
+/// distinct size (MobileNetV2's fp32 depthwise layers ran up to 2× faster in-network).
+/// Small buffers go straight to the allocator.
 public final class BufferPool: Sendable {
     public static let shared = BufferPool()
 
@@ -15,6 +19,8 @@ public final class BufferPool: Sendable {
     private struct State {
         /// Addresses of free buffers by byte size (stored as integers: raw pointers are not Sendable).
         var free: [Int: [UInt]] = [:]
+        /// The byte size of each pooled-size buffer handed out, where it exceeds the request.
+        var capacity: [UInt: Int] = [:]
         /// When each size was last taken or given back, on `clock`.
         var lastUse: [Int: UInt64] = [:]
         var clock: UInt64 = 0
@@ -68,9 +74,18 @@ public final class BufferPool: Sendable {
     @usableFromInline func take(bytes: Int) -> UnsafeMutableRawPointer {
         if bytes >= Self.minimumPooledBytes {
             let reused: UInt? = state.withLock { state in
-                state.touch(bytes)
-                guard let address = state.free[bytes]?.popLast() else { return nil }
-                state.cachedBytes -= bytes
+                // Best fit: the smallest cached size in [bytes, 2·bytes).
+                var best: Int?
+                for (size, addresses) in state.free where size >= bytes && size < 2 * bytes && !addresses.isEmpty {
+                    if size < best ?? .max { best = size }
+                }
+                guard let size = best, let address = state.free[size]!.popLast() else {
+                    state.touch(bytes)
+                    return nil
+                }
+                state.touch(size)
+                state.cachedBytes -= size
+                if size != bytes { state.capacity[address] = size }
                 return address
             }
             if let reused { return UnsafeMutableRawPointer(bitPattern: reused)! }
@@ -78,12 +93,13 @@ public final class BufferPool: Sendable {
         return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
     }
 
-    @usableFromInline func give(_ buffer: UnsafeMutableRawPointer, bytes: Int) {
-        if bytes >= Self.minimumPooledBytes {
+    @usableFromInline func give(_ buffer: UnsafeMutableRawPointer, bytes requested: Int) {
+        if requested >= Self.minimumPooledBytes {
             let address = UInt(bitPattern: buffer)
             // A pool full of sizes nobody asks for any more (a Boundary run's, before a
             // gradient attack's) would send every new size to fresh pages: evict those first.
             let (kept, released) = state.withLock { state -> (Bool, [UInt]) in
+                let bytes = state.capacity.removeValue(forKey: address) ?? requested
                 state.touch(bytes)
                 let released = state.makeRoom(for: bytes)
                 guard state.cachedBytes + bytes <= state.limitBytes else { return (false, released) }

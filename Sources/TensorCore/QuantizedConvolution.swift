@@ -138,7 +138,8 @@ public final class QuantizedConv2D: @unchecked Sendable {
 /// A float32 convolution on channels-last (NHWC) activations, with its bias and activation
 /// fused, weights packed once per input geometry: the mobile fp32 engine's convolution,
 /// which keeps activations channels-last from layer to layer instead of reordering them
-/// around every call as the PC engine's NCHW convolution does.
+/// around every call as the PC engine's NCHW convolution does. 1×1 and depthwise layers run
+/// on robustctl's own kernels (`ThinConvolution`), the others on oneDNN.
 public final class ChannelsLastConv2D: @unchecked Sendable {
     public let weightShape: [Int]
     public let config: Conv2DConfig
@@ -147,11 +148,13 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
     private let weights: Tensor
     private let bias: Tensor
     private let plans = DNNLPlanCache<[Int], ChannelsLastPlan>()
+    private let thin: ThinConvolution?
 
     /// - Parameters:
     ///   - weights: OIHW float weights (`[O, I/groups, kh, kw]`).
     ///   - bias: one value per output channel.
-    public init(weights: Tensor, bias: Tensor, config: Conv2DConfig, activation: FusedActivation) {
+    ///   - ownKernels: false runs every layer on oneDNN (tests and benchmarks compare the two).
+    public init(weights: Tensor, bias: Tensor, config: Conv2DConfig, activation: FusedActivation, ownKernels: Bool = true) {
         precondition(weights.rank == 4 && bias.count == weights.shape[0],
                      "channels-last conv: weights \(weights.shape) with bias \(bias.shape)")
         self.weights = weights
@@ -159,16 +162,34 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
         weightShape = weights.shape
         self.config = config
         self.activation = activation
+        thin = ownKernels ? ThinConvolution(weights: weights, config: config) : nil
     }
 
     /// The NCHW output shape for an NCHW input shape.
     public func outputShape(input: [Int]) -> [Int] { config.outputShape(input: input, weight: weightShape) }
 
-    /// Convolves NHWC `input` (of the NCHW-described `inputShape`) into NHWC `output`.
-    public func apply(_ input: UnsafeBufferPointer<Float>, inputShape: [Int], into output: UnsafeMutableBufferPointer<Float>) throws {
+    /// Whether `apply(_:inputShape:residual:into:)` can add a residual in the kernel.
+    public var fusesResidual: Bool {
+        if case .pointwise = thin { return activation == .none }
+        return false
+    }
+
+    /// Convolves NHWC `input` (of the NCHW-described `inputShape`) into NHWC `output`; with a
+    /// `residual` (NHWC, the output's shape; only where `fusesResidual`), output = conv + residual.
+    public func apply(_ input: UnsafeBufferPointer<Float>, inputShape: [Int], residual: UnsafeBufferPointer<Float>? = nil,
+                      into output: UnsafeMutableBufferPointer<Float>) throws {
         let outputShape = outputShape(input: inputShape)
         precondition(input.count >= inputShape.reduce(1, *) && output.count >= outputShape.reduce(1, *),
                      "channels-last conv: buffers too small for \(inputShape) → \(outputShape)")
+        precondition(residual == nil || (fusesResidual && residual!.count >= outputShape.reduce(1, *)),
+                     "channels-last conv: no residual for this layer or a residual too small for \(outputShape)")
+        if let thin {
+            bias.withUnsafeBufferPointer { b in
+                thin.apply(input.baseAddress!, inputShape: inputShape, outputShape: outputShape, weightShape: weightShape, config: config,
+                           bias: b.baseAddress!, activation: activation, residual: residual?.baseAddress, into: output.baseAddress!)
+            }
+            return
+        }
         let plan = try plans.plan(for: inputShape) {
             try weights.withUnsafeBufferPointer { w in
                 try bias.withUnsafeBufferPointer { b in

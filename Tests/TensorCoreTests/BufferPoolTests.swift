@@ -33,3 +33,25 @@ final class BufferPoolTests: XCTestCase {
         XCTAssertEqual(pool.cachedBytes, 0)
     }
 }
+
+extension BufferPoolTests {
+    /// A request takes the smallest cached buffer of at least its size and below twice it,
+    /// and the buffer goes back under its own size.
+    func testRequestsTakeTheBestFittingLargerBuffer() {
+        let pool = BufferPool()
+        let (large, medium) = (1 << 20, 3 << 18)
+        let buffer = pool.take(bytes: large)
+        pool.give(buffer, bytes: large)
+        XCTAssertEqual(pool.take(bytes: medium), buffer, "a 768 KiB request reuses the free 1 MiB buffer")
+        XCTAssertEqual(pool.cachedBytes, 0)
+        pool.give(buffer, bytes: medium)
+        XCTAssertEqual(pool.cachedBytes, large, "cached under its real size")
+        let small = pool.take(bytes: 1 << 19)
+        XCTAssertNotEqual(small, buffer, "a buffer twice the request or more is not handed out")
+        pool.give(small, bytes: 1 << 19)
+        XCTAssertEqual(pool.take(bytes: large), buffer, "the 1 MiB buffer serves a 1 MiB request again")
+        pool.give(buffer, bytes: large)
+        pool.limitBytes = 0
+        XCTAssertEqual(pool.cachedBytes, 0)
+    }
+}

@@ -120,6 +120,48 @@ void rc_gemm_u8_pack(const int8_t *weights, long n, long k, int8_t *packed);
 long rc_gemm_u8_items(const rc_gemm_u8_job *job);
 void rc_gemm_u8_run(const rc_gemm_u8_job *job, long first_item, long last_item);
 
+/// Float32 1×1 convolution (any stride) as a GEMM with bias, residual add and clamp fused
+/// (conv_f32.c): output[r, x, c] = clamp(bias[c] + Σ_i input[base(r, x) + i] · w[c, i]
+/// (+ residual[r, x, c]), lower, upper), addressed as rc_gemm_u8_job's input, weights [n][k]
+/// packed by rc_conv1x1_f32_pack. Output (and residual) rows × columns × n, channels-last.
+typedef struct {
+    const float *input;
+    long k;
+    long rows, columns, rows_per_image, image_stride, row_stride, column_stride;
+    long n;
+    const float *packed, *bias;
+    /// NULL, or a value of the output's shape added before the clamp.
+    const float *residual;
+    float lower, upper;
+    float *output;
+    /// Output columns per work item; items are (row, column block, 48-channel block) triples.
+    long column_block;
+} rc_conv1x1_f32_job;
+/// Floats of packed weights for n output channels of k inputs.
+long rc_conv1x1_f32_packed_size(long n, long k);
+/// Packs [n][k] float weights: blocks of 16 channels, input-major within a block, zero padded.
+void rc_conv1x1_f32_pack(const float *weights, long n, long k, float *packed);
+/// Work items of a job (split them between threads freely).
+long rc_conv1x1_f32_items(const rc_conv1x1_f32_job *job);
+void rc_conv1x1_f32_run(const rc_conv1x1_f32_job *job, long first_item, long last_item);
+
+/// Float32 depthwise convolution with bias and clamp fused (conv_f32.c):
+/// output[b, y, x, c] = clamp(bias[c] + Σ_taps input[b, iy, ix, c] · w[tap, c], lower, upper)
+/// over the taps inside the image (zero padding), channels-last input and output, weights
+/// [kernel_h · kernel_w][channels].
+typedef struct {
+    const float *input;
+    long batch, height, width, channels;
+    long kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left;
+    long output_height, output_width;
+    const float *weights, *bias;
+    float lower, upper;
+    float *output;
+} rc_depthwise_f32_job;
+/// Work items of a job: (output row, 64-channel block) pairs; split them between threads freely.
+long rc_depthwise_f32_items(const rc_depthwise_f32_job *job);
+void rc_depthwise_f32_run(const rc_depthwise_f32_job *job, long first_item, long last_item);
+
 /// The patches of a k×k convolution as rows of a GEMM input: output rows first_row ..< last_row
 /// (of batch × output_height), each output pixel's window (taps × channels, cells outside
 /// the image = zero_point) followed by zero bytes up to `row_length`.

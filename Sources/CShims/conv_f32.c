@@ -1,0 +1,321 @@
+// Float32 channels-last convolutions for the mobile fp32 engine's thin layers: 1×1
+// convolutions as a GEMM and depthwise convolutions, bias, clamp and an optional residual
+// add fused into the store. oneDNN's NHWC kernels spend most of their time outside the
+// multiply-adds on layers with 16–144 channels at 56–112 pixels a side (MobileNetV2's
+// expand, depthwise and project layers); these keep every output in registers from its
+// first multiply-add to its one store. AVX-512 kernels and a portable C definition of the
+// same arithmetic (same summation order per output: bias, then inputs / taps in order).
+#include "include/CShims.h"
+#include <string.h>
+
+#include "epilogue.h"
+
+enum { PIXELS = 8, VECTORS = 3, BLOCK = 16 * VECTORS };
+
+long rc_conv1x1_f32_packed_size(long n, long k) { return (n + 15) / 16 * k * 16; }
+
+void rc_conv1x1_f32_pack(const float *weights, long n, long k, float *packed) {
+    for (long block = 0; block < (n + 15) / 16; ++block)
+        for (long i = 0; i < k; ++i)
+            for (long lane = 0; lane < 16; ++lane) {
+                const long channel = block * 16 + lane;
+                packed[(block * k + i) * 16 + lane] = channel < n ? weights[channel * k + i] : 0;
+            }
+}
+
+long rc_conv1x1_f32_items(const rc_conv1x1_f32_job *job) {
+    return (job->n + BLOCK - 1) / BLOCK * job->rows * ((job->columns + job->column_block - 1) / job->column_block);
+}
+
+static inline const float *pixel_base(const rc_conv1x1_f32_job *j, long row, long column) {
+    return j->input + row / j->rows_per_image * j->image_stride + row % j->rows_per_image * j->row_stride + column * j->column_stride;
+}
+
+// NaN passes through both clamps (as through oneDNN's and PyTorch's activations).
+static inline float clamp_value(float v, float lower, float upper) { return v < lower ? lower : (v > upper ? upper : v); }
+
+// The same on sixteen lanes: max/min return their second operand when either is NaN.
+AVX512 static inline __m512 clamp_ps16(__m512 v, __m512 lower, __m512 upper) {
+    return _mm512_min_ps(upper, _mm512_max_ps(lower, v));
+}
+
+static void conv1x1_generic(const rc_conv1x1_f32_job *j, long row, long x0, long x1, long c0, long c1) {
+    for (long x = x0; x < x1; ++x) {
+        const float *a = pixel_base(j, row, x);
+        const long at = (row * j->columns + x) * j->n;
+        for (long c = c0; c < c1; ++c) {
+            const float *w = j->packed + (c / 16) * j->k * 16 + c % 16;
+            float acc = j->bias[c];
+            for (long i = 0; i < j->k; ++i) acc = fmaf(a[i], w[i * 16], acc);
+            if (j->residual) acc += j->residual[at + c];
+            j->output[at + c] = clamp_value(acc, j->lower, j->upper);
+        }
+    }
+}
+
+// `pixels` consecutive outputs of one row from column x × `vectors` groups of 16 channels
+// from c (the last group masked to the real channel count). Called with constant pixels /
+// vectors so that the accumulators live in registers.
+AVX512 static inline __attribute__((always_inline)) void
+tile(const rc_conv1x1_f32_job *j, long row, long x, long c, const int pixels, const int vectors) {
+    const long k = j->k, step = j->column_stride;
+    const float *a = pixel_base(j, row, x);
+    const float *w = j->packed + (c / 16) * k * 16;
+    __m512 acc[PIXELS][VECTORS];
+    for (int v = 0; v < vectors; ++v) {
+        const __m512 bias = _mm512_maskz_loadu_ps(tail16(j->n - c - v * 16), j->bias + c + v * 16);
+        for (int r = 0; r < pixels; ++r) acc[r][v] = bias;
+    }
+    for (long i = 0; i < k; ++i) {
+        __m512 b[VECTORS];
+        for (int v = 0; v < vectors; ++v) b[v] = _mm512_loadu_ps(w + (v * k + i) * 16);
+        for (int r = 0; r < pixels; ++r) {
+            const __m512 input = _mm512_set1_ps(a[r * step + i]);
+            for (int v = 0; v < vectors; ++v) acc[r][v] = _mm512_fmadd_ps(input, b[v], acc[r][v]);
+        }
+    }
+    const __m512 lower = _mm512_set1_ps(j->lower), upper = _mm512_set1_ps(j->upper);
+    for (int v = 0; v < vectors; ++v) {
+        const long channel = c + v * 16;
+        const __mmask16 m = tail16(j->n - channel);
+        const long at = (row * j->columns + x) * j->n + channel;
+        for (int r = 0; r < pixels; ++r) {
+            __m512 value = acc[r][v];
+            if (j->residual) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(m, j->residual + at + r * j->n));
+            _mm512_mask_storeu_ps(j->output + at + r * j->n, m, clamp_ps16(value, lower, upper));
+        }
+    }
+}
+
+#define TILE_CASES(pixels)                                                 \
+    case pixels:                                                           \
+        if (vectors == 3) tile(j, row, x, c0, pixels, 3);                  \
+        else if (vectors == 2) tile(j, row, x, c0, pixels, 2);             \
+        else tile(j, row, x, c0, pixels, 1);                               \
+        break;
+
+AVX512 static void conv1x1_avx512(const rc_conv1x1_f32_job *j, long row, long x0, long x1, long c0, long c1) {
+    const int vectors = (int)((c1 - c0 + 15) / 16);
+    for (long x = x0; x < x1; x += PIXELS) {
+        switch (x1 - x < PIXELS ? x1 - x : PIXELS) {
+            TILE_CASES(1) TILE_CASES(2) TILE_CASES(3) TILE_CASES(4)
+            TILE_CASES(5) TILE_CASES(6) TILE_CASES(7) TILE_CASES(8)
+        }
+    }
+}
+
+// Work item `item`: output row, columns [x0, x1), channels [c0, c1); pixel-major.
+typedef struct { long row, x0, x1, c0, c1; } conv_item;
+
+static inline conv_item conv_item_at(const rc_conv1x1_f32_job *job, long item) {
+    const long column_blocks = (job->columns + job->column_block - 1) / job->column_block;
+    const long channel_blocks = (job->n + BLOCK - 1) / BLOCK;
+    const long channel_block = item % channel_blocks, pixel_block = item / channel_blocks;
+    conv_item it;
+    it.c0 = channel_block * BLOCK;
+    it.row = pixel_block / column_blocks;
+    it.x0 = pixel_block % column_blocks * job->column_block;
+    it.c1 = it.c0 + BLOCK < job->n ? it.c0 + BLOCK : job->n;
+    it.x1 = it.x0 + job->column_block < job->columns ? it.x0 + job->column_block : job->columns;
+    return it;
+}
+
+AVX512 static void conv1x1_run_avx512(const rc_conv1x1_f32_job *job, long first_item, long last_item) {
+    for (long item = first_item; item < last_item; ++item) {
+        const conv_item it = conv_item_at(job, item);
+        conv1x1_avx512(job, it.row, it.x0, it.x1, it.c0, it.c1);
+    }
+}
+
+void rc_conv1x1_f32_run(const rc_conv1x1_f32_job *job, long first_item, long last_item) {
+    if (rc_use_avx512()) {
+        conv1x1_run_avx512(job, first_item, last_item);
+        return;
+    }
+    for (long item = first_item; item < last_item; ++item) {
+        const conv_item it = conv_item_at(job, item);
+        conv1x1_generic(job, it.row, it.x0, it.x1, it.c0, it.c1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Depthwise: work items are (image row of the output, 64-channel block) pairs.
+
+enum { DEPTHWISE_BLOCK = 64 };
+
+long rc_depthwise_f32_items(const rc_depthwise_f32_job *job) {
+    return job->batch * job->output_height * ((job->channels + DEPTHWISE_BLOCK - 1) / DEPTHWISE_BLOCK);
+}
+
+// The kernel rows [*ky0, *ky1) of output row y that fall inside the image.
+static inline void valid_rows(const rc_depthwise_f32_job *j, long y, long *ky0, long *ky1) {
+    const long iy = y * j->stride_h - j->pad_top;
+    *ky0 = iy < 0 ? -iy : 0;
+    *ky1 = j->height - iy < j->kernel_h ? j->height - iy : j->kernel_h;
+}
+
+static void depthwise_generic(const rc_depthwise_f32_job *j, long b, long y, long c0, long c1) {
+    long ky0, ky1;
+    valid_rows(j, y, &ky0, &ky1);
+    const long iy = y * j->stride_h - j->pad_top, channels = j->channels;
+    const float *image = j->input + b * j->height * j->width * channels;
+    float *out = j->output + ((b * j->output_height + y) * j->output_width) * channels;
+    for (long x = 0; x < j->output_width; ++x) {
+        const long ix = x * j->stride_w - j->pad_left;
+        for (long c = c0; c < c1; ++c) {
+            float acc = j->bias[c];
+            for (long ky = ky0; ky < ky1; ++ky)
+                for (long kx = 0; kx < j->kernel_w; ++kx) {
+                    if (ix + kx < 0 || ix + kx >= j->width) continue;
+                    acc = fmaf(image[((iy + ky) * j->width + ix + kx) * channels + c], j->weights[(ky * j->kernel_w + kx) * channels + c], acc);
+                }
+            out[x * channels + c] = clamp_value(acc, j->lower, j->upper);
+        }
+    }
+}
+
+// One output of 16 channels at column x: the taps inside the image, in kernel order.
+AVX512 static inline __m512 depthwise_border16(const rc_depthwise_f32_job *j, const float *image, long iy, long ky0, long ky1,
+                                               long x, long c, __mmask16 m, __m512 bias) {
+    const long ix = x * j->stride_w - j->pad_left, channels = j->channels;
+    __m512 acc = bias;
+    for (long ky = ky0; ky < ky1; ++ky)
+        for (long kx = 0; kx < j->kernel_w; ++kx) {
+            if (ix + kx < 0 || ix + kx >= j->width) continue;
+            const __m512 w = _mm512_maskz_loadu_ps(m, j->weights + (ky * j->kernel_w + kx) * channels + c);
+            acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, image + ((iy + ky) * j->width + ix + kx) * channels + c), w, acc);
+        }
+    return acc;
+}
+
+// One output row of a 3×3 kernel for 16 channels from c, the nine weights in registers:
+// kernel rows [ky0, ky1) lie inside the image; columns [x_lo, x_hi) have all three taps
+// inside it and go four at a time, the others one at a time with their outside taps skipped.
+// `full` (all 16 lanes) lets the input loads fold into the multiply-adds (with masked loads
+// the compiler hoists all 36 into registers and spills); a constant `stride` lets loads
+// shared by neighbouring outputs happen once.
+AVX512 static inline __attribute__((always_inline)) void
+depthwise3x3_row_vector(const rc_depthwise_f32_job *j, const float *image, long iy, long ky0, long ky1, long x_lo, long x_hi,
+                        long c, __mmask16 m, float *out, const int full, const long stride) {
+    const long channels = j->channels, rs = j->width * channels, cs = stride * channels, width = j->width;
+    const long output_width = j->output_width, pad_left = j->pad_left;
+    __m512 wv[9];
+    for (int t = 0; t < 9; ++t) wv[t] = _mm512_maskz_loadu_ps(m, j->weights + t * channels + c);
+    const __m512 bias = _mm512_maskz_loadu_ps(m, j->bias + c);
+    const __m512 lower = _mm512_set1_ps(j->lower), upper = _mm512_set1_ps(j->upper);
+    // Pointers are locals, not j's fields: the intrinsic stores may alias anything.
+    const float *row = image + iy * rs + c;
+    float *o = out + c;
+    long x = 0;
+    for (;; ++x) {
+        if (x == x_lo) {
+            for (; x + 4 <= x_hi; x += 4) {
+                const float *p = row + (x * stride - pad_left) * channels;
+                __m512 acc[4];
+                for (int k = 0; k < 4; ++k) {
+                    __m512 sum = bias;
+                    for (int t = 0; t < 9; ++t) {
+                        if (t / 3 < ky0 || t / 3 >= ky1) continue;
+                        const float *q = p + k * cs + (t / 3) * rs + (t % 3) * channels;
+                        sum = _mm512_fmadd_ps(full ? _mm512_loadu_ps(q) : _mm512_maskz_loadu_ps(m, q), wv[t], sum);
+                    }
+                    acc[k] = sum;
+                }
+                for (int k = 0; k < 4; ++k) {
+                    const __m512 v = clamp_ps16(acc[k], lower, upper);
+                    if (full) _mm512_storeu_ps(o + (x + k) * channels, v);
+                    else _mm512_mask_storeu_ps(o + (x + k) * channels, m, v);
+                }
+            }
+        }
+        if (x >= output_width) break;
+        const long ix = x * stride - pad_left;
+        __m512 sum = bias;
+        for (int t = 0; t < 9; ++t) {
+            const long kx = t % 3;
+            if (t / 3 < ky0 || t / 3 >= ky1 || ix + kx < 0 || ix + kx >= width) continue;
+            sum = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, row + (t / 3) * rs + (ix + kx) * channels), wv[t], sum);
+        }
+        _mm512_mask_storeu_ps(o + x * channels, m, clamp_ps16(sum, lower, upper));
+    }
+}
+
+AVX512 static void depthwise3x3_row(const rc_depthwise_f32_job *j, const float *image, long iy, long ky0, long ky1, long x_lo,
+                                    long x_hi, long c, __mmask16 m, float *out) {
+    if (m != 0xFFFF) depthwise3x3_row_vector(j, image, iy, ky0, ky1, x_lo, x_hi, c, m, out, 0, j->stride_w);
+    else if (j->stride_w == 1) depthwise3x3_row_vector(j, image, iy, ky0, ky1, x_lo, x_hi, c, m, out, 1, 1);
+    else if (j->stride_w == 2) depthwise3x3_row_vector(j, image, iy, ky0, ky1, x_lo, x_hi, c, m, out, 1, 2);
+    else depthwise3x3_row_vector(j, image, iy, ky0, ky1, x_lo, x_hi, c, m, out, 1, j->stride_w);
+}
+
+// Interior outputs (every column tap inside the image), four at a time so that four
+// independent multiply-add chains are in flight; rows outside the image are skipped.
+AVX512 static void depthwise_avx512(const rc_depthwise_f32_job *j, long b, long y, long c0, long c1) {
+    long ky0, ky1;
+    valid_rows(j, y, &ky0, &ky1);
+    const long iy = y * j->stride_h - j->pad_top, channels = j->channels, kw = j->kernel_w, sw = j->stride_w;
+    const float *image = j->input + b * j->height * j->width * channels;
+    float *out = j->output + ((b * j->output_height + y) * j->output_width) * channels;
+    // Columns [x_lo, x_hi) have every tap inside the image.
+    long x_lo = (j->pad_left + sw - 1) / sw;
+    long x_hi = j->width - kw + j->pad_left >= 0 ? (j->width - kw + j->pad_left) / sw + 1 : 0;
+    if (x_hi > j->output_width) x_hi = j->output_width;
+    if (x_lo > x_hi) x_lo = x_hi;
+    const __m512 lower = _mm512_set1_ps(j->lower), upper = _mm512_set1_ps(j->upper);
+    if (kw == 3 && j->kernel_h == 3) {
+        for (long c = c0; c < c1; c += 16) depthwise3x3_row(j, image, iy, ky0, ky1, x_lo, x_hi, c, tail16(c1 - c), out);
+        return;
+    }
+    for (long c = c0; c < c1; c += 16) {
+        const __mmask16 m = tail16(c1 - c);
+        const __m512 bias = _mm512_maskz_loadu_ps(m, j->bias + c);
+        for (long x = 0; x < x_lo; ++x)
+            _mm512_mask_storeu_ps(out + x * channels + c, m,
+                                  clamp_ps16(depthwise_border16(j, image, iy, ky0, ky1, x, c, m, bias), lower, upper));
+        long x = x_lo;
+        for (; x + 4 <= x_hi; x += 4) {
+            __m512 acc0 = bias, acc1 = bias, acc2 = bias, acc3 = bias;
+            const float *p = image + ((iy + ky0) * j->width + x * sw - j->pad_left) * channels + c;
+            const float *w = j->weights + ky0 * kw * channels + c;
+            for (long ky = ky0; ky < ky1; ++ky, p += j->width * channels, w += kw * channels)
+                for (long kx = 0; kx < kw; ++kx) {
+                    const __m512 wv = _mm512_maskz_loadu_ps(m, w + kx * channels);
+                    const float *q = p + kx * channels;
+                    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q), wv, acc0);
+                    acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + sw * channels), wv, acc1);
+                    acc2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + 2 * sw * channels), wv, acc2);
+                    acc3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + 3 * sw * channels), wv, acc3);
+                }
+            float *o = out + x * channels + c;
+            _mm512_mask_storeu_ps(o, m, clamp_ps16(acc0, lower, upper));
+            _mm512_mask_storeu_ps(o + channels, m, clamp_ps16(acc1, lower, upper));
+            _mm512_mask_storeu_ps(o + 2 * channels, m, clamp_ps16(acc2, lower, upper));
+            _mm512_mask_storeu_ps(o + 3 * channels, m, clamp_ps16(acc3, lower, upper));
+        }
+        for (; x < j->output_width; ++x)
+            _mm512_mask_storeu_ps(out + x * channels + c, m,
+                                  clamp_ps16(depthwise_border16(j, image, iy, ky0, ky1, x, c, m, bias), lower, upper));
+    }
+}
+
+AVX512 static void depthwise_run_avx512(const rc_depthwise_f32_job *job, long first_item, long last_item) {
+    const long blocks = (job->channels + DEPTHWISE_BLOCK - 1) / DEPTHWISE_BLOCK;
+    for (long item = first_item; item < last_item; ++item) {
+        const long row = item / blocks, c0 = item % blocks * DEPTHWISE_BLOCK;
+        const long c1 = c0 + DEPTHWISE_BLOCK < job->channels ? c0 + DEPTHWISE_BLOCK : job->channels;
+        depthwise_avx512(job, row / job->output_height, row % job->output_height, c0, c1);
+    }
+}
+
+void rc_depthwise_f32_run(const rc_depthwise_f32_job *job, long first_item, long last_item) {
+    if (rc_use_avx512()) {
+        depthwise_run_avx512(job, first_item, last_item);
+        return;
+    }
+    const long blocks = (job->channels + DEPTHWISE_BLOCK - 1) / DEPTHWISE_BLOCK;
+    for (long item = first_item; item < last_item; ++item) {
+        const long row = item / blocks, c0 = item % blocks * DEPTHWISE_BLOCK;
+        const long c1 = c0 + DEPTHWISE_BLOCK < job->channels ? c0 + DEPTHWISE_BLOCK : job->channels;
+        depthwise_generic(job, row / job->output_height, row % job->output_height, c0, c1);
+    }
+}

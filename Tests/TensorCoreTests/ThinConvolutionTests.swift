@@ -1,0 +1,135 @@
+import CShims
+import XCTest
+@testable import TensorCore
+
+/// robustctl's own 1×1 and depthwise float kernels (`ThinConvolution`) against oneDNN's
+/// channels-last convolution on the same weights, and the AVX-512 kernels against their
+/// portable C twins (the same summation order, so the same bits).
+final class ThinConvolutionTests: XCTestCase {
+    struct Case {
+        let input: [Int]
+        let weight: [Int]
+        let config: Conv2DConfig
+        let activation: FusedActivation
+    }
+
+    static let pointwiseCases: [Case] = [
+        // MobileNetV2's expand / project shapes, channel tails (not multiples of 16 or 48),
+        // pixel tails (rows not multiples of 8), stride 2 (ResNet50's downsampling 1×1), batch 2.
+        Case(input: [1, 16, 12, 12], weight: [96, 16, 1, 1], config: Conv2DConfig(), activation: .relu6),
+        Case(input: [1, 96, 9, 9], weight: [24, 96, 1, 1], config: Conv2DConfig(), activation: .none),
+        Case(input: [2, 37, 7, 11], weight: [53, 37, 1, 1], config: Conv2DConfig(), activation: .relu),
+        Case(input: [1, 64, 13, 13], weight: [130, 64, 1, 1], config: Conv2DConfig(stride: 2), activation: .none),
+        Case(input: [3, 1280, 1, 1], weight: [10, 1280, 1, 1], config: Conv2DConfig(), activation: .none),
+    ]
+
+    static let depthwiseCases: [Case] = [
+        Case(input: [1, 32, 14, 14], weight: [32, 1, 3, 3], config: Conv2DConfig(stride: 1, padding: .symmetric(1), groups: 32), activation: .relu6),
+        // Keras's stride-2 layers: ZeroPadding2D((0, 1), (0, 1)) folded into the convolution.
+        Case(input: [1, 96, 15, 16], weight: [96, 1, 3, 3],
+             config: Conv2DConfig(strideH: 2, strideW: 2, padding: Padding2D(top: 0, bottom: 1, left: 0, right: 1), dilationH: 1, dilationW: 1, groups: 96),
+             activation: .relu6),
+        Case(input: [2, 40, 9, 7], weight: [40, 1, 3, 3], config: Conv2DConfig(stride: 2, padding: .symmetric(1), groups: 40), activation: .relu),
+        Case(input: [1, 24, 5, 5], weight: [24, 1, 3, 3], config: Conv2DConfig(stride: 1, padding: .zero, groups: 24), activation: .none),
+        Case(input: [1, 48, 6, 3], weight: [48, 1, 3, 3], config: Conv2DConfig(stride: 1, padding: .symmetric(1), groups: 48), activation: .none),
+        // Other kernel sizes take the general path.
+        Case(input: [1, 20, 11, 10], weight: [20, 1, 5, 5], config: Conv2DConfig(stride: 1, padding: .symmetric(2), groups: 20), activation: .relu),
+        Case(input: [1, 16, 9, 9], weight: [16, 1, 3, 3], config: Conv2DConfig(stride: 3, padding: .symmetric(1), groups: 16), activation: .none),
+    ]
+
+    /// Output of `conv` on NHWC `input` (and `residual`, when given).
+    func run(_ conv: ChannelsLastConv2D, _ input: [Float], shape: [Int], residual: [Float]? = nil) throws -> [Float] {
+        let count = conv.outputShape(input: shape).reduce(1, *)
+        return try [Float](unsafeUninitializedCapacity: count) { out, initialized in
+            try input.withUnsafeBufferPointer { x in
+                if let residual {
+                    try residual.withUnsafeBufferPointer { r in try conv.apply(x, inputShape: shape, residual: r, into: out) }
+                } else {
+                    try conv.apply(x, inputShape: shape, into: out)
+                }
+            }
+            initialized = count
+        }
+    }
+
+    func assertClose(_ actual: [Float], _ expected: [Float], inputs: Int, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(actual.count, expected.count, message, file: file, line: line)
+        let scale = expected.map(abs).max() ?? 1
+        // Float sums of `inputs` products in a different order.
+        let tolerance = 4 * Float(inputs).squareRoot() * Float.ulpOfOne * Swift.max(scale, 1)
+        let worst = zip(actual, expected).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertLessThanOrEqual(worst, tolerance, "\(message): max |Δ| \(worst)", file: file, line: line)
+    }
+
+    func random(_ count: Int, _ generator: inout SeededGenerator, scale: Float = 1) -> [Float] {
+        Tensor.randomUniform(shape: [count], lower: -scale, upper: scale, generator: &generator).scalars
+    }
+
+    func testOwnKernelsMatchOneDNN() throws {
+        var generator = SeededGenerator(seed: 21)
+        for (index, item) in (Self.pointwiseCases + Self.depthwiseCases).enumerated() {
+            let weights = Tensor.randomUniform(shape: item.weight, lower: -1, upper: 1, generator: &generator)
+            let bias = Tensor.randomUniform(shape: [item.weight[0]], lower: -1, upper: 1, generator: &generator)
+            let own = ChannelsLastConv2D(weights: weights, bias: bias, config: item.config, activation: item.activation)
+            let reference = ChannelsLastConv2D(weights: weights, bias: bias, config: item.config, activation: item.activation, ownKernels: false)
+            let x = random(item.input.reduce(1, *), &generator)
+            for threads in [1, 2] {
+                let previous = Threading.threads
+                Threading.setThreads(threads)
+                defer { Threading.setThreads(previous) }
+                assertClose(try run(own, x, shape: item.input), try run(reference, x, shape: item.input),
+                            inputs: item.weight[1] * item.weight[2] * item.weight[3], "case \(index), \(threads) threads")
+            }
+        }
+    }
+
+    /// The 1×1 kernel adds a residual before the clamp: conv + residual, as oneDNN's
+    /// convolution followed by the add.
+    func testPointwiseResidualEqualsConvolutionThenAdd() throws {
+        var generator = SeededGenerator(seed: 22)
+        for item in Self.pointwiseCases where item.activation == .none {
+            let weights = Tensor.randomUniform(shape: item.weight, lower: -1, upper: 1, generator: &generator)
+            let bias = Tensor.randomUniform(shape: [item.weight[0]], lower: -1, upper: 1, generator: &generator)
+            let own = ChannelsLastConv2D(weights: weights, bias: bias, config: item.config, activation: .none)
+            XCTAssertTrue(own.fusesResidual)
+            let reference = ChannelsLastConv2D(weights: weights, bias: bias, config: item.config, activation: .none, ownKernels: false)
+            XCTAssertFalse(reference.fusesResidual)
+            let x = random(item.input.reduce(1, *), &generator)
+            let residual = random(own.outputShape(input: item.input).reduce(1, *), &generator)
+            let expected = zip(try run(reference, x, shape: item.input), residual).map { $0 + $1 }
+            assertClose(try run(own, x, shape: item.input, residual: residual), expected, inputs: item.weight[1], "\(item.weight)")
+        }
+    }
+
+    /// The AVX-512 kernels and the portable C add the same products in the same order.
+    func testVectorKernelsEqualPortableC() throws {
+        try XCTSkipUnless(rc_use_avx512() != 0, "no AVX-512 on this machine")
+        var generator = SeededGenerator(seed: 23)
+        for item in Self.pointwiseCases + Self.depthwiseCases {
+            let weights = Tensor.randomUniform(shape: item.weight, lower: -1, upper: 1, generator: &generator)
+            let bias = Tensor.randomUniform(shape: [item.weight[0]], lower: -1, upper: 1, generator: &generator)
+            let own = ChannelsLastConv2D(weights: weights, bias: bias, config: item.config, activation: item.activation)
+            let x = random(item.input.reduce(1, *), &generator)
+            let residual = own.fusesResidual ? random(own.outputShape(input: item.input).reduce(1, *), &generator) : nil
+            let vector = try run(own, x, shape: item.input, residual: residual)
+            rc_force_generic(1)
+            defer { rc_force_generic(0) }
+            let portable = try run(own, x, shape: item.input, residual: residual)
+            XCTAssertEqual(vector, portable, "\(item.weight) \(item.config)")
+        }
+    }
+
+    /// NaN inputs stay NaN through the fused clamps (as through oneDNN's eltwise ops).
+    func testNaNPropagatesThroughTheClamp() throws {
+        // Last outputs: 16 inputs × ½ = 8, clamped to 6; a corner's 4 taps × ½ = 2.
+        for (item, last) in [(Self.pointwiseCases[0], Float(6)), (Self.depthwiseCases[0], 2)] {
+            let weights = Tensor(shape: item.weight, repeating: 0.5)
+            let own = ChannelsLastConv2D(weights: weights, bias: Tensor(shape: [item.weight[0]]), config: item.config, activation: .relu6)
+            var x = [Float](repeating: 1, count: item.input.reduce(1, *))
+            x[0] = .nan
+            let output = try run(own, x, shape: item.input)
+            XCTAssertTrue(output[0].isNaN, "\(item.weight): the output reading the NaN")
+            XCTAssertEqual(output.last, last, "\(item.weight): an output far from the NaN")
+        }
+    }
+}
