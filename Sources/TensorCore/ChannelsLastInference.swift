@@ -39,6 +39,10 @@ public final class ChannelsLastInference: @unchecked Sendable {
     var steps: [Int: Step] = [:]
     /// What `inputGradient`'s backward pass reads (`savedForBackward(_:in:)`).
     var savedForBackward: Set<Int> = []
+    /// 1×1 expansions fused into the 3×3 depthwise convolution reading them, by the
+    /// depthwise node (`ThinConvolution.applyExpandDepthwise`), with the nodes whose values
+    /// the fusion never forms: the expansion and any folded padding between the two.
+    var expandDepthwise: [Int: (expand: Int, skipped: [Int])] = [:]
 
     /// nil when the graph holds an operation this program does not run (training-only
     /// ops, unfused batch norm, ...): callers then use the `Executor`.
@@ -78,6 +82,27 @@ public final class ChannelsLastInference: @unchecked Sendable {
             }
         }
         savedForBackward = Self.savedForBackward(steps, in: graph)
+        expandDepthwise = Self.expandDepthwisePairs(steps, in: graph)
+    }
+
+    /// Depthwise 3×3 convolutions whose input is a stride-1 1×1 convolution read by nothing
+    /// else (possibly through folded padding).
+    static func expandDepthwisePairs(_ steps: [Int: Step], in graph: Graph) -> [Int: (expand: Int, skipped: [Int])] {
+        let readers = graph.readerCounts()
+        var pairs: [Int: (expand: Int, skipped: [Int])] = [:]
+        for (index, step) in steps {
+            guard case let .conv(depthwise) = step, graph.nodes[index].inputs.count == 1 else { continue }
+            var producer = graph.nodes[index].inputs[0]
+            var skipped: [Int] = []
+            while case .identity? = steps[producer], readers[producer] == 1, graph.nodes[producer].inputs.count == 1 {
+                skipped.append(producer)
+                producer = graph.nodes[producer].inputs[0]
+            }
+            guard readers[producer] == 1, case let .conv(expand)? = steps[producer],
+                  ThinConvolution.canFuse(expand: expand, depthwise: depthwise) else { continue }
+            pairs[index] = (producer, skipped + [producer])
+        }
+        return pairs
     }
 
     /// The graph's output for a batch of NCHW inputs.
@@ -95,16 +120,46 @@ public final class ChannelsLastInference: @unchecked Sendable {
         var remaining = graph.readerCounts()
         values[prefixEnd] = ChannelsLastKernels.toChannelsLast(input)
         shapes[prefixEnd] = values[prefixEnd]!.shape
+        // Fused blocks skip values, so only where no intermediate value is asked for; whether
+        // one pays depends on the expanded map's size, known at the expansion.
+        let candidates = keeping.isEmpty ? expandDepthwise : [:]
+        let depthwiseReading = Dictionary(uniqueKeysWithValues: candidates.map { ($0.value.expand, $0.key) })
+        var fusedExpansion: [Int: Int] = [:]
+        var skipped = Set<Int>()
         for (index, node) in graph.nodes.enumerated() where index > prefixEnd {
-            let value = try evaluate(steps[index]!, node.inputs.map { values[$0]! })
+            if let depthwise = depthwiseReading[index], case let .conv(expand)? = steps[index],
+               ThinConvolution.fusionPays(expandedShape: expand.outputShape(input: values[node.inputs[0]]!.shape)) {
+                fusedExpansion[depthwise] = index
+                skipped.formUnion(candidates[depthwise]!.skipped)
+            }
+            if skipped.contains(index) { continue }
+            let inputs = fusedExpansion[index].map { graph.nodes[$0].inputs } ?? node.inputs
+            let value = try fusedExpansion[index].map { expand in
+                try expandDepthwise(expand: expand, depthwise: index, values[inputs[0]]!)
+            } ?? evaluate(steps[index]!, inputs.map { values[$0]! })
             values[index] = value
             shapes[index] = value.shape
-            for input in node.inputs {
+            for input in inputs {
                 remaining[input] -= 1
                 if remaining[input] == 0, !keeping.contains(input) { values[input] = nil }
             }
         }
         return (values, shapes)
+    }
+
+    /// A fused expansion + depthwise block's output from the expansion's input.
+    func expandDepthwise(expand: Int, depthwise: Int, _ x: ChannelsLastValue) throws -> ChannelsLastValue {
+        guard case let .conv(expandConv)? = steps[expand], case let .conv(depthwiseConv)? = steps[depthwise] else {
+            preconditionFailure("expand/depthwise block \(expand) → \(depthwise) is not two convolutions")
+        }
+        let outputShape = depthwiseConv.outputShape(input: expandConv.outputShape(input: x.shape))
+        let output = Tensor.build(shape: [outputShape.reduce(1, *)]) { out in
+            x.data.withUnsafeBufferPointer { input in
+                ThinConvolution.applyExpandDepthwise(expand: expandConv, depthwise: depthwiseConv, input.baseAddress!,
+                                                     inputShape: x.shape, into: out.baseAddress!)
+            }
+        }
+        return ChannelsLastValue(data: output, shape: outputShape)
     }
 
     /// One step's output from its inputs' values.

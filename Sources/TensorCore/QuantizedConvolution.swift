@@ -148,7 +148,7 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
     private let weights: Tensor
     private let bias: Tensor
     private let plans = DNNLPlanCache<[Int], ChannelsLastPlan>()
-    private let thin: ThinConvolution?
+    let thin: ThinConvolution?
 
     /// - Parameters:
     ///   - weights: OIHW float weights (`[O, I/groups, kh, kw]`).
@@ -167,6 +167,8 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
 
     /// The NCHW output shape for an NCHW input shape.
     public func outputShape(input: [Int]) -> [Int] { config.outputShape(input: input, weight: weightShape) }
+
+    func withBias<R>(_ body: (UnsafePointer<Float>) -> R) -> R { bias.withUnsafeBufferPointer { body($0.baseAddress!) } }
 
     /// Whether `apply(_:inputShape:residual:into:)` can add a residual in the kernel.
     public var fusesResidual: Bool {

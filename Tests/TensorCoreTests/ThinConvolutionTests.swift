@@ -52,7 +52,7 @@ final class ThinConvolutionTests: XCTestCase {
         }
     }
 
-    func assertClose(_ actual: [Float], _ expected: [Float], inputs: Int, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertNear(_ actual: [Float], _ expected: [Float], inputs: Int, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(actual.count, expected.count, message, file: file, line: line)
         let scale = expected.map(abs).max() ?? 1
         // Float sums of `inputs` products in a different order.
@@ -77,7 +77,7 @@ final class ThinConvolutionTests: XCTestCase {
                 let previous = Threading.threads
                 Threading.setThreads(threads)
                 defer { Threading.setThreads(previous) }
-                assertClose(try run(own, x, shape: item.input), try run(reference, x, shape: item.input),
+                assertNear(try run(own, x, shape: item.input), try run(reference, x, shape: item.input),
                             inputs: item.weight[1] * item.weight[2] * item.weight[3], "case \(index), \(threads) threads")
             }
         }
@@ -97,7 +97,7 @@ final class ThinConvolutionTests: XCTestCase {
             let x = random(item.input.reduce(1, *), &generator)
             let residual = random(own.outputShape(input: item.input).reduce(1, *), &generator)
             let expected = zip(try run(reference, x, shape: item.input), residual).map { $0 + $1 }
-            assertClose(try run(own, x, shape: item.input, residual: residual), expected, inputs: item.weight[1], "\(item.weight)")
+            assertNear(try run(own, x, shape: item.input, residual: residual), expected, inputs: item.weight[1], "\(item.weight)")
         }
     }
 
@@ -130,6 +130,70 @@ final class ThinConvolutionTests: XCTestCase {
             let output = try run(own, x, shape: item.input)
             XCTAssertTrue(output[0].isNaN, "\(item.weight): the output reading the NaN")
             XCTAssertEqual(output.last, last, "\(item.weight): an output far from the NaN")
+        }
+    }
+
+    /// MobileNetV2-style blocks — 1×1 expansion (ReLU6), Keras zero padding, 3×3 depthwise
+    /// stride 2 (ReLU6), projection, then a stride-1 block with a residual add — whose
+    /// expanded maps (32 × 32 × 128 floats, 512 KiB) are large enough to run fused.
+    static func makeBlocks() -> (Graph, Parameters) {
+        var g = Graph()
+        var generator = SeededGenerator(seed: 24)
+        var parameters: Parameters = [:]
+        func param(_ name: String, _ shape: [Int], lower: Float = -0.5) -> String {
+            parameters[name] = Tensor.randomUniform(shape: shape, lower: lower, upper: lower + 1, generator: &generator)
+            return name
+        }
+        // Batch norms, as in the real networks: InferenceFusion folds them and fuses the ReLU6.
+        func normalised(_ name: String, _ input: Int, _ channels: Int) -> Int {
+            g.add(name, .batchNorm(scale: param("\(name).weight", [channels], lower: 0.5), shift: param("\(name).bias", [channels]),
+                                   mean: param("\(name).mean", [channels]), variance: param("\(name).var", [channels], lower: 0.5),
+                                   epsilon: 1e-3, momentum: 0.1), inputs: [input])
+        }
+        func block(_ name: String, _ input: Int, inputs: Int, expanded: Int, outputs: Int, stride: Int) -> Int {
+            let expand = g.add("\(name).expand", .conv2d(Conv2DConfig(), weight: param("\(name).expand.weight", [expanded, inputs, 1, 1]),
+                                                          bias: nil), inputs: [input])
+            var x = g.add("\(name).expand.relu6", .relu6, inputs: [normalised("\(name).expand.bn", expand, expanded)])
+            var padding = Padding2D.symmetric(1)
+            if stride == 2 {
+                x = g.add("\(name).pad", .zeroPad(Padding2D(top: 0, bottom: 1, left: 0, right: 1)), inputs: [x])
+                padding = .zero
+            }
+            let depthwise = g.add("\(name).depthwise", .conv2d(Conv2DConfig(stride: stride, padding: padding, groups: expanded),
+                                                                weight: param("\(name).depthwise.weight", [expanded, 1, 3, 3]),
+                                                                bias: nil), inputs: [x])
+            let clipped = g.add("\(name).depthwise.relu6", .relu6, inputs: [normalised("\(name).depthwise.bn", depthwise, expanded)])
+            return g.add("\(name).project", .conv2d(Conv2DConfig(), weight: param("\(name).project.weight", [outputs, expanded, 1, 1]),
+                                                     bias: param("\(name).project.bias", [outputs])), inputs: [clipped])
+        }
+        let first = block("block1", 0, inputs: 16, expanded: 128, outputs: 32, stride: 2)
+        let second = block("block2", first, inputs: 32, expanded: 512, outputs: 32, stride: 1)
+        g.add("add", .add, inputs: [first, second])
+        return InferenceFusion.fuse(g, parameters: parameters)
+    }
+
+    /// The fused expansion + depthwise kernel gives the bits of the two kernels in turn, and
+    /// the network agrees with the NCHW executor.
+    func testFusedExpandDepthwiseEqualsLayerByLayer() throws {
+        let (graph, parameters) = Self.makeBlocks()
+        let program = try XCTUnwrap(ChannelsLastInference(graph: graph, parameters: parameters))
+        XCTAssertEqual(program.expandDepthwise.count, 2, "both blocks are fusion candidates")
+        var generator = SeededGenerator(seed: 25)
+        for (batch, size) in [(1, 32), (2, 33)] {
+            let x = Tensor.randomUniform(shape: [batch, 16, size, size], lower: -1, upper: 1, generator: &generator)
+            XCTAssertTrue(ThinConvolution.fusionPays(expandedShape: [1, 128, size, size]))
+            XCTAssertTrue(ThinConvolution.fusionPays(expandedShape: [1, 512, (size + 1) / 2, (size + 1) / 2]))
+            for threads in [1, 2] {
+                let previous = Threading.threads
+                Threading.setThreads(threads)
+                defer { Threading.setThreads(previous) }
+                let fused = try program.run(x)
+                // Asking to keep a value turns the fusion off.
+                let layered = ChannelsLastKernels.toChannelsFirst(try program.forwardSteps(x, keeping: [graph.output]).values[graph.output]!)
+                XCTAssertEqual(fused.shape, layered.shape)
+                XCTAssertEqual(fused.scalars, layered.scalars, "batch \(batch), \(size)², \(threads) threads")
+                assertClose(fused, Executor().forward(graph, parameters: parameters, input: x), absolute: 1e-4, relative: 1e-4)
+            }
         }
     }
 }

@@ -162,6 +162,23 @@ typedef struct {
 long rc_depthwise_f32_items(const rc_depthwise_f32_job *job);
 void rc_depthwise_f32_run(const rc_depthwise_f32_job *job, long first_item, long last_item);
 
+/// A stride-1 1×1 convolution feeding a 3×3 depthwise convolution, fused (conv_f32.c): the
+/// expanded map exists only as three rows per work item in `scratch`. `expand` describes the
+/// 1×1 layer on the whole input (its output, residual, rows and columns fields are unused);
+/// `depthwise` the 3×3 layer (its input field is unused; height, width and channels are the
+/// expanded map's). Results equal the two kernels run one after the other, bit for bit.
+typedef struct {
+    rc_conv1x1_f32_job expand;
+    rc_depthwise_f32_job depthwise;
+    /// Output-row bands per image: work items are (image, band) pairs.
+    long bands;
+    /// rc_expand_depthwise_f32_scratch_size floats.
+    float *scratch;
+} rc_expand_depthwise_f32_job;
+long rc_expand_depthwise_f32_items(const rc_expand_depthwise_f32_job *job);
+long rc_expand_depthwise_f32_scratch_size(const rc_expand_depthwise_f32_job *job);
+void rc_expand_depthwise_f32_run(const rc_expand_depthwise_f32_job *job, long first_item, long last_item);
+
 /// The patches of a k×k convolution as rows of a GEMM input: output rows first_row ..< last_row
 /// (of batch × output_height), each output pixel's window (taps × channels, cells outside
 /// the image = zero_point) followed by zero bytes up to `row_length`.
