@@ -43,6 +43,10 @@ public final class ChannelsLastInference: @unchecked Sendable {
     /// depthwise node (`ThinConvolution.applyExpandDepthwise`), with the nodes whose values
     /// the fusion never forms: the expansion and any folded padding between the two.
     var expandDepthwise: [Int: (expand: Int, skipped: [Int])] = [:]
+    /// Adds one of whose operands is a 1×1 convolution without activation read by nothing
+    /// else: the convolution adds the other operand (and applies the add's ReLU) in its
+    /// store, by the add node.
+    var residualConvolutions: [Int: (convolution: Int, residual: Int)] = [:]
 
     /// nil when the graph holds an operation this program does not run (training-only
     /// ops, unfused batch norm, ...): callers then use the `Executor`.
@@ -83,6 +87,22 @@ public final class ChannelsLastInference: @unchecked Sendable {
         }
         savedForBackward = Self.savedForBackward(steps, in: graph)
         expandDepthwise = Self.expandDepthwisePairs(steps, in: graph)
+        residualConvolutions = Self.residualConvolutions(steps, in: graph)
+    }
+
+    static func residualConvolutions(_ steps: [Int: Step], in graph: Graph) -> [Int: (convolution: Int, residual: Int)] {
+        let readers = graph.readerCounts()
+        var fused: [Int: (convolution: Int, residual: Int)] = [:]
+        for (index, step) in steps {
+            guard case .add = step else { continue }
+            let operands = graph.nodes[index].inputs
+            for (position, operand) in operands.enumerated() where readers[operand] == 1 && fused[index] == nil {
+                if case let .conv(conv)? = steps[operand], conv.fusesResidual, operands[1 - position] != operand {
+                    fused[index] = (operand, operands[1 - position])
+                }
+            }
+        }
+        return fused
     }
 
     /// Depthwise 3×3 convolutions whose input is a stride-1 1×1 convolution read by nothing
@@ -125,7 +145,8 @@ public final class ChannelsLastInference: @unchecked Sendable {
         let candidates = keeping.isEmpty ? expandDepthwise : [:]
         let depthwiseReading = Dictionary(uniqueKeysWithValues: candidates.map { ($0.value.expand, $0.key) })
         var fusedExpansion: [Int: Int] = [:]
-        var skipped = Set<Int>()
+        let residuals = keeping.isEmpty ? residualConvolutions : [:]
+        var skipped = Set(residuals.values.map(\.convolution))
         for (index, node) in graph.nodes.enumerated() where index > prefixEnd {
             if let depthwise = depthwiseReading[index], case let .conv(expand)? = steps[index],
                ThinConvolution.fusionPays(expandedShape: expand.outputShape(input: values[node.inputs[0]]!.shape)) {
@@ -133,10 +154,18 @@ public final class ChannelsLastInference: @unchecked Sendable {
                 skipped.formUnion(candidates[depthwise]!.skipped)
             }
             if skipped.contains(index) { continue }
-            let inputs = fusedExpansion[index].map { graph.nodes[$0].inputs } ?? node.inputs
-            let value = try fusedExpansion[index].map { expand in
-                try expandDepthwise(expand: expand, depthwise: index, values[inputs[0]]!)
-            } ?? evaluate(steps[index]!, inputs.map { values[$0]! })
+            let inputs: [Int]
+            let value: ChannelsLastValue
+            if let expand = fusedExpansion[index] {
+                inputs = graph.nodes[expand].inputs
+                value = try expandDepthwise(expand: expand, depthwise: index, values[inputs[0]]!)
+            } else if let (convolution, residual) = residuals[index], case let .add(relu) = steps[index]! {
+                inputs = graph.nodes[convolution].inputs + [residual]
+                value = try convolutionPlusResidual(convolution, values[inputs[0]]!, residual: values[residual]!, relu: relu)
+            } else {
+                inputs = node.inputs
+                value = try evaluate(steps[index]!, inputs.map { values[$0]! })
+            }
             values[index] = value
             shapes[index] = value.shape
             for input in inputs {
@@ -157,6 +186,21 @@ public final class ChannelsLastInference: @unchecked Sendable {
             x.data.withUnsafeBufferPointer { input in
                 ThinConvolution.applyExpandDepthwise(expand: expandConv, depthwise: depthwiseConv, input.baseAddress!,
                                                      inputShape: x.shape, into: out.baseAddress!)
+            }
+        }
+        return ChannelsLastValue(data: output, shape: outputShape)
+    }
+
+    /// A 1×1 convolution's output plus `residual` (then its ReLU), in one pass.
+    func convolutionPlusResidual(_ node: Int, _ x: ChannelsLastValue, residual: ChannelsLastValue, relu: Bool) throws -> ChannelsLastValue {
+        guard case let .conv(conv)? = steps[node] else { preconditionFailure("residual fusion of node \(node), not a convolution") }
+        let outputShape = conv.outputShape(input: x.shape)
+        precondition(residual.shape == outputShape, "residual \(residual.shape) for a convolution output \(outputShape)")
+        let output = try Tensor.build(shape: [outputShape.reduce(1, *)]) { out in
+            try x.data.withUnsafeBufferPointer { input in
+                try residual.data.withUnsafeBufferPointer { r in
+                    try conv.apply(input, inputShape: x.shape, residual: r, residualActivation: relu ? .relu : .none, into: out)
+                }
             }
         }
         return ChannelsLastValue(data: output, shape: outputShape)

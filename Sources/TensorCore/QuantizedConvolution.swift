@@ -177,9 +177,10 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
     }
 
     /// Convolves NHWC `input` (of the NCHW-described `inputShape`) into NHWC `output`; with a
-    /// `residual` (NHWC, the output's shape; only where `fusesResidual`), output = conv + residual.
+    /// `residual` (NHWC, the output's shape; only where `fusesResidual`),
+    /// output = `residualActivation`(conv + residual).
     public func apply(_ input: UnsafeBufferPointer<Float>, inputShape: [Int], residual: UnsafeBufferPointer<Float>? = nil,
-                      into output: UnsafeMutableBufferPointer<Float>) throws {
+                      residualActivation: FusedActivation = .none, into output: UnsafeMutableBufferPointer<Float>) throws {
         let outputShape = outputShape(input: inputShape)
         precondition(input.count >= inputShape.reduce(1, *) && output.count >= outputShape.reduce(1, *),
                      "channels-last conv: buffers too small for \(inputShape) → \(outputShape)")
@@ -188,7 +189,8 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
         if let thin {
             bias.withUnsafeBufferPointer { b in
                 thin.apply(input.baseAddress!, inputShape: inputShape, outputShape: outputShape, weightShape: weightShape, config: config,
-                           bias: b.baseAddress!, activation: activation, residual: residual?.baseAddress, into: output.baseAddress!)
+                           bias: b.baseAddress!, activation: residual == nil ? activation : residualActivation,
+                           residual: residual?.baseAddress, into: output.baseAddress!)
             }
             return
         }

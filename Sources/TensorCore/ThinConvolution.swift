@@ -44,8 +44,8 @@ enum ThinConvolution {
     }
 
     /// Runs the convolution on NHWC `input` (of NCHW-described `inputShape`) into NHWC
-    /// `output` of `outputShape`, adding `residual` (same shape as the output) before the
-    /// activation's clamp when given.
+    /// `output` of `outputShape`, adding `residual` (same shape as the output) before
+    /// `activation`'s clamp when given.
     func apply(_ input: UnsafePointer<Float>, inputShape: [Int], outputShape: [Int], weightShape: [Int], config: Conv2DConfig,
                bias: UnsafePointer<Float>, activation: FusedActivation, residual: UnsafePointer<Float>? = nil,
                into output: UnsafeMutablePointer<Float>) {

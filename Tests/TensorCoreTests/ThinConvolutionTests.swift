@@ -134,8 +134,9 @@ final class ThinConvolutionTests: XCTestCase {
     }
 
     /// MobileNetV2-style blocks — 1×1 expansion (ReLU6), Keras zero padding, 3×3 depthwise
-    /// stride 2 (ReLU6), projection, then a stride-1 block with a residual add — whose
-    /// expanded maps (32 × 32 × 128 floats, 512 KiB) are large enough to run fused.
+    /// stride 2 (ReLU6), projection, then a stride-1 block whose projection feeds a residual
+    /// add + ReLU (ResNet style) — whose expanded maps (32 × 32 × 128 floats, 512 KiB) are
+    /// large enough to run fused.
     static func makeBlocks() -> (Graph, Parameters) {
         var g = Graph()
         var generator = SeededGenerator(seed: 24)
@@ -168,16 +169,18 @@ final class ThinConvolutionTests: XCTestCase {
         }
         let first = block("block1", 0, inputs: 16, expanded: 128, outputs: 32, stride: 2)
         let second = block("block2", first, inputs: 32, expanded: 512, outputs: 32, stride: 1)
-        g.add("add", .add, inputs: [first, second])
+        let sum = g.add("add", .add, inputs: [first, second])
+        g.add("add.relu", .relu, inputs: [sum])
         return InferenceFusion.fuse(g, parameters: parameters)
     }
 
-    /// The fused expansion + depthwise kernel gives the bits of the two kernels in turn, and
-    /// the network agrees with the NCHW executor.
-    func testFusedExpandDepthwiseEqualsLayerByLayer() throws {
+    /// The fused expansion + depthwise kernel and the projection with the residual add give
+    /// the bits of the layers in turn, and the network agrees with the NCHW executor.
+    func testFusedBlocksEqualLayerByLayer() throws {
         let (graph, parameters) = Self.makeBlocks()
         let program = try XCTUnwrap(ChannelsLastInference(graph: graph, parameters: parameters))
         XCTAssertEqual(program.expandDepthwise.count, 2, "both blocks are fusion candidates")
+        XCTAssertEqual(program.residualConvolutions.count, 1, "the second projection adds the residual")
         var generator = SeededGenerator(seed: 25)
         for (batch, size) in [(1, 32), (2, 33)] {
             let x = Tensor.randomUniform(shape: [batch, 16, size, size], lower: -1, upper: 1, generator: &generator)
