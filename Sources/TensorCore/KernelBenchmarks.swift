@@ -28,6 +28,10 @@ public enum KernelBenchmarks {
         Layer(name: "dw3x3_144_56_s1", channels: 144, outChannels: 144, kernel: 3, size: 56, stride: 1, depthwise: true),
         Layer(name: "dw3x3_144_56_s2", channels: 144, outChannels: 144, kernel: 3, size: 56, stride: 2, depthwise: true),
         Layer(name: "dw3x3_960_7", channels: 960, outChannels: 960, kernel: 3, size: 7, stride: 1, depthwise: true),
+        // MobileNetV2's expand and project layers.
+        Layer(name: "1x1_16_96_112", channels: 16, outChannels: 96, kernel: 1, size: 112, stride: 1, depthwise: false),
+        Layer(name: "1x1_144_24_56", channels: 144, outChannels: 24, kernel: 1, size: 56, stride: 1, depthwise: false),
+        Layer(name: "1x1_960_160_7", channels: 960, outChannels: 160, kernel: 1, size: 7, stride: 1, depthwise: false),
     ]
 
     /// Runs the suite with the current `Threading.threads`.
@@ -68,16 +72,21 @@ public enum KernelBenchmarks {
                     record(BenchmarkResult(name: "conv2d_backward_weights/\(layer.name)/b\(batch)", implementation: backend.rawValue,
                                            threads: threads, batch: batch, ms: weights, gflops: flops / weights / 1e6))
                 }
-                // The channels-last convolution inference runs (no layout reorder per call).
-                let channelsLast = ChannelsLastConv2D(weights: w, bias: b, config: layer.config, activation: .none)
-                var output = [Float](repeating: 0, count: outputShape.reduce(1, *))
-                let nhwc = Benchmark.medianMilliseconds(repeats: repeats) {
-                    x.withUnsafeBufferPointer { input in output.withUnsafeMutableBufferPointer { out in
-                        try? channelsLast.apply(input, inputShape: x.shape, into: out)
-                    } }
+                // The channels-last convolution inference runs (no layout reorder per call):
+                // oneDNN's, and robustctl's own 1×1 / depthwise kernels where they apply.
+                // A 64-byte-aligned output, as in a network (a Swift array's storage is not).
+                var output = Tensor(shape: [outputShape.reduce(1, *)])
+                for own in [false, true] {
+                    let channelsLast = ChannelsLastConv2D(weights: w, bias: b, config: layer.config, activation: .none, ownKernels: own)
+                    if own, channelsLast.thin == nil { continue }
+                    let nhwc = Benchmark.medianMilliseconds(repeats: repeats) {
+                        x.withUnsafeBufferPointer { input in output.withUnsafeMutableBufferPointer { out in
+                            try? channelsLast.apply(input, inputShape: x.shape, into: out)
+                        } }
+                    }
+                    record(BenchmarkResult(name: "conv2d_forward/\(layer.name)/b\(batch)", implementation: own ? "own-nhwc" : "onednn-nhwc",
+                                           threads: threads, batch: batch, ms: nhwc, gflops: flops / nhwc / 1e6))
                 }
-                record(BenchmarkResult(name: "conv2d_forward/\(layer.name)/b\(batch)", implementation: "onednn-nhwc",
-                                       threads: threads, batch: batch, ms: nhwc, gflops: flops / nhwc / 1e6))
                 // The GEMM a full convolution lowers to: [Cout × K] · [K × batch·OH·OW].
                 if !layer.depthwise {
                     let m = layer.outChannels, k = layer.channels * layer.kernel * layer.kernel

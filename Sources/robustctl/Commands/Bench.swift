@@ -16,8 +16,9 @@ struct Bench: ParsableCommand {
 
         Suites:
           kernels   conv2d forward / backward-data / backward-weights on ResNet50 and
-                    MobileNetV2 layers for each kernel backend, and OpenBLAS sgemm on the
-                    same GEMM shapes.
+                    MobileNetV2 layers for each kernel backend, the channels-last forward
+                    (oneDNN's, and robustctl's own 1×1 / depthwise kernels), and OpenBLAS
+                    sgemm on the same GEMM shapes.
           networks  full-size networks with seeded weights: forward latency at batch 1 and 8,
                     forward + input gradient at batch 8, for each architecture and flavour.
           attacks   FGSM and BIM (10 steps) on full-size networks with seeded weights,
