@@ -196,6 +196,11 @@ final class ThinConvolutionTests: XCTestCase {
                 XCTAssertEqual(fused.shape, layered.shape)
                 XCTAssertEqual(fused.scalars, layered.scalars, "batch \(batch), \(size)², \(threads) threads")
                 assertClose(fused, Executor().forward(graph, parameters: parameters, input: x), absolute: 1e-4, relative: 1e-4)
+                if rc_use_avx512() != 0 {
+                    rc_force_generic(1)
+                    defer { rc_force_generic(0) }
+                    XCTAssertEqual(try program.run(x).scalars, fused.scalars, "portable C, batch \(batch), \(size)², \(threads) threads")
+                }
             }
         }
     }
