@@ -1,10 +1,10 @@
-// Float32 channels-last convolutions for the mobile fp32 engine's thin layers: 1×1
-// convolutions as a GEMM and depthwise convolutions, bias, clamp and an optional residual
-// add fused into the store. oneDNN's NHWC kernels spend most of their time outside the
-// multiply-adds on layers with 16–144 channels at 56–112 pixels a side (MobileNetV2's
-// expand, depthwise and project layers); these keep every output in registers from its
-// first multiply-add to its one store. AVX-512 kernels and a portable C definition of the
-// same arithmetic (same summation order per output: bias, then inputs / taps in order).
+// Float32 channels-last convolutions for the fp32 channels-last program's thin layers: 1×1
+// convolutions as a GEMM and depthwise convolutions, bias, clamp and an optional residual add
+// applied before each output's one store, and an expansion fused into the depthwise layer
+// reading it. Per layer they are level with oneDNN's NHWC kernels; what they add is those
+// fusions, which keep large intermediate maps out of memory, and a fixed summation order per
+// output (bias, then inputs or taps in order). AVX-512 kernels and a portable C definition of
+// the same arithmetic.
 #include "include/CShims.h"
 #include <string.h>
 
@@ -24,7 +24,7 @@ void rc_conv1x1_f32_pack(const float *weights, long n, long k, float *packed) {
 }
 
 long rc_conv1x1_f32_items(const rc_conv1x1_f32_job *job) {
-    return (job->n + BLOCK - 1) / BLOCK * job->rows * ((job->columns + job->column_block - 1) / job->column_block);
+    return gemm_item_count(job->n, job->rows, job->columns, job->column_block, BLOCK);
 }
 
 static inline const float *pixel_base(const rc_conv1x1_f32_job *j, long row, long column) {
@@ -104,25 +104,14 @@ AVX512 static void conv1x1_avx512(const rc_conv1x1_f32_job *j, long row, long x0
     }
 }
 
-// Work item `item`: output row, columns [x0, x1), channels [c0, c1); pixel-major.
-typedef struct { long row, x0, x1, c0, c1; } conv_item;
-
-static inline conv_item conv_item_at(const rc_conv1x1_f32_job *job, long item) {
-    const long column_blocks = (job->columns + job->column_block - 1) / job->column_block;
-    const long channel_blocks = (job->n + BLOCK - 1) / BLOCK;
-    const long channel_block = item % channel_blocks, pixel_block = item / channel_blocks;
-    conv_item it;
-    it.c0 = channel_block * BLOCK;
-    it.row = pixel_block / column_blocks;
-    it.x0 = pixel_block % column_blocks * job->column_block;
-    it.c1 = it.c0 + BLOCK < job->n ? it.c0 + BLOCK : job->n;
-    it.x1 = it.x0 + job->column_block < job->columns ? it.x0 + job->column_block : job->columns;
-    return it;
+// Pixel-major work items.
+static inline gemm_item item_at(const rc_conv1x1_f32_job *job, long item) {
+    return gemm_item_at(job->n, job->rows, job->columns, job->column_block, BLOCK, 0, item);
 }
 
 AVX512 static void conv1x1_run_avx512(const rc_conv1x1_f32_job *job, long first_item, long last_item) {
     for (long item = first_item; item < last_item; ++item) {
-        const conv_item it = conv_item_at(job, item);
+        const gemm_item it = item_at(job, item);
         conv1x1_avx512(job, it.row, it.x0, it.x1, it.c0, it.c1);
     }
 }
@@ -133,7 +122,7 @@ void rc_conv1x1_f32_run(const rc_conv1x1_f32_job *job, long first_item, long las
         return;
     }
     for (long item = first_item; item < last_item; ++item) {
-        const conv_item it = conv_item_at(job, item);
+        const gemm_item it = item_at(job, item);
         conv1x1_generic(job, it.row, it.x0, it.x1, it.c0, it.c1);
     }
 }
@@ -144,7 +133,11 @@ void rc_conv1x1_f32_run(const rc_conv1x1_f32_job *job, long first_item, long las
 enum { DEPTHWISE_BLOCK = 64 };
 
 long rc_depthwise_f32_items(const rc_depthwise_f32_job *job) {
-    return job->batch * job->output_height * ((job->channels + DEPTHWISE_BLOCK - 1) / DEPTHWISE_BLOCK);
+    return gemm_item_count(job->channels, job->batch * job->output_height, 1, 1, DEPTHWISE_BLOCK);
+}
+
+static inline gemm_item depthwise_item_at(const rc_depthwise_f32_job *job, long item) {
+    return gemm_item_at(job->channels, job->batch * job->output_height, 1, 1, DEPTHWISE_BLOCK, 0, item);
 }
 
 // The kernel rows [*ky0, *ky1) of output row y that fall inside the image.
@@ -310,11 +303,9 @@ AVX512 static void depthwise_avx512(const rc_depthwise_f32_job *j, long b, long 
 }
 
 AVX512 static void depthwise_run_avx512(const rc_depthwise_f32_job *job, long first_item, long last_item) {
-    const long blocks = (job->channels + DEPTHWISE_BLOCK - 1) / DEPTHWISE_BLOCK;
     for (long item = first_item; item < last_item; ++item) {
-        const long row = item / blocks, c0 = item % blocks * DEPTHWISE_BLOCK;
-        const long c1 = c0 + DEPTHWISE_BLOCK < job->channels ? c0 + DEPTHWISE_BLOCK : job->channels;
-        depthwise_avx512(job, row / job->output_height, row % job->output_height, c0, c1);
+        const gemm_item it = depthwise_item_at(job, item);
+        depthwise_avx512(job, it.row / job->output_height, it.row % job->output_height, it.c0, it.c1);
     }
 }
 
@@ -323,11 +314,9 @@ void rc_depthwise_f32_run(const rc_depthwise_f32_job *job, long first_item, long
         depthwise_run_avx512(job, first_item, last_item);
         return;
     }
-    const long blocks = (job->channels + DEPTHWISE_BLOCK - 1) / DEPTHWISE_BLOCK;
     for (long item = first_item; item < last_item; ++item) {
-        const long row = item / blocks, c0 = item % blocks * DEPTHWISE_BLOCK;
-        const long c1 = c0 + DEPTHWISE_BLOCK < job->channels ? c0 + DEPTHWISE_BLOCK : job->channels;
-        depthwise_generic(job, row / job->output_height, row % job->output_height, c0, c1);
+        const gemm_item it = depthwise_item_at(job, item);
+        depthwise_generic(job, it.row / job->output_height, it.row % job->output_height, it.c0, it.c1);
     }
 }
 

@@ -1,5 +1,6 @@
-// Shared inline pieces of the int8 epilogues (quantized.c, gemm_u8.c): gemmlowp's fixed-point
-// rounding in portable C and on sixteen AVX-512 lanes. Private to CShims.
+// Shared inline pieces of the CShims kernels: the int8 epilogues (quantized.c, gemm_u8.c) —
+// gemmlowp's fixed-point rounding in portable C and on sixteen AVX-512 lanes — and the GEMM
+// kernels' work items (gemm_u8.c, conv_f32.c). Private to CShims.
 #ifndef ROBUSTCTL_EPILOGUE_H
 #define ROBUSTCTL_EPILOGUE_H
 #include <immintrin.h>
@@ -303,6 +304,29 @@ AVX512 static inline __m512i tflite_add16_unclamped(__m512i a, __m512i b, const 
 // The same, clamped.
 AVX512 static inline __m512i tflite_add16_apply(__m512i a, __m512i b, const tflite_add16 *p) {
     return clamp16(tflite_add16_unclamped(a, b, p), p->lo, p->hi);
+}
+
+// A GEMM kernel's work item: output row, columns [x0, x1), channels [c0, c1). Items are
+// (row, column block, channel block of `block`) triples, channel blocks outermost when
+// `channel_major` and innermost otherwise.
+typedef struct { long row, x0, x1, c0, c1; } gemm_item;
+
+static inline long gemm_item_count(long n, long rows, long columns, long column_block, long block) {
+    return (n + block - 1) / block * rows * ((columns + column_block - 1) / column_block);
+}
+
+static inline gemm_item gemm_item_at(long n, long rows, long columns, long column_block, long block, int channel_major, long item) {
+    const long column_blocks = (columns + column_block - 1) / column_block;
+    const long pixel_blocks = rows * column_blocks, channel_blocks = (n + block - 1) / block;
+    const long channel_block = channel_major ? item / pixel_blocks : item % channel_blocks;
+    const long pixel_block = channel_major ? item % pixel_blocks : item / channel_blocks;
+    gemm_item it;
+    it.c0 = channel_block * block;
+    it.row = pixel_block / column_blocks;
+    it.x0 = pixel_block % column_blocks * column_block;
+    it.c1 = it.c0 + block < n ? it.c0 + block : n;
+    it.x1 = it.x0 + column_block < columns ? it.x0 + column_block : columns;
+    return it;
 }
 
 #endif

@@ -29,7 +29,7 @@ void rc_gemm_u8_pack(const int8_t *weights, long n, long k, int8_t *packed) {
 }
 
 long rc_gemm_u8_items(const rc_gemm_u8_job *job) {
-    return (job->n + BLOCK - 1) / BLOCK * job->rows * ((job->columns + job->column_block - 1) / job->column_block);
+    return gemm_item_count(job->n, job->rows, job->columns, job->column_block, BLOCK);
 }
 
 // The input channels of output (row, column).
@@ -107,26 +107,13 @@ VNNI static void gemm_vnni(const rc_gemm_u8_job *j, long row, long x0, long x1, 
     }
 }
 
-// Work item `item`: output row, columns [x0, x1), channels [c0, c1).
-typedef struct { long row, x0, x1, c0, c1; } gemm_item;
-
-static inline gemm_item gemm_item_at(const rc_gemm_u8_job *job, long item) {
-    const long column_blocks = (job->columns + job->column_block - 1) / job->column_block;
-    const long pixel_blocks = job->rows * column_blocks, channel_blocks = (job->n + BLOCK - 1) / BLOCK;
-    const long channel_block = job->channel_major ? item / pixel_blocks : item % channel_blocks;
-    const long pixel_block = job->channel_major ? item % pixel_blocks : item / channel_blocks;
-    gemm_item it;
-    it.c0 = channel_block * BLOCK;
-    it.row = pixel_block / column_blocks;
-    it.x0 = pixel_block % column_blocks * job->column_block;
-    it.c1 = it.c0 + BLOCK < job->n ? it.c0 + BLOCK : job->n;
-    it.x1 = it.x0 + job->column_block < job->columns ? it.x0 + job->column_block : job->columns;
-    return it;
+static inline gemm_item item_at(const rc_gemm_u8_job *job, long item) {
+    return gemm_item_at(job->n, job->rows, job->columns, job->column_block, BLOCK, job->channel_major, item);
 }
 
 VNNI static void run_vnni(const rc_gemm_u8_job *job, long first_item, long last_item) {
     for (long item = first_item; item < last_item; ++item) {
-        const gemm_item it = gemm_item_at(job, item);
+        const gemm_item it = item_at(job, item);
         gemm_vnni(job, it.row, it.x0, it.x1, it.c0, it.c1);
     }
 }
@@ -137,7 +124,7 @@ void rc_gemm_u8_run(const rc_gemm_u8_job *job, long first_item, long last_item) 
         return;
     }
     for (long item = first_item; item < last_item; ++item) {
-        const gemm_item it = gemm_item_at(job, item);
+        const gemm_item it = item_at(job, item);
         gemm_generic(job, it.row, it.x0, it.x1, it.c0, it.c1);
     }
 }

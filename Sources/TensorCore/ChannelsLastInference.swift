@@ -39,10 +39,11 @@ public final class ChannelsLastInference: @unchecked Sendable {
     var steps: [Int: Step] = [:]
     /// What `inputGradient`'s backward pass reads (`savedForBackward(_:in:)`).
     var savedForBackward: Set<Int> = []
-    /// 1×1 expansions fused into the 3×3 depthwise convolution reading them, by the
-    /// depthwise node (`ThinConvolution.applyExpandDepthwise`), with the nodes whose values
-    /// the fusion never forms: the expansion and any folded padding between the two.
-    var expandDepthwise: [Int: (expand: Int, skipped: [Int])] = [:]
+    /// 1×1 expansions that can be fused into the 3×3 depthwise convolution reading them
+    /// (`ThinConvolution.applyExpandDepthwise`), by the expansion node: the depthwise node and
+    /// the nodes whose values the fusion never forms (the expansion and any folded padding
+    /// between the two).
+    var expandDepthwise: [Int: (depthwise: Int, skipped: [Int])] = [:]
     /// Adds one of whose operands is a 1×1 convolution without activation read by nothing
     /// else: the convolution adds the other operand (and applies the add's ReLU) in its
     /// store, by the add node.
@@ -90,6 +91,8 @@ public final class ChannelsLastInference: @unchecked Sendable {
         residualConvolutions = Self.residualConvolutions(steps, in: graph)
     }
 
+    /// Adds with an operand that is a convolution able to add the residual itself
+    /// (`ChannelsLastConv2D.fusesResidual`) and read by nothing else.
     static func residualConvolutions(_ steps: [Int: Step], in graph: Graph) -> [Int: (convolution: Int, residual: Int)] {
         let readers = graph.readerCounts()
         var fused: [Int: (convolution: Int, residual: Int)] = [:]
@@ -107,9 +110,9 @@ public final class ChannelsLastInference: @unchecked Sendable {
 
     /// Depthwise 3×3 convolutions whose input is a stride-1 1×1 convolution read by nothing
     /// else (possibly through folded padding).
-    static func expandDepthwisePairs(_ steps: [Int: Step], in graph: Graph) -> [Int: (expand: Int, skipped: [Int])] {
+    static func expandDepthwisePairs(_ steps: [Int: Step], in graph: Graph) -> [Int: (depthwise: Int, skipped: [Int])] {
         let readers = graph.readerCounts()
-        var pairs: [Int: (expand: Int, skipped: [Int])] = [:]
+        var pairs: [Int: (depthwise: Int, skipped: [Int])] = [:]
         for (index, step) in steps {
             guard case let .conv(depthwise) = step, graph.nodes[index].inputs.count == 1 else { continue }
             var producer = graph.nodes[index].inputs[0]
@@ -120,7 +123,7 @@ public final class ChannelsLastInference: @unchecked Sendable {
             }
             guard readers[producer] == 1, case let .conv(expand)? = steps[producer],
                   ThinConvolution.canFuse(expand: expand, depthwise: depthwise) else { continue }
-            pairs[index] = (producer, skipped + [producer])
+            pairs[producer] = (index, skipped + [producer])
         }
         return pairs
     }
@@ -142,16 +145,15 @@ public final class ChannelsLastInference: @unchecked Sendable {
         shapes[prefixEnd] = values[prefixEnd]!.shape
         // Fused blocks skip values, so only where no intermediate value is asked for; whether
         // one pays depends on the expanded map's size, known at the expansion.
-        let candidates = keeping.isEmpty ? expandDepthwise : [:]
-        let depthwiseReading = Dictionary(uniqueKeysWithValues: candidates.map { ($0.value.expand, $0.key) })
+        let fuse = keeping.isEmpty
         var fusedExpansion: [Int: Int] = [:]
-        let residuals = keeping.isEmpty ? residualConvolutions : [:]
+        let residuals = fuse ? residualConvolutions : [:]
         var skipped = Set(residuals.values.map(\.convolution))
         for (index, node) in graph.nodes.enumerated() where index > prefixEnd {
-            if let depthwise = depthwiseReading[index], case let .conv(expand)? = steps[index],
+            if fuse, let block = expandDepthwise[index], case let .conv(expand)? = steps[index],
                ThinConvolution.fusionPays(expandedShape: expand.outputShape(input: values[node.inputs[0]]!.shape)) {
-                fusedExpansion[depthwise] = index
-                skipped.formUnion(candidates[depthwise]!.skipped)
+                fusedExpansion[block.depthwise] = index
+                skipped.formUnion(block.skipped)
             }
             if skipped.contains(index) { continue }
             let inputs: [Int]

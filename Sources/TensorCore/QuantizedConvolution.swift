@@ -187,9 +187,9 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
         precondition(residual == nil || (fusesResidual && residual!.count >= outputShape.reduce(1, *)),
                      "channels-last conv: no residual for this layer or a residual too small for \(outputShape)")
         if let thin {
-            bias.withUnsafeBufferPointer { b in
+            withBias { b in
                 thin.apply(input.baseAddress!, inputShape: inputShape, outputShape: outputShape, weightShape: weightShape, config: config,
-                           bias: b.baseAddress!, activation: residual == nil ? activation : residualActivation,
+                           bias: b, activation: residual == nil ? activation : residualActivation,
                            residual: residual?.baseAddress, into: output.baseAddress!)
             }
             return

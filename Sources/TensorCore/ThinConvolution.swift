@@ -4,11 +4,10 @@ import CShims
 /// 1×1 convolutions as a register-tiled GEMM and depthwise convolutions, bias and the
 /// fused activation applied before the one store.
 ///
-/// oneDNN's NHWC kernels spend most of their time outside the multiply-adds on layers with
-/// few channels at high resolution (MobileNetV2's expand, depthwise and project layers);
-/// these run them at 70–95 % of the FMA peak (Docs/PERFORMANCE.md). The summation order per
-/// output is fixed (bias, then inputs or taps in order), so results do not depend on the
-/// thread count.
+/// Per layer they are level with oneDNN's NHWC kernels (Docs/PERFORMANCE.md); they allow the
+/// fusions oneDNN cannot do here — an expansion computed inside the depthwise layer reading
+/// it, a residual add in a 1×1 layer's store — and fix the summation order per output (bias,
+/// then inputs or taps in order), so results do not depend on the thread count.
 enum ThinConvolution {
     /// A 1×1 convolution's weights packed for `rc_conv1x1_f32_run`.
     case pointwise(packed: [Float], outputs: Int, inputs: Int)
