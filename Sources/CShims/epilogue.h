@@ -172,12 +172,34 @@ typedef struct {
     int32_t lo, hi;
 } requantization16;
 
+// rc_requantization_prepare's table: per group of sixteen channels, PREPARED_GROUP int64s —
+// [0] single_floor_lanes over the group's real channels, [1] whether any shifts left, then
+// single_floor16's multiplier_odd, constant_even, constant_odd, shift_even and shift_odd
+// (8 lanes each), derived by single_floor_params from the group's parameters.
+enum { PREPARED_GROUP = 48 };
+
 AVX512 static inline requantization16 requantization16_load(const rc_requantization *q, long c, __mmask16 m) {
     requantization16 p;
     p.scheme = q->scheme;
     p.bias = _mm512_maskz_loadu_epi32(m, q->bias + c);
     p.zero_point = _mm512_set1_epi32(q->zero_point);
     p.lo = q->lo; p.hi = q->hi;
+    if (q->scheme == 0 && q->prepared && c % 16 == 0 && q->prepared[c / 16 * PREPARED_GROUP]) {
+        const int64_t *g = q->prepared + c / 16 * PREPARED_GROUP;
+        p.shifts_left = (int)g[1];
+        p.left = p.shifts_left ? _mm512_maskz_loadu_epi32(m, q->left_shift + c) : _mm512_setzero_si512();
+        p.single = 1;
+        p.sf.multiplier = _mm512_maskz_loadu_epi32(m, q->multiplier + c);
+        p.sf.multiplier_odd = _mm512_loadu_si512(g + 8);
+        p.sf.constant_even = _mm512_loadu_si512(g + 16);
+        p.sf.constant_odd = _mm512_loadu_si512(g + 24);
+        p.sf.shift_even = _mm512_loadu_si512(g + 32);
+        p.sf.shift_odd = _mm512_loadu_si512(g + 40);
+        p.sf.sign_correction = q->lo < q->zero_point;
+        p.t = (tflite_params16){ p.left, p.left, p.left, p.left, p.left };
+        p.scale = _mm512_setzero_ps();
+        return p;
+    }
     if (q->scheme == 0) {
         p.left = _mm512_maskz_loadu_epi32(m, q->left_shift + c);
         p.shifts_left = _mm512_test_epi32_mask(p.left, p.left) != 0;

@@ -458,3 +458,28 @@ void rc_concat_u8(const uint8_t *const *sources, const long *channels, const uin
     }
 }
 
+
+long rc_requantization_prepared_count(long n) { return (n + 15) / 16 * PREPARED_GROUP; }
+
+AVX512 static void prepare_avx512(const rc_requantization *q, long n, int64_t *prepared) {
+    for (long c = 0; c < n; c += 16) {
+        const __mmask16 m = tail16(n - c);
+        int64_t *g = prepared + c / 16 * PREPARED_GROUP;
+        const __m512i multiplier = _mm512_maskz_loadu_epi32(m, q->multiplier + c), shift = _mm512_maskz_loadu_epi32(m, q->right_shift + c);
+        const __m512i left = _mm512_maskz_loadu_epi32(m, q->left_shift + c);
+        g[0] = single_floor_lanes(shift, m);
+        g[1] = _mm512_test_epi32_mask(left, left) != 0;
+        const single_floor16 sf = single_floor_params(multiplier, shift, q->zero_point, q->lo);
+        _mm512_storeu_si512(g + 8, sf.multiplier_odd);
+        _mm512_storeu_si512(g + 16, sf.constant_even);
+        _mm512_storeu_si512(g + 24, sf.constant_odd);
+        _mm512_storeu_si512(g + 32, sf.shift_even);
+        _mm512_storeu_si512(g + 40, sf.shift_odd);
+    }
+}
+
+void rc_requantization_prepare(const rc_requantization *q, long n, int64_t *prepared) {
+    memset(prepared, 0, (size_t)rc_requantization_prepared_count(n) * sizeof(int64_t));
+    // Only the AVX-512 kernels read the table; elsewhere every group stays "derive it".
+    if (q->scheme == 0 && rc_use_avx512()) prepare_avx512(q, n, prepared);
+}

@@ -221,9 +221,11 @@ extension Requantizer {
     func withKernelParameters<R>(bias: [Int32]? = nil, _ body: (rc_requantization) -> R) -> R {
         (bias ?? self.bias).withUnsafeBufferPointer { b in multipliers.withUnsafeBufferPointer { m in
             leftShifts.withUnsafeBufferPointer { l in rightShifts.withUnsafeBufferPointer { r in scales.withUnsafeBufferPointer { s in
-                body(rc_requantization(scheme: scheme == .tflite ? 0 : 1, bias: b.baseAddress, multiplier: m.baseAddress,
-                                       left_shift: l.baseAddress, right_shift: r.baseAddress, scale: s.baseAddress,
-                                       zero_point: zeroPoint, lo: lower, hi: upper))
+                prepared.withUnsafeBufferPointer { p in
+                    body(rc_requantization(scheme: scheme == .tflite ? 0 : 1, bias: b.baseAddress, multiplier: m.baseAddress,
+                                           left_shift: l.baseAddress, right_shift: r.baseAddress, scale: s.baseAddress,
+                                           zero_point: zeroPoint, lo: lower, hi: upper, prepared: p.isEmpty ? nil : p.baseAddress))
+                }
             } } }
         } }
     }

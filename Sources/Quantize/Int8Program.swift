@@ -218,6 +218,9 @@ struct Requantizer {
     let multipliers: [Int32], leftShifts: [Int32], rightShifts: [Int32]
     let scales: [Float]
     let zeroPoint: Int32, lower: Int32, upper: Int32
+    /// The TFLite scheme's per-channel constants as the vector kernels take them
+    /// (`rc_requantization_prepare`), derived once instead of once per tile; empty for QNNPACK.
+    let prepared: [Int64]
 
     init(layer: QuantizedLayer, input: AffineQuantization, output: AffineQuantization, clamp: FusedClamp, scheme: QuantizationScheme) {
         self.scheme = scheme
@@ -239,6 +242,21 @@ struct Requantizer {
         }
         zeroPoint = output.zeroPoint
         (lower, upper) = output.clampRange(clamp)
+        prepared = scheme == .tflite ? Self.prepare(multipliers: multipliers, leftShifts: leftShifts, rightShifts: rightShifts,
+                                                    zeroPoint: zeroPoint, lower: lower, upper: upper) : []
+    }
+
+    private static func prepare(multipliers: [Int32], leftShifts: [Int32], rightShifts: [Int32],
+                                zeroPoint: Int32, lower: Int32, upper: Int32) -> [Int64] {
+        let channels = multipliers.count
+        var table = [Int64](repeating: 0, count: rc_requantization_prepared_count(channels))
+        multipliers.withUnsafeBufferPointer { m in leftShifts.withUnsafeBufferPointer { l in rightShifts.withUnsafeBufferPointer { r in
+            var parameters = rc_requantization(scheme: 0, bias: nil, multiplier: m.baseAddress, left_shift: l.baseAddress,
+                                               right_shift: r.baseAddress, scale: nil, zero_point: zeroPoint, lo: lower, hi: upper,
+                                               prepared: nil)
+            table.withUnsafeMutableBufferPointer { rc_requantization_prepare(&parameters, channels, $0.baseAddress) }
+        } } }
+        return table
     }
 
     /// This requantization as oneDNN's kernels can perform it, when that is exact: the

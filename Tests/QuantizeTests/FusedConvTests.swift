@@ -103,6 +103,31 @@ final class FusedConvTests: XCTestCase {
         }
     }
 
+    /// Right shifts from 18 to 25 within one layer, so that groups of sixteen channels take
+    /// the kernels' precomputed one-floor constants (shifts 1…22 on every channel) or derive the
+    /// two-rounding form (any channel beyond 22), with accumulators near their extremes
+    /// (K = 1024 of ±127 · 255) so that the requantized values spread beyond the zero point.
+    func testFusedGemmWithEveryRightShiftOnExtremeAccumulators() throws {
+        let (inputs, outputs) = (1024, 72)
+        let inputShape = [1, inputs, 2, 9]
+        let weightShape = [outputs, inputs, 1, 1]
+        let weights = (0..<(outputs * inputs)).map { i in (i / inputs) % 5 == 0 ? Int8(127) : (i % 3 == 0 ? Int8(-127) : Int8(127)) }
+        // Weight scales 1e-4…1e-2, geometrically: effective scales 2^-25.6 … 2^-19 below.
+        let weightScales = (0..<outputs).map { c in Float(1e-4) * Float(pow(100, Double((c * 37) % outputs) / Double(outputs - 1))) }
+        let layer = QuantizedLayer(weights: weights, weightShape: weightShape, weightScales: weightScales,
+                                   bias: (0..<outputs).map { _ in Int32.random(in: -20000...20000, using: &generator) })
+        let requantizer = Requantizer(layer: layer, input: AffineQuantization(scale: 0.02, zeroPoint: 0),
+                                      output: AffineQuantization(scale: 104, zeroPoint: 128), clamp: .none, scheme: .tflite)
+        XCTAssertEqual(Set(requantizer.rightShifts).min(), 18)
+        XCTAssertEqual(Set(requantizer.rightShifts).max(), 25)
+        let x = (0..<inputShape.reduce(1, *)).map { i in i % 7 == 0 ? UInt8.random(in: 0...255, using: &generator) : (i % 2 == 0 ? 255 : 0) }
+        let value = QuantizedValue(buffer: IntegerBuffer(x), shape: inputShape)
+        let reference = try twoPass(value, layer: layer, config: Conv2DConfig(), inputZeroPoint: 0, requantizer: requantizer)
+        XCTAssertGreaterThan(Set(reference).count, 12, "requantized values spread")
+        let fused = FusedInt8Conv(weights: weights, shape: weightShape, config: Conv2DConfig(), inputZeroPoint: 0, requantizer: requantizer)
+        assertEveryPath(fused.apply(value), equals: reference, shape: [1, outputs, 2, 9], "right shifts 18…25")
+    }
+
     /// Fully connected layers take the same kernel: rank-2 [N, C] values keep their rank.
     func testFullyConnectedShapeIsKept() throws {
         let (batch, inputs, outputs) = (3, 20, 10)

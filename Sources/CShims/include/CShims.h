@@ -84,13 +84,21 @@ void rc_quantize_planes(const float *planes, long channels, long plane, long fir
 /// A requantization of int32 accumulators to uint8, per output channel c:
 /// acc + bias[c], then scheme 0 (TFLite: multiplier, left_shift, right_shift per channel,
 /// none INT32_MIN) or scheme 1 (QNNPACK float: scale per channel), plus the zero point,
-/// clamped to [lo, hi].
+/// clamped to [lo, hi]. `prepared`: NULL, or scheme 0's per-channel constants from
+/// rc_requantization_prepare for these multipliers, shifts, zero point and lo (the vector
+/// kernels then load them instead of deriving them for every tile).
 typedef struct {
     int scheme;
     const int32_t *bias, *multiplier, *left_shift, *right_shift;
     const float *scale;
     int32_t zero_point, lo, hi;
+    const int64_t *prepared;
 } rc_requantization;
+/// Elements of rc_requantization_prepare's table for n channels.
+long rc_requantization_prepared_count(long n);
+/// Fills `prepared` (rc_requantization_prepared_count(n) elements) for a scheme-0
+/// requantization of n channels (its bias and `prepared` are not read). Complexity O(n).
+void rc_requantization_prepare(const rc_requantization *q, long n, int64_t *prepared);
 
 /// 1×1 int8 convolution (any stride) with the requantization fused into its GEMM
 /// (gemm_u8.c): output[r, x, c] = requantize(Σ_i input[base(r, x) + i] · w[c, i])
