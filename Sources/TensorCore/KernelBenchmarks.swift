@@ -25,6 +25,8 @@ public enum KernelBenchmarks {
         Layer(name: "3x3_64_64_56", channels: 64, outChannels: 64, kernel: 3, size: 56, stride: 1, depthwise: false),
         Layer(name: "1x1_256_64_56", channels: 256, outChannels: 64, kernel: 1, size: 56, stride: 1, depthwise: false),
         Layer(name: "3x3_512_512_7", channels: 512, outChannels: 512, kernel: 3, size: 7, stride: 1, depthwise: false),
+        // InceptionV3's widest 3×3 layer (its stem's last, here with padding).
+        Layer(name: "3x3_80_192_73", channels: 80, outChannels: 192, kernel: 3, size: 73, stride: 1, depthwise: false),
         Layer(name: "dw3x3_144_56_s1", channels: 144, outChannels: 144, kernel: 3, size: 56, stride: 1, depthwise: true),
         Layer(name: "dw3x3_144_56_s2", channels: 144, outChannels: 144, kernel: 3, size: 56, stride: 2, depthwise: true),
         Layer(name: "dw3x3_960_7", channels: 960, outChannels: 960, kernel: 3, size: 7, stride: 1, depthwise: true),
@@ -73,18 +75,21 @@ public enum KernelBenchmarks {
                                            threads: threads, batch: batch, ms: weights, gflops: flops / weights / 1e6))
                 }
                 // The channels-last convolution inference runs (no layout reorder per call):
-                // oneDNN's, and robustctl's own 1×1 / depthwise kernels where they apply.
+                // oneDNN's direct kernels, its Winograd kernels (reorders from and to NHWC
+                // included) and robustctl's own 1×1 / depthwise kernels, where they apply.
                 // A 64-byte-aligned output, as in a network (a Swift array's storage is not).
                 var output = Tensor(shape: [outputShape.reduce(1, *)])
-                for own in [false, true] {
-                    let channelsLast = ChannelsLastConv2D(weights: w, bias: b, config: layer.config, activation: .none, ownKernels: own)
+                for (own, winograd, label) in [(false, false, "onednn-nhwc"), (false, true, "onednn-nhwc-winograd"), (true, false, "own-nhwc")] {
+                    let channelsLast = ChannelsLastConv2D(weights: w, bias: b, config: layer.config, activation: .none, ownKernels: own,
+                                                          winograd: winograd)
                     if own, channelsLast.thin == nil { continue }
+                    if winograd, !channelsLast.winograd { continue }
                     let nhwc = Benchmark.medianMilliseconds(repeats: repeats) {
                         x.withUnsafeBufferPointer { input in output.withUnsafeMutableBufferPointer { out in
                             try? channelsLast.apply(input, inputShape: x.shape, into: out)
                         } }
                     }
-                    record(BenchmarkResult(name: "conv2d_forward/\(layer.name)/b\(batch)", implementation: own ? "own-nhwc" : "onednn-nhwc",
+                    record(BenchmarkResult(name: "conv2d_forward/\(layer.name)/b\(batch)", implementation: label,
                                            threads: threads, batch: batch, ms: nhwc, gflops: flops / nhwc / 1e6))
                 }
                 // The GEMM a full convolution lowers to: [Cout × K] · [K × batch·OH·OW].

@@ -149,12 +149,17 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
     private let bias: Tensor
     private let plans = DNNLPlanCache<[Int], ChannelsLastPlan>()
     let thin: ThinConvolution?
+    /// Whether oneDNN runs this layer as a Winograd convolution (`usesWinograd`).
+    let winograd: Bool
 
     /// - Parameters:
     ///   - weights: OIHW float weights (`[O, I/groups, kh, kw]`).
     ///   - bias: one value per output channel.
     ///   - ownKernels: false runs every layer on oneDNN (tests and benchmarks compare the two).
-    public init(weights: Tensor, bias: Tensor, config: Conv2DConfig, activation: FusedActivation, ownKernels: Bool = true) {
+    ///   - winograd: false keeps 3×3 layers on oneDNN's direct kernels (tests and benchmarks
+    ///     compare the two).
+    public init(weights: Tensor, bias: Tensor, config: Conv2DConfig, activation: FusedActivation, ownKernels: Bool = true,
+                winograd: Bool = true) {
         precondition(weights.rank == 4 && bias.count == weights.shape[0],
                      "channels-last conv: weights \(weights.shape) with bias \(bias.shape)")
         self.weights = weights
@@ -163,7 +168,24 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
         self.config = config
         self.activation = activation
         thin = ownKernels ? ThinConvolution(weights: weights, config: config) : nil
+        self.winograd = winograd && Self.suitsWinograd(weightShape: weights.shape, config: config, activation: activation)
     }
+
+    /// 3×3 stride-1 layers of at least 48 input and output channels, without ReLU6 (oneDNN's
+    /// Winograd kernels take no clip), on maps of at least 128 output pixels per call
+    /// (`winogradPays`): there oneDNN's F(4, 3) Winograd kernel, with the reorders from and to
+    /// NHWC around it, takes 0.35–0.7× the time of its direct NHWC kernels (ResNet50 and
+    /// InceptionV3 layers, Docs/PERFORMANCE.md). It is slower on 32-channel layers
+    /// (InceptionV3's stem) once the reorders are paid, and on small maps, where its weights —
+    /// 4× the direct kernel's after the transform, 17 MB for 512 × 512 — are read for few
+    /// pixels (7 × 7 × 512: 1.35× the direct time). Outputs differ from the direct kernels' by
+    /// a few units in the last place of float32 (≈ 1e-6 relative).
+    static func suitsWinograd(weightShape: [Int], config: Conv2DConfig, activation: FusedActivation) -> Bool {
+        weightShape[2] == 3 && weightShape[3] == 3 && config.groups == 1 && config.strideH == 1 && config.strideW == 1
+            && config.dilationH == 1 && config.dilationW == 1 && activation != .relu6 && min(weightShape[0], weightShape[1]) >= 48
+    }
+
+    static func winogradPays(outputShape: [Int]) -> Bool { outputShape[0] * outputShape[2] * outputShape[3] >= 128 }
 
     /// The NCHW output shape for an NCHW input shape.
     public func outputShape(input: [Int]) -> [Int] { config.outputShape(input: input, weight: weightShape) }
@@ -194,16 +216,34 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
             }
             return
         }
-        let plan = try plans.plan(for: inputShape) {
+        try plan(inputShape: inputShape).run(source: UnsafeMutableRawPointer(mutating: input.baseAddress!),
+                                             destination: UnsafeMutableRawPointer(output.baseAddress!))
+    }
+
+    private func plan(inputShape: [Int]) throws -> ChannelsLastPlan {
+        let outputShape = outputShape(input: inputShape)
+        return try plans.plan(for: inputShape) {
             try weights.withUnsafeBufferPointer { w in
                 try bias.withUnsafeBufferPointer { b in
-                    try ChannelsLastPlan(input: inputShape, output: outputShape, types: (dnnl_f32, dnnl_f32, dnnl_f32),
-                                         weights: UnsafeRawPointer(w.baseAddress!), weightShape: weightShape, config: config,
-                                         bias: UnsafeRawPointer(b.baseAddress!), zeroPoint: 0, activation: activation)
+                    let make = { (winograd: Bool) in
+                        try ChannelsLastPlan(input: inputShape, output: outputShape, types: (dnnl_f32, dnnl_f32, dnnl_f32),
+                                             weights: UnsafeRawPointer(w.baseAddress!), weightShape: self.weightShape, config: self.config,
+                                             bias: UnsafeRawPointer(b.baseAddress!), zeroPoint: 0, activation: self.activation,
+                                             winograd: winograd)
+                    }
+                    // oneDNN has no Winograd kernel for every geometry (or CPU): direct then.
+                    if Self.winogradPays(outputShape: outputShape) && winograd, let plan = try? make(true) { return plan }
+                    return try make(false)
                 }
             }
         }
-        try plan.run(source: UnsafeMutableRawPointer(mutating: input.baseAddress!), destination: UnsafeMutableRawPointer(output.baseAddress!))
+    }
+
+    /// Whether oneDNN runs this layer on `inputShape` with a Winograd kernel (not on small
+    /// maps; and it has none for some geometries and CPUs: the direct kernels run then).
+    func runsWinograd(inputShape: [Int]) throws -> Bool {
+        guard thin == nil, winograd else { return false }
+        return try plan(inputShape: inputShape).isWinograd
     }
 
     /// dL/d(input) from dL/d(output) of the convolution before its activation (callers
@@ -232,6 +272,16 @@ final class ChannelsLastPlan: @unchecked Sendable {
     let packedBias: UnsafeMutableRawPointer?
     var zeroPoint: Int32
     let hasZeroPoint: Bool
+    /// Winograd plans only: the kernel's own activation layouts and the reorders from and to
+    /// the caller's NHWC buffers.
+    private let blocked: BlockedActivations?
+    var isWinograd: Bool { blocked != nil }
+
+    private struct BlockedActivations {
+        var source: dnnl_memory_desc_t, destination: dnnl_memory_desc_t
+        let sourceBytes: Int, destinationBytes: Int
+        let toBlocked: dnnl_primitive_t, fromBlocked: dnnl_primitive_t
+    }
 
     /// - Parameters:
     ///   - types: source, weight and destination data types.
@@ -239,9 +289,11 @@ final class ChannelsLastPlan: @unchecked Sendable {
     ///   - zeroPoint: the source's zero point (integer sources).
     ///   - outputScales: per-output-channel factors applied to accumulator + bias before the
     ///     conversion to the destination type (integer destinations).
+    ///   - winograd: oneDNN's Winograd algorithm in its own activation layouts, reordered
+    ///     from and to NHWC on every run; throws where oneDNN has no such kernel.
     init(input: [Int], output: [Int], types: (dnnl_data_type_t, dnnl_data_type_t, dnnl_data_type_t), weights: UnsafeRawPointer,
          weightShape: [Int], config: Conv2DConfig, bias: UnsafeRawPointer?, zeroPoint: Int32, activation: FusedActivation,
-         outputScales: [Float]? = nil) throws {
+         outputScales: [Float]? = nil, winograd: Bool = false) throws {
         let engine = DNNLRuntime.shared.engine
         self.zeroPoint = zeroPoint
         sourceDescriptor = try integerDescriptor(input, types.0, dnnl_nhwc)
@@ -255,8 +307,13 @@ final class ChannelsLastPlan: @unchecked Sendable {
         let g = OneDNNConvolution.Geometry(config)
         var descriptor = dnnl_convolution_desc_t()
         var (source, destination, biasArgument) = (sourceDescriptor, destinationDescriptor, biasDescriptor)
+        if winograd {
+            source = try integerDescriptor(input, types.0, dnnl_format_tag_any)
+            destination = try integerDescriptor(output, types.2, dnnl_format_tag_any)
+        }
         let status = withUnsafePointer(to: &biasArgument) { biasPointer in
-            dnnl_dilated_convolution_forward_desc_init(&descriptor, dnnl_forward_inference, dnnl_convolution_direct, &source, &anyWeights,
+            dnnl_dilated_convolution_forward_desc_init(&descriptor, dnnl_forward_inference,
+                                                       winograd ? dnnl_convolution_winograd : dnnl_convolution_direct, &source, &anyWeights,
                                                        bias == nil ? nil : biasPointer, &destination, g.strides, g.dilates, g.paddingL, g.paddingR)
         }
         try check(status, "convolution_forward_desc_init(channels-last)")
@@ -283,13 +340,18 @@ final class ChannelsLastPlan: @unchecked Sendable {
             try check(dnnl_primitive_attr_set_post_ops(attributes, postOps), "primitive_attr_set_post_ops")
         }
         var pd: dnnl_primitive_desc_t?
-        try check(dnnl_primitive_desc_create(&pd, &descriptor, attributes, engine, nil),
-                  "primitive_desc_create(channels-last conv \(input) × \(weightShape))")
+        if winograd {
+            pd = try Self.winogradF43(&descriptor, attributes: attributes)
+        } else {
+            try check(dnnl_primitive_desc_create(&pd, &descriptor, attributes, engine, nil),
+                      "primitive_desc_create(channels-last conv \(input) × \(weightShape))")
+        }
         defer { dnnl_primitive_desc_destroy(pd) }
         guard let chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0) else {
             throw DNNLError(call: "primitive_desc_query_md(weights)", status: -1)
         }
         weightDescriptor = chosen.pointee
+        blocked = winograd ? try Self.blockedActivations(pd!, source: sourceDescriptor, destination: destinationDescriptor) : nil
         var primitive: dnnl_primitive_t?
         try check(dnnl_primitive_create(&primitive, pd), "primitive_create(channels-last conv)")
         self.primitive = primitive!
@@ -326,6 +388,64 @@ final class ChannelsLastPlan: @unchecked Sendable {
         dnnl_primitive_destroy(primitive)
         packedWeights.deallocate()
         packedBias?.deallocate()
+        if let blocked {
+            dnnl_primitive_destroy(blocked.toBlocked)
+            dnnl_primitive_destroy(blocked.fromBlocked)
+        }
+    }
+
+    /// oneDNN's F(4×4, 3×3) Winograd kernel for `descriptor`, skipping its F(2×2, 3×3) kernel,
+    /// which it prefers for some geometries: that one's results depend on the thread count
+    /// at small batches (measured: batch 2, 1 vs 2 threads), the F(4, 3) kernel's do not
+    /// (batches 1–8, 1–4 threads), and it is the faster of the two on ResNet50's and
+    /// InceptionV3's 3×3 layers of at least 48 channels.
+    private static func winogradF43(_ descriptor: inout dnnl_convolution_desc_t, attributes: dnnl_primitive_attr_t?) throws
+        -> dnnl_primitive_desc_t {
+        var iterator: dnnl_primitive_desc_iterator_t?
+        try check(dnnl_primitive_desc_iterator_create(&iterator, &descriptor, attributes, DNNLRuntime.shared.engine, nil),
+                  "primitive_desc_iterator_create(winograd)")
+        defer { dnnl_primitive_desc_iterator_destroy(iterator) }
+        repeat {
+            guard let candidate = dnnl_primitive_desc_iterator_fetch(iterator) else { break }
+            var name: UnsafePointer<CChar>?
+            if dnnl_primitive_desc_query(candidate, dnnl_query_impl_info_str, 0, &name) == dnnl_success,
+               let name, String(cString: name).contains("wino_4x3") {
+                return candidate
+            }
+            dnnl_primitive_desc_destroy(candidate)
+        } while dnnl_primitive_desc_iterator_next(iterator) == dnnl_success
+        throw DNNLError(call: "primitive_desc_iterator(winograd F(4, 3))", status: Int(dnnl_unimplemented.rawValue))
+    }
+
+    /// The layouts `pd` chose for its source and destination, and reorders to the first from
+    /// `source` and from the second to `destination`.
+    private static func blockedActivations(_ pd: dnnl_primitive_desc_t, source: dnnl_memory_desc_t,
+                                           destination: dnnl_memory_desc_t) throws -> BlockedActivations {
+        guard let chosenSource = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
+              let chosenDestination = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0) else {
+            throw DNNLError(call: "primitive_desc_query_md(activations)", status: -1)
+        }
+        var (user, kernel) = (source, chosenSource.pointee)
+        var (kernelOutput, userOutput) = (chosenDestination.pointee, destination)
+        let toBlocked = try reorderPrimitive(from: &user, to: &kernel)
+        do {
+            let fromBlocked = try reorderPrimitive(from: &kernelOutput, to: &userOutput)
+            return BlockedActivations(source: kernel, destination: kernelOutput, sourceBytes: dnnl_memory_desc_get_size(&kernel),
+                                      destinationBytes: dnnl_memory_desc_get_size(&kernelOutput), toBlocked: toBlocked, fromBlocked: fromBlocked)
+        } catch {
+            dnnl_primitive_destroy(toBlocked)
+            throw error
+        }
+    }
+
+    private static func reorderPrimitive(from: inout dnnl_memory_desc_t, to: inout dnnl_memory_desc_t) throws -> dnnl_primitive_t {
+        let engine = DNNLRuntime.shared.engine
+        var pd: dnnl_primitive_desc_t?
+        try check(dnnl_reorder_primitive_desc_create(&pd, &from, engine, &to, engine, nil), "reorder_primitive_desc_create(activations)")
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var reorder: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&reorder, pd), "primitive_create(reorder)")
+        return reorder!
     }
 
     func run(source: UnsafeMutableRawPointer, destination: UnsafeMutableRawPointer) throws {
@@ -334,10 +454,26 @@ final class ChannelsLastPlan: @unchecked Sendable {
         let stream = try DNNLRuntime.shared.makeStream()
         defer { dnnl_stream_destroy(stream) }
         var src: dnnl_memory_t?, wei: dnnl_memory_t?, dst: dnnl_memory_t?, zp: dnnl_memory_t?, bia: dnnl_memory_t?
-        defer { for memory in [src, wei, dst, zp, bia] { if let memory { dnnl_memory_destroy(memory) } } }
-        try check(dnnl_memory_create(&src, &sourceDescriptor, engine, source), "memory_create")
+        var userSource: dnnl_memory_t?, userDestination: dnnl_memory_t?
+        var scratch: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
+        defer {
+            for memory in [src, wei, dst, zp, bia, userSource, userDestination] { if let memory { dnnl_memory_destroy(memory) } }
+            for buffer in scratch { BufferPool.shared.give(buffer.pointer, bytes: buffer.bytes) }
+        }
+        if var blocked {
+            let (blockedSource, blockedDestination) = (BufferPool.shared.take(bytes: blocked.sourceBytes), BufferPool.shared.take(bytes: blocked.destinationBytes))
+            scratch = [(blockedSource, blocked.sourceBytes), (blockedDestination, blocked.destinationBytes)]
+            try check(dnnl_memory_create(&userSource, &sourceDescriptor, engine, source), "memory_create")
+            try check(dnnl_memory_create(&userDestination, &destinationDescriptor, engine, destination), "memory_create")
+            try check(dnnl_memory_create(&src, &blocked.source, engine, blockedSource), "memory_create")
+            try check(dnnl_memory_create(&dst, &blocked.destination, engine, blockedDestination), "memory_create")
+            let toBlocked = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: userSource), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: src)]
+            try check(dnnl_primitive_execute(blocked.toBlocked, stream, 2, toBlocked), "primitive_execute(reorder to the kernel's layout)")
+        } else {
+            try check(dnnl_memory_create(&src, &sourceDescriptor, engine, source), "memory_create")
+            try check(dnnl_memory_create(&dst, &destinationDescriptor, engine, destination), "memory_create")
+        }
         try check(dnnl_memory_create(&wei, &weightDescriptor, engine, packedWeights), "memory_create")
-        try check(dnnl_memory_create(&dst, &destinationDescriptor, engine, destination), "memory_create")
         var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: src), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: wei),
                     dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dst)]
         if let packedBias {
@@ -350,6 +486,10 @@ final class ChannelsLastPlan: @unchecked Sendable {
                 args.append(dnnl_exec_arg_t(arg: DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, memory: zp))
             }
             try check(dnnl_primitive_execute(primitive, stream, Int32(args.count), args), "primitive_execute(channels-last conv)")
+            if let blocked {
+                let fromBlocked = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: dst), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: userDestination)]
+                try check(dnnl_primitive_execute(blocked.fromBlocked, stream, 2, fromBlocked), "primitive_execute(reorder to NHWC)")
+            }
             try check(dnnl_stream_wait(stream), "stream_wait")
         }
     }
