@@ -80,6 +80,25 @@ final class WinogradConvolutionTests: XCTestCase {
         XCTAssertEqual(outputs[0], outputs[2])
     }
 
+    /// An image's output is the same alone or in a batch (`evaluate --batch-size` must not
+    /// change predictions).
+    func testWinogradResultsDoNotDependOnTheBatch() throws {
+        try XCTSkipUnless(rc_use_avx512() != 0, "no AVX-512: oneDNN has no Winograd kernel here")
+        var generator = SeededGenerator(seed: 7)
+        let single = [1, 64, 16, 16], batch = [3, 64, 16, 16]
+        let weights = Tensor.randomUniform(shape: [64, 64, 3, 3], lower: -0.2, upper: 0.2, generator: &generator)
+        let bias = Tensor.randomUniform(shape: [64], lower: -0.5, upper: 0.5, generator: &generator)
+        let conv = ChannelsLastConv2D(weights: weights, bias: bias, config: Conv2DConfig(stride: 1, padding: .symmetric(1)), activation: .none)
+        let images = Tensor.randomUniform(shape: [batch.reduce(1, *)], lower: -1, upper: 1, generator: &generator).scalars
+        XCTAssertTrue(try conv.runsWinograd(inputShape: single))
+        let together = try output(conv, images, shape: batch)
+        let perImage = single.reduce(1, *)
+        for image in 0..<3 {
+            let alone = try output(conv, Array(images[(image * perImage)..<((image + 1) * perImage)]), shape: single)
+            XCTAssertEqual(alone, Array(together[(image * perImage)..<((image + 1) * perImage)]), "image \(image)")
+        }
+    }
+
     func testWinogradOnlyWhereItPays() throws {
         let config = Conv2DConfig(stride: 1, padding: .symmetric(1))
         func uses(_ weightShape: [Int], _ config: Conv2DConfig, _ activation: FusedActivation) -> Bool {
