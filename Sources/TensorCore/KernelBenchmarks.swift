@@ -2,7 +2,7 @@ import CBLAS
 import CShims
 
 /// The `kernels` benchmark suite: convolution forward, backward-data and backward-weights
-/// on representative ResNet50 and MobileNetV2 layers, per backend, and OpenBLAS sgemm on
+/// on representative ResNet50, MobileNetV2 and InceptionV3 layers, per backend, and OpenBLAS sgemm on
 /// the GEMM shapes these layers lower to.
 public enum KernelBenchmarks {
     public struct Layer: Sendable {

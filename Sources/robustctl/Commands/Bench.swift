@@ -15,9 +15,10 @@ struct Bench: ParsableCommand {
         "callsPerSecond"}]}.
 
         Suites:
-          kernels   conv2d forward / backward-data / backward-weights on ResNet50 and
-                    MobileNetV2 layers for each kernel backend, the channels-last forward
-                    (oneDNN's, and robustctl's own 1×1 / depthwise kernels), and OpenBLAS
+          kernels   conv2d forward / backward-data / backward-weights on ResNet50,
+                    MobileNetV2 and InceptionV3 layers for each kernel backend, the
+                    channels-last forward (oneDNN's direct kernels, its Winograd kernel on
+                    wide 3×3 layers, robustctl's own 1×1 / depthwise kernels), and OpenBLAS
                     sgemm on the same GEMM shapes.
           networks  full-size networks with seeded weights: forward latency at batch 1 and 8,
                     forward + input gradient at batch 8, for each architecture and flavour.
