@@ -149,7 +149,8 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
     private let bias: Tensor
     private let plans = DNNLPlanCache<[Int], ChannelsLastPlan>()
     let thin: ThinConvolution?
-    /// Whether oneDNN runs this layer as a Winograd convolution (`usesWinograd`).
+    /// Whether this layer may run on oneDNN's Winograd kernel (`suitsWinograd`); per input
+    /// shape, `runsWinograd(inputShape:)` tells whether it does.
     let winograd: Bool
 
     /// - Parameters:
@@ -232,7 +233,7 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
                                              winograd: winograd)
                     }
                     // oneDNN has no Winograd kernel for every geometry (or CPU): direct then.
-                    if Self.winogradPays(outputShape: outputShape) && winograd, let plan = try? make(true) { return plan }
+                    if winograd && Self.winogradPays(outputShape: outputShape), let plan = try? make(true) { return plan }
                     return try make(false)
                 }
             }
@@ -351,9 +352,15 @@ final class ChannelsLastPlan: @unchecked Sendable {
             throw DNNLError(call: "primitive_desc_query_md(weights)", status: -1)
         }
         weightDescriptor = chosen.pointee
-        blocked = winograd ? try Self.blockedActivations(pd!, source: sourceDescriptor, destination: destinationDescriptor) : nil
+        let blocked = winograd ? try Self.blockedActivations(pd!, source: sourceDescriptor, destination: destinationDescriptor) : nil
         var primitive: dnnl_primitive_t?
-        try check(dnnl_primitive_create(&primitive, pd), "primitive_create(channels-last conv)")
+        let created = dnnl_primitive_create(&primitive, pd)
+        if created != dnnl_success, let blocked {
+            dnnl_primitive_destroy(blocked.toBlocked)
+            dnnl_primitive_destroy(blocked.fromBlocked)
+        }
+        try check(created, "primitive_create(channels-last conv)")
+        self.blocked = blocked
         self.primitive = primitive!
         // Pack the weights once into the layout the kernel chose.
         let packedBytes = dnnl_memory_desc_get_size(&weightDescriptor)
