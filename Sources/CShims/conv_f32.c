@@ -11,6 +11,7 @@
 #include "epilogue.h"
 
 enum { PIXELS = 8, VECTORS = 3, BLOCK = 16 * VECTORS };
+_Static_assert(PIXELS == 8, "GEMM_TILES (epilogue.h) tiles 8 pixels");
 
 long rc_conv1x1_f32_packed_size(long n, long k) { return (n + 15) / 16 * k * 16; }
 
@@ -87,21 +88,9 @@ tile(const rc_conv1x1_f32_job *j, long row, long x, long c, const int pixels, co
     }
 }
 
-#define TILE_CASES(pixels)                                                 \
-    case pixels:                                                           \
-        if (vectors == 3) tile(j, row, x, c0, pixels, 3);                  \
-        else if (vectors == 2) tile(j, row, x, c0, pixels, 2);             \
-        else tile(j, row, x, c0, pixels, 1);                               \
-        break;
-
 AVX512 static void conv1x1_avx512(const rc_conv1x1_f32_job *j, long row, long x0, long x1, long c0, long c1) {
     const int vectors = (int)((c1 - c0 + 15) / 16);
-    for (long x = x0; x < x1; x += PIXELS) {
-        switch (x1 - x < PIXELS ? x1 - x : PIXELS) {
-            TILE_CASES(1) TILE_CASES(2) TILE_CASES(3) TILE_CASES(4)
-            TILE_CASES(5) TILE_CASES(6) TILE_CASES(7) TILE_CASES(8)
-        }
-    }
+    GEMM_TILES(j, row, x0, x1, c0, vectors);
 }
 
 // Pixel-major work items.

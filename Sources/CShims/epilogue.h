@@ -328,6 +328,27 @@ AVX512 static inline __m512i tflite_add16_apply(__m512i a, __m512i b, const tfli
     return clamp16(tflite_add16_unclamped(a, b, p), p->lo, p->hi);
 }
 
+// The GEMM kernels' tile loop: `tile(j, row, x, c0, pixels, vectors)` over columns
+// [x0, x1) of `row` in tiles of up to 8 pixels, with the pixel and vector counts as constants
+// (so that each instance keeps its accumulators in registers). `tile` is the including
+// file's microkernel.
+#define GEMM_TILE_CASE(j, row, x, c0, vectors, pixels)                     \
+    case pixels:                                                           \
+        if (vectors == 3) tile(j, row, x, c0, pixels, 3);                  \
+        else if (vectors == 2) tile(j, row, x, c0, pixels, 2);             \
+        else tile(j, row, x, c0, pixels, 1);                               \
+        break;
+
+#define GEMM_TILES(j, row, x0, x1, c0, vectors)                                                           \
+    for (long x = (x0); x < (x1); x += 8) {                                                               \
+        switch ((x1) - x < 8 ? (x1) - x : 8) {                                                            \
+            GEMM_TILE_CASE(j, row, x, c0, vectors, 1) GEMM_TILE_CASE(j, row, x, c0, vectors, 2)           \
+            GEMM_TILE_CASE(j, row, x, c0, vectors, 3) GEMM_TILE_CASE(j, row, x, c0, vectors, 4)           \
+            GEMM_TILE_CASE(j, row, x, c0, vectors, 5) GEMM_TILE_CASE(j, row, x, c0, vectors, 6)           \
+            GEMM_TILE_CASE(j, row, x, c0, vectors, 7) GEMM_TILE_CASE(j, row, x, c0, vectors, 8)           \
+        }                                                                                                 \
+    }
+
 // A GEMM kernel's work item: output row, columns [x0, x1), channels [c0, c1). Items are
 // (row, column block, channel block of `block`) triples, channel blocks outermost when
 // `channel_major` and innermost otherwise.

@@ -14,6 +14,7 @@
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
 
 enum { ROWS = 8, VECTORS = 3, BLOCK = 16 * VECTORS };
+_Static_assert(ROWS == 8, "GEMM_TILES (epilogue.h) tiles 8 pixels");
 
 long rc_gemm_u8_packed_size(long n, long k) { return (n + 15) / 16 * (k / 4) * 64; }
 
@@ -114,21 +115,9 @@ tile(const rc_gemm_u8_job *j, long row, long x, long c, const int pixels, const 
     }
 }
 
-#define TILE_CASES(pixels)                                                 \
-    case pixels:                                                           \
-        if (vectors == 3) tile(j, row, x, c0, pixels, 3);                  \
-        else if (vectors == 2) tile(j, row, x, c0, pixels, 2);             \
-        else tile(j, row, x, c0, pixels, 1);                               \
-        break;
-
 VNNI static void gemm_vnni(const rc_gemm_u8_job *j, long row, long x0, long x1, long c0, long c1) {
     const int vectors = (int)((c1 - c0 + 15) / 16);
-    for (long x = x0; x < x1; x += ROWS) {
-        switch (x1 - x < ROWS ? x1 - x : ROWS) {
-            TILE_CASES(1) TILE_CASES(2) TILE_CASES(3) TILE_CASES(4)
-            TILE_CASES(5) TILE_CASES(6) TILE_CASES(7) TILE_CASES(8)
-        }
-    }
+    GEMM_TILES(j, row, x0, x1, c0, vectors);
 }
 
 static inline gemm_item item_at(const rc_gemm_u8_job *job, long item) {
