@@ -103,15 +103,21 @@ AVX512 static inline int single_floor_lanes(__m512i right_shift, __mmask16 m) {
     return (ok & m) == m;
 }
 
-AVX512 static inline __m512i single_floor16_apply(__m512i x, const single_floor16 *p) {
-    const __m512i limit = _mm512_set1_epi64(-(1LL << 30)), two31 = _mm512_set1_epi64(1LL << 31);
+// With the sign test against `limit` (−2^30 unless the caller folded a constant out of x) and
+// applied when `sign_correction` (p->sign_correction, or a compile-time constant equal to it).
+AVX512 static inline __m512i single_floor16_apply_limit(__m512i x, const single_floor16 *p, int sign_correction, __m512i limit) {
+    const __m512i two31 = _mm512_set1_epi64(1LL << 31);
     __m512i even = _mm512_mul_epi32(x, p->multiplier), odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), p->multiplier_odd);
     __m512i e = _mm512_add_epi64(even, p->constant_even), o = _mm512_add_epi64(odd, p->constant_odd);
-    if (p->sign_correction) {
+    if (sign_correction) {
         e = _mm512_mask_sub_epi64(e, _mm512_cmplt_epi64_mask(even, limit), e, two31);
         o = _mm512_mask_sub_epi64(o, _mm512_cmplt_epi64_mask(odd, limit), o, two31);
     }
     return _mm512_mask_blend_epi32(0xAAAA, _mm512_srav_epi64(e, p->shift_even), _mm512_srav_epi64(o, p->shift_odd));
+}
+
+AVX512 static inline __m512i single_floor16_apply(__m512i x, const single_floor16 *p) {
+    return single_floor16_apply_limit(x, p, p->sign_correction, _mm512_set1_epi64(-(1LL << 30)));
 }
 
 // gemmlowp's SaturatingRoundingDoublingHighMul followed by RoundingDivideByPOT, as TFLite's
@@ -253,6 +259,18 @@ AVX512 static inline __m512i dword_transpose4x4(__m512i v) {
     return _mm512_permutexvar_epi32(_mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0), v);
 }
 
+// Four pixels' sixteen channels (requantized values before their clamp, as int32 lanes)
+// stored `stride` bytes apart, masked to `m`: one pack and four 16-byte stores instead of
+// four narrowing stores (vpmovdb is the slower instruction here).
+AVX512 static inline void store_pixels4x16(uint8_t *out, long stride, __mmask16 m, __m512i r0, __m512i r1, __m512i r2,
+                                           __m512i r3, int32_t lo, int32_t hi) {
+    const __m512i bytes = dword_transpose4x4(pack64_clamped(r0, r1, r2, r3, lo, hi));
+    _mm_mask_storeu_epi8(out, m, _mm512_castsi512_si128(bytes));
+    _mm_mask_storeu_epi8(out + stride, m, _mm512_extracti32x4_epi32(bytes, 1));
+    _mm_mask_storeu_epi8(out + 2 * stride, m, _mm512_extracti32x4_epi32(bytes, 2));
+    _mm_mask_storeu_epi8(out + 3 * stride, m, _mm512_extracti32x4_epi32(bytes, 3));
+}
+
 // Sixteen requantized values, clamped, as int32 lanes.
 AVX512 static inline __m512i requantize16(const requantization16 *p, __m512i acc) {
     return requantize16_biased(p, _mm512_add_epi32(acc, p->bias));
@@ -265,28 +283,48 @@ AVX512 static inline __m512i requantize16(const requantization16 *p, __m512i acc
 //   result = floor((d·M + 2^(30−L) + (h − s)·2^(31−L)) / D)
 //          = d·M_high + floor((d·M_low + 2^(30−L) + (h − s)·2^(31−L)) / D)
 // with M = M_high·D + M_low, every term within int32 for D ≤ 2^23 (r ≤ L − 8). TFLite uses L = 20.
-typedef struct { __m512i high, low, offset, correction; __m128i shift; } input_rescale16;
+// The lanes hold q, not d: −zp·M_high is left to the caller (`constant`), −zp·M_low goes into
+// the offset (the int32 sums wrap, but their totals are the in-range values above).
+// An input whose multiplier is 2^k with no right shift and L + k ≥ 31 (the larger-scale
+// input, whose TFLite multiplier is ½) rescales to the exact shift d·2^(L+k−31):
+// floor((d·2^(L+k) + 2^30) / 2^31) = d·2^(L+k−31) + floor(½).
+typedef struct {
+    __m512i high, low, offset, correction, zero_point;
+    __m128i shift, plain_shift;
+    int shift_only;
+    int32_t constant;
+} input_rescale16;
 
 static inline int input_rescale_exact(int32_t left_shift, int32_t multiplier, int32_t right_shift) {
     return left_shift >= 8 && left_shift <= 22 && multiplier > (1 << (30 - left_shift)) && right_shift >= 0
         && right_shift <= left_shift - 8;
 }
 
-AVX512 static inline input_rescale16 input_rescale_params(int32_t left_shift, int32_t multiplier, int32_t right_shift) {
+AVX512 static inline input_rescale16 input_rescale_params(int32_t zero_point, int32_t left_shift, int32_t multiplier, int32_t right_shift) {
     const int split = 31 - left_shift + right_shift;
+    const int32_t high = multiplier >> split, low = multiplier & ((1 << split) - 1);
     input_rescale16 p;
-    p.high = _mm512_set1_epi32(multiplier >> split);
-    p.low = _mm512_set1_epi32(multiplier & ((1 << split) - 1));
-    p.offset = _mm512_set1_epi32((1 << (30 - left_shift)) + (right_shift > 0 ? (1 << (right_shift - 1)) << (31 - left_shift) : 0));
+    p.shift_only = right_shift == 0 && (multiplier & (multiplier - 1)) == 0 && left_shift + __builtin_ctz(multiplier) >= 31;
+    p.high = _mm512_set1_epi32(high);
+    p.low = _mm512_set1_epi32(low);
+    p.offset = _mm512_set1_epi32((int32_t)((uint32_t)(1 << (30 - left_shift)) + (right_shift > 0 ? (uint32_t)(1 << (right_shift - 1)) << (31 - left_shift) : 0)
+                                           - (uint32_t)zero_point * (uint32_t)low));
     p.correction = _mm512_set1_epi32(right_shift > 0 ? 1 << (31 - left_shift) : 0);
+    p.zero_point = _mm512_set1_epi32(zero_point);
     p.shift = _mm_cvtsi32_si128(split);
+    const int plain = p.shift_only ? left_shift + __builtin_ctz(multiplier) - 31 : 0;
+    p.plain_shift = _mm_cvtsi32_si128(plain);
+    p.constant = p.shift_only ? -zero_point * (1 << plain) : -zero_point * high;
     return p;
 }
 
-AVX512 static inline __m512i input_rescale(__m512i d, const input_rescale16 *p) {
-    __m512i low = _mm512_add_epi32(_mm512_mullo_epi32(d, p->low), p->offset);
-    low = _mm512_mask_sub_epi32(low, _mm512_cmplt_epi32_mask(d, _mm512_setzero_si512()), low, p->correction);
-    return _mm512_add_epi32(_mm512_mullo_epi32(d, p->high), _mm512_sra_epi32(low, p->shift));
+// The rescaled inputs q (uint8 values in int32 lanes), less p->constant. `shift_only` is
+// p->shift_only, passed separately so that callers can make it a compile-time constant.
+AVX512 static inline __m512i input_rescale(__m512i q, const input_rescale16 *p, int shift_only) {
+    if (shift_only) return _mm512_sll_epi32(q, p->plain_shift);
+    __m512i low = _mm512_add_epi32(_mm512_mullo_epi32(q, p->low), p->offset);
+    low = _mm512_mask_sub_epi32(low, _mm512_cmplt_epi32_mask(q, p->zero_point), low, p->correction);
+    return _mm512_add_epi32(_mm512_mullo_epi32(q, p->high), _mm512_sra_epi32(low, p->shift));
 }
 
 // TFLite's int8 ADD of two uint8 operands (reference_ops::AddElementwise with gemmlowp
@@ -303,29 +341,28 @@ static inline uint8_t tflite_add_value(int32_t a, int32_t b, const tflite_add_pa
     return clamp_u8(tflite_multiply(sum, p->out_multiplier, 0, p->out_right_shift) + p->out_zero_point, p->lo, p->hi);
 }
 
-typedef struct { input_rescale16 a, b; single_floor16 out; __m512i a_zero_point, b_zero_point; int32_t lo, hi; } tflite_add16;
+// The output stage sees the sum less K = the inputs' constants; K·M_out moves into the
+// single floor's constant and its sign test's limit (both 64-bit: |K·M_out| < 2^60).
+typedef struct { input_rescale16 a, b; single_floor16 out; __m512i limit; int32_t lo, hi; } tflite_add16;
 
 AVX512 static inline tflite_add16 tflite_add16_params(const tflite_add_parameters *p) {
     tflite_add16 v;
-    v.a = input_rescale_params(p->left_shift, p->a_multiplier, p->a_right_shift);
-    v.b = input_rescale_params(p->left_shift, p->b_multiplier, p->b_right_shift);
+    v.a = input_rescale_params(p->a_zero_point, p->left_shift, p->a_multiplier, p->a_right_shift);
+    v.b = input_rescale_params(p->b_zero_point, p->left_shift, p->b_multiplier, p->b_right_shift);
     v.out = single_floor_params(_mm512_set1_epi32(p->out_multiplier), _mm512_set1_epi32(p->out_right_shift), p->out_zero_point, p->lo);
-    v.a_zero_point = _mm512_set1_epi32(p->a_zero_point);
-    v.b_zero_point = _mm512_set1_epi32(p->b_zero_point);
+    const int64_t folded = ((int64_t)v.a.constant + v.b.constant) * p->out_multiplier;
+    v.out.constant_even = _mm512_add_epi64(v.out.constant_even, _mm512_set1_epi64(folded));
+    v.out.constant_odd = _mm512_add_epi64(v.out.constant_odd, _mm512_set1_epi64(folded));
+    v.limit = _mm512_set1_epi64(-(1LL << 30) - folded);
     v.lo = p->lo; v.hi = p->hi;
     return v;
 }
 
-// Sixteen sums of uint8 operands held in int32 lanes, before the output clamp.
-AVX512 static inline __m512i tflite_add16_unclamped(__m512i a, __m512i b, const tflite_add16 *p) {
-    __m512i sum = _mm512_add_epi32(input_rescale(_mm512_sub_epi32(a, p->a_zero_point), &p->a),
-                                   input_rescale(_mm512_sub_epi32(b, p->b_zero_point), &p->b));
-    return single_floor16_apply(sum, &p->out);
-}
-
-// The same, clamped.
-AVX512 static inline __m512i tflite_add16_apply(__m512i a, __m512i b, const tflite_add16 *p) {
-    return clamp16(tflite_add16_unclamped(a, b, p), p->lo, p->hi);
+// Sixteen sums of uint8 operands held in int32 lanes, before the output clamp; `a_shift` and
+// `sign_correction` are p->a.shift_only and p->out.sign_correction (see input_rescale).
+AVX512 static inline __m512i tflite_add16_unclamped(__m512i a, __m512i b, const tflite_add16 *p, int a_shift, int sign_correction) {
+    __m512i sum = _mm512_add_epi32(input_rescale(a, &p->a, a_shift), input_rescale(b, &p->b, 0));
+    return single_floor16_apply_limit(sum, &p->out, sign_correction, p->limit);
 }
 
 // The GEMM kernels' tile loop: `tile(j, row, x, c0, pixels, vectors)` over columns

@@ -36,11 +36,15 @@ AVX512 static void requantize_tflite_avx512(const int32_t *accumulators, long pi
             if (single_floor_lanes(q.right_shift, m)) {
                 const single_floor16 sf = single_floor_params(q.multiplier, q.right_shift, zero_point, lo);
                 const int shifts_left = _mm512_test_epi32_mask(left, left) != 0;
-                for (long p = p0; p < p1; ++p) {
-                    __m512i x = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, accumulators + p * channels + c), b);
-                    if (shifts_left) x = _mm512_sllv_epi32(x, left);
-                    _mm512_mask_cvtepi32_storeu_epi8(output + p * channels + c, m, clamp16(single_floor16_apply(x, &sf), lo, hi));
-                }
+#define TFLITE_SINGLE_FLOOR(p) \
+    single_floor16_apply(shifts_left ? _mm512_sllv_epi32(_mm512_add_epi32(_mm512_maskz_loadu_epi32(m, accumulators + (p) * channels + c), b), left) \
+                                     : _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, accumulators + (p) * channels + c), b), &sf)
+                long p = p0;
+                for (; p + 4 <= p1; p += 4)
+                    store_pixels4x16(output + p * channels + c, channels, m, TFLITE_SINGLE_FLOOR(p), TFLITE_SINGLE_FLOOR(p + 1),
+                                     TFLITE_SINGLE_FLOOR(p + 2), TFLITE_SINGLE_FLOOR(p + 3), lo, hi);
+                for (; p < p1; ++p) _mm512_mask_cvtepi32_storeu_epi8(output + p * channels + c, m, clamp16(TFLITE_SINGLE_FLOOR(p), lo, hi));
+#undef TFLITE_SINGLE_FLOOR
                 continue;
             }
             for (long p = p0; p < p1; ++p) {
@@ -87,7 +91,15 @@ AVX512 static void requantize_float_avx512(const int32_t *accumulators, long pix
     for (long p = 0; p < pixels; ++p) {
         const int32_t *a = accumulators + p * channels;
         uint8_t *o = output + p * channels;
-        for (long c = 0; c < channels; c += 16) {
+        long c = 0;
+#define FLOAT_REQUANTIZED(c) \
+    float_requantize16_unclamped(_mm512_add_epi32(_mm512_loadu_si512(a + (c)), _mm512_loadu_si512(bias + (c))), _mm512_loadu_ps(scale + (c)), zp)
+        // 64 channels at a time: one packed store.
+        for (; c + 64 <= channels; c += 64)
+            _mm512_storeu_si512(o + c, dword_transpose4x4(pack64_clamped(FLOAT_REQUANTIZED(c), FLOAT_REQUANTIZED(c + 16),
+                                                                         FLOAT_REQUANTIZED(c + 32), FLOAT_REQUANTIZED(c + 48), lo, hi)));
+#undef FLOAT_REQUANTIZED
+        for (; c < channels; c += 16) {
             __mmask16 m = tail16(channels - c);
             __m512i x = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, a + c), _mm512_maskz_loadu_epi32(m, bias + c));
             _mm512_mask_cvtepi32_storeu_epi8(o + c, m, float_requantize16(x, _mm512_maskz_loadu_ps(m, scale + c), zp, lo, hi));
@@ -108,11 +120,13 @@ void rc_requantize_float(const int32_t *accumulators, long pixels, long channels
 // One add input's rescaling alone (a test hook for input_rescale, epilogue.h).
 AVX512 static void rescale_input_avx512(const uint8_t *q, long count, int32_t zero_point, int32_t left_shift,
                                         int32_t multiplier, int32_t right_shift, int32_t *output) {
-    const input_rescale16 r = input_rescale_params(left_shift, multiplier, right_shift);
+    const input_rescale16 r = input_rescale_params(zero_point, left_shift, multiplier, right_shift);
+    const __m512i constant = _mm512_set1_epi32(r.constant);
     for (long i = 0; i < count; i += 16) {
         __mmask16 m = tail16(count - i);
-        __m512i d = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, q + i)), _mm512_set1_epi32(zero_point));
-        _mm512_mask_storeu_epi32(output + i, m, input_rescale(d, &r));
+        __m512i x = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, q + i));
+        __m512i v = r.shift_only ? input_rescale(x, &r, 1) : input_rescale(x, &r, 0);
+        _mm512_mask_storeu_epi32(output + i, m, _mm512_add_epi32(v, constant));
     }
 }
 
@@ -134,8 +148,9 @@ static int tflite_add_vectorizes(const tflite_add_parameters *p) {
         && p->out_multiplier != INT32_MIN && single_floor_applies(p->out_right_shift);
 }
 
-AVX512 static void add_tflite_avx512(const uint8_t *a, const uint8_t *b, long count, const tflite_add_parameters *p, uint8_t *output) {
-    const tflite_add16 v = tflite_add16_params(p);
+// One copy of the loop per value of the constant flags (see tflite_add16_unclamped).
+AVX512 static inline __attribute__((always_inline)) void add_tflite_loop(const uint8_t *a, const uint8_t *b, long count, const tflite_add16 *v,
+                                                                          int a_shift, int sign_correction, uint8_t *output) {
     long i = 0;
     // 64 values at a time: plain loads, and one packed, byte-clamped store.
     for (; i + 64 <= count; i += 64) {
@@ -143,14 +158,32 @@ AVX512 static void add_tflite_avx512(const uint8_t *a, const uint8_t *b, long co
         for (int k = 0; k < 4; ++k) {
             __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(a + i + 16 * k)));
             __m512i y = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + i + 16 * k)));
-            r[k] = tflite_add16_unclamped(x, y, &v);
+            r[k] = tflite_add16_unclamped(x, y, v, a_shift, sign_correction);
         }
-        _mm512_storeu_si512(output + i, dword_transpose4x4(pack64_clamped(r[0], r[1], r[2], r[3], v.lo, v.hi)));
+        _mm512_storeu_si512(output + i, dword_transpose4x4(pack64_clamped(r[0], r[1], r[2], r[3], v->lo, v->hi)));
     }
     for (; i < count; i += 16) {
         __mmask16 m = tail16(count - i);
         __m512i x = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a + i)), y = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, b + i));
-        _mm512_mask_cvtepi32_storeu_epi8(output + i, m, tflite_add16_apply(x, y, &v));
+        _mm512_mask_cvtepi32_storeu_epi8(output + i, m, clamp16(tflite_add16_unclamped(x, y, v, a_shift, sign_correction), v->lo, v->hi));
+    }
+}
+
+AVX512 static void add_tflite_avx512(const uint8_t *a, const uint8_t *b, long count, const tflite_add_parameters *p, uint8_t *output) {
+    tflite_add_parameters q = *p;
+    // The sum is symmetric: the shift-only input (if any) goes first.
+    if (!input_rescale_params(p->a_zero_point, p->left_shift, p->a_multiplier, p->a_right_shift).shift_only) {
+        q.a_zero_point = p->b_zero_point; q.a_multiplier = p->b_multiplier; q.a_right_shift = p->b_right_shift;
+        q.b_zero_point = p->a_zero_point; q.b_multiplier = p->a_multiplier; q.b_right_shift = p->a_right_shift;
+        const uint8_t *t = a; a = b; b = t;
+    }
+    const tflite_add16 v = tflite_add16_params(&q);
+    if (v.a.shift_only) {
+        if (v.out.sign_correction) add_tflite_loop(a, b, count, &v, 1, 1, output);
+        else add_tflite_loop(a, b, count, &v, 1, 0, output);
+    } else {
+        if (v.out.sign_correction) add_tflite_loop(a, b, count, &v, 0, 1, output);
+        else add_tflite_loop(a, b, count, &v, 0, 0, output);
     }
 }
 

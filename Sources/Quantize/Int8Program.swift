@@ -74,21 +74,22 @@ final class Int8Program: @unchecked Sendable {
                 let layer = table.layers[index]!
                 let clamp: FusedClamp = activation == .relu ? .relu : (activation == .relu6 ? .relu6 : .none)
                 let requantizer = Requantizer(layer: layer, input: input, output: output, clamp: clamp, scheme: scheme)
-                // Our 3×3 VNNI depthwise kernel is faster than oneDNN's even where oneDNN's uint8
-                // output is exact; otherwise oneDNN's exact uint8 output comes first, then our
-                // fused kernels, then oneDNN's int32 accumulators + our epilogue.
+                // Our 3×3 VNNI depthwise kernel and our fused GEMM are faster than oneDNN's
+                // kernels even where oneDNN's uint8 output is exact; otherwise oneDNN's exact
+                // uint8 output comes first, then oneDNN's int32 accumulators + our epilogue.
                 let depthwise = FusedDepthwiseConv.supports(weightShape: layer.weightShape, config: config, requantizer: requantizer)
                 let vnniDepthwise = depthwise && FusedDepthwiseConv.hasVNNIKernel(weightShape: layer.weightShape)
-                let oneDNNRequantization = vnniDepthwise ? nil : requantizer.floatRequantization(weights: layer.weights, inputZeroPoint: input.zeroPoint)
+                let fusedGemm = !depthwise && FusedInt8Conv.supports(weightShape: layer.weightShape, config: config, requantizer: requantizer)
+                let oneDNNRequantization = vnniDepthwise || fusedGemm ? nil : requantizer.floatRequantization(weights: layer.weights, inputZeroPoint: input.zeroPoint)
                 if vnniDepthwise || (depthwise && oneDNNRequantization == nil) {
                     steps[index] = .fusedDepthwise(FusedDepthwiseConv(weights: layer.weights, shape: layer.weightShape, config: config,
                                                                       inputZeroPoint: input.zeroPoint, requantizer: requantizer))
+                } else if fusedGemm {
+                    steps[index] = .fusedConv(FusedInt8Conv(weights: layer.weights, shape: layer.weightShape, config: config,
+                                                            inputZeroPoint: input.zeroPoint, requantizer: requantizer))
                 } else if let fused = oneDNNRequantization {
                     steps[index] = .requantizingConv(QuantizedConv2D(weights: layer.weights, shape: layer.weightShape, config: config,
                                                                      inputZeroPoint: input.zeroPoint, requantization: fused))
-                } else if FusedInt8Conv.supports(weightShape: layer.weightShape, config: config, requantizer: requantizer) {
-                    steps[index] = .fusedConv(FusedInt8Conv(weights: layer.weights, shape: layer.weightShape, config: config,
-                                                            inputZeroPoint: input.zeroPoint, requantizer: requantizer))
                 } else {
                     steps[index] = .conv(QuantizedConv2D(weights: layer.weights, shape: layer.weightShape, config: config,
                                                          inputZeroPoint: input.zeroPoint), requantizer)

@@ -26,7 +26,7 @@ final class EpilogueKernelTests: XCTestCase {
     }
 
     func testRequantizationPathsAgree() {
-        for channels in [1, 3, 16, 17, 40, 64] {
+        for channels in [1, 3, 16, 17, 40, 64, 80, 130] {
             let pixels = 37
             let acc = accumulators(pixels * channels)
             let bias = (0..<channels).map { _ in Int32.random(in: -5000...5000, using: &generator) }
@@ -96,13 +96,17 @@ final class EpilogueKernelTests: XCTestCase {
         }
         // The add's input rescaling (32-bit lanes) against the scalar definition, for every
         // input and zero point, multipliers of both signs, every right shift up to 20; half
-        // of the draws where the vector path applies (left 8…22, right ≤ left − 8, multiplier ≥ 2^30).
+        // of the draws where the vector path applies (left 8…22, right ≤ left − 8, multiplier ≥ 2^30),
+        // a quarter with a power-of-two multiplier, half of those with no right shift (the
+        // exact-shift case, left + log2(multiplier) ≥ 31).
         let all = (0...255).map { UInt8($0) }
         for round in 0..<64 {
             let inRange = round % 2 == 0
-            let multiplier = Int32.random(in: inRange ? (1 << 30)...Int32.max : Int32.min + 1...Int32.max, using: &generator)
             let left = Int32.random(in: inRange ? 8...22 : 1...22, using: &generator)
-            let right = Int32.random(in: inRange ? 0...(left - 8) : 0...20, using: &generator)
+            var multiplier = Int32.random(in: inRange ? (1 << 30)...Int32.max : Int32.min + 1...Int32.max, using: &generator)
+            var right = Int32.random(in: inRange ? 0...(left - 8) : 0...20, using: &generator)
+            if round % 8 < 2 { multiplier = 1 << Int32.random(in: (31 - left)...30, using: &generator) }
+            if round % 8 == 0 { right = 0 }
             let zero = Int32.random(in: 0...255, using: &generator)
             var rescaled = [Int32](repeating: 0, count: 256)
             rc_tflite_rescale_input(all, 256, zero, left, multiplier, right, &rescaled)
@@ -111,19 +115,27 @@ final class EpilogueKernelTests: XCTestCase {
         }
         // Every pair of inputs, under random TFLite parameters (multipliers in [2^30, 2^31)
         // as QuantizeMultiplier gives, right shifts 0…20, any zero points), half of them in
-        // the ranges the vector path takes (inputs 0…12, output 1…22).
+        // the ranges the vector path takes (inputs 0…12, output 1…22). Half of the rounds give
+        // one input TFLite's multiplier for the larger input scale (½: 2^30, no shift), the
+        // first or the second; every other round clamps below at the output zero point (a ReLU).
         let x = (0..<65536).map { UInt8($0 & 255) }, y = (0..<65536).map { UInt8($0 >> 8) }
-        for round in 0..<16 {
+        for round in 0..<32 {
             let multiplier = { Int32.random(in: (1 << 30)...Int32.max, using: &self.generator) }
             let inputShift = { Int32.random(in: round % 2 == 0 ? 0...12 : 0...20, using: &self.generator) }
             let outputShift = { Int32.random(in: round % 2 == 0 ? 1...22 : 0...20, using: &self.generator) }
             let zero = { Int32.random(in: 0...255, using: &self.generator) }
-            let parameters = (zero(), zero(), multiplier(), inputShift(), multiplier(), inputShift(), multiplier(), outputShift(), zero())
+            var parameters = (zero(), zero(), multiplier(), inputShift(), multiplier(), inputShift(), multiplier(), outputShift(), zero())
+            switch round % 8 {
+            case 0, 1: (parameters.2, parameters.3) = (1 << 30, 0)
+            case 2, 3: (parameters.4, parameters.5) = (1 << 30, 0)
+            default: break
+            }
+            let lower = round % 4 < 2 ? 0 : parameters.8
             let (a, b) = bothPaths(65536) { out in
                 rc_add_tflite(x, y, 65536, parameters.0, parameters.1, 20, parameters.2, parameters.3, parameters.4, parameters.5,
-                              parameters.6, parameters.7, parameters.8, 0, 255, out)
+                              parameters.6, parameters.7, parameters.8, lower, 255, out)
             }
-            XCTAssertEqual(a, b, "tflite add, every input pair, parameters \(parameters)")
+            XCTAssertEqual(a, b, "tflite add, every input pair, parameters \(parameters), lower clamp \(lower)")
         }
     }
 

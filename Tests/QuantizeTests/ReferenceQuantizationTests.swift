@@ -168,10 +168,10 @@ final class ReferenceQuantizationTests: XCTestCase {
             }
             mobile.quantization = table
             let program = Int8Program(mobile)
-            // Convolutions whose requantization oneDNN performs (zero point 0 after ReLU) are
-            // checked here too.
+            // Convolutions whose requantization oneDNN performs (k×k, zero point 0 after ReLU)
+            // are checked here too.
             let requantizing = program.steps.values.filter { if case .requantizingConv = $0 { true } else { false } }.count
-            XCTAssertGreaterThan(requantizing, 5, "\(item.entry.architecture): convolutions requantized by oneDNN")
+            XCTAssertGreaterThan(requantizing, 0, "\(item.entry.architecture): convolutions requantized by oneDNN")
             // So are the convolutions with the requantization fused into our own GEMM.
             let fused = program.steps.values.filter {
                 switch $0 { case .fusedConv, .fusedDepthwise: true; default: false }
