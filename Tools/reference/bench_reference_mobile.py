@@ -24,50 +24,69 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--repeats", type=int, default=30)
-parser.add_argument("--threads", type=int, default=2)
-parser.add_argument("--runtime", choices=["litert", "tf"], default="litert")
-parser.add_argument("--rounds", type=int, default=3)
-args = parser.parse_args()
-if args.runtime == "litert":
-    from ai_edge_litert.interpreter import Interpreter
-else:
-    Interpreter = tf.lite.Interpreter
-builders = {"mobilenet_v2": (keras.applications.MobileNetV2, 224), "resnet50": (keras.applications.ResNet50, 224),
+BUILDERS = {"mobilenet_v2": (keras.applications.MobileNetV2, 224), "resnet50": (keras.applications.ResNet50, 224),
             "inception_v3": (keras.applications.InceptionV3, 299)}
-interpreters = []
-for name, (build, size) in builders.items():
-    keras.utils.set_random_seed(1)
-    model = build(weights=None, input_shape=(size, size, 3), classifier_activation=None)
-    rng = np.random.default_rng(2)
-    calibration = rng.uniform(-1, 1, (4, size, size, 3)).astype(np.float32)
-    for precision in ["fp32", "int8"]:
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        if precision == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([calibration[i:i + 1]] for i in range(4))
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        interpreter = Interpreter(model_content=converter.convert(), num_threads=args.threads)
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], calibration[:1])
-        interpreters.append((name, precision, interpreter))
-best = {}
-for _ in range(args.rounds):
+
+
+def build_interpreters(threads, runtime="litert"):
+    """The six converted models, ready to invoke: a list of (name, precision, interpreter)."""
+    if runtime == "litert":
+        from ai_edge_litert.interpreter import Interpreter
+    else:
+        Interpreter = tf.lite.Interpreter
+    interpreters = []
+    for name, (build, size) in BUILDERS.items():
+        keras.utils.set_random_seed(1)
+        model = build(weights=None, input_shape=(size, size, 3), classifier_activation=None)
+        rng = np.random.default_rng(2)
+        calibration = rng.uniform(-1, 1, (4, size, size, 3)).astype(np.float32)
+        for precision in ["fp32", "int8"]:
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            if precision == "int8":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.representative_dataset = lambda: ([calibration[i:i + 1]] for i in range(4))
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            interpreter = Interpreter(model_content=converter.convert(), num_threads=threads)
+            interpreter.allocate_tensors()
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], calibration[:1])
+            interpreters.append((name, precision, interpreter))
+    return interpreters
+
+
+def time_round(interpreters, repeats, best):
+    """One round: each model in turn, 3 warm-up runs, the median of `repeats`; keeps the
+    quickest median per (name, precision) in `best`."""
     for name, precision, interpreter in interpreters:
         for _ in range(3):
             interpreter.invoke()
         times = []
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             start = time.perf_counter()
             interpreter.invoke()
             times.append((time.perf_counter() - start) * 1000)
         key = (name, precision)
         best[key] = min(best.get(key, float("inf")), float(np.median(times)))
-results = []
-for name, precision, _ in interpreters:
-    ms = best[(name, precision)]
-    results.append({"name": f"mobile/{name}/keras/b1", "implementation": f"{'litert' if args.runtime == 'litert' else 'tflite'}-{precision}",
-                    "threads": args.threads, "batch": 1, "ms": ms, "gflops": None})
-    print(results[-1]["name"], precision, "%.3f ms" % ms, flush=True)
-print(json.dumps({"results": results}, indent=1))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runtime", choices=["litert", "tf"], default="litert")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    interpreters = build_interpreters(args.threads, args.runtime)
+    best = {}
+    for _ in range(args.rounds):
+        time_round(interpreters, args.repeats, best)
+    results = []
+    for name, precision, _ in interpreters:
+        ms = best[(name, precision)]
+        results.append({"name": f"mobile/{name}/keras/b1", "implementation": f"{'litert' if args.runtime == 'litert' else 'tflite'}-{precision}",
+                        "threads": args.threads, "batch": 1, "ms": ms, "gflops": None})
+        print(results[-1]["name"], precision, "%.3f ms" % ms, flush=True)
+    print(json.dumps({"results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
