@@ -271,6 +271,19 @@ AVX512 static inline void store_pixels4x16(uint8_t *out, long stride, __mmask16 
     _mm_mask_storeu_epi8(out + 3 * stride, m, _mm512_extracti32x4_epi32(bytes, 3));
 }
 
+// Rows [first, last) of one 16-channel column at out + r·stride, row r's requantized lanes
+// before the clamp being VALUE(r) (a function-like macro of the caller's): four rows per
+// store_pixels4x16, the rest one narrowing store each.
+#define STORE_ROWS16(out, stride, m, first, last, VALUE, lo, hi)                                             \
+    do {                                                                                                    \
+        long row_ = (first);                                                                                \
+        for (; row_ + 4 <= (last); row_ += 4)                                                               \
+            store_pixels4x16((out) + row_ * (stride), (stride), (m), VALUE(row_), VALUE(row_ + 1),          \
+                             VALUE(row_ + 2), VALUE(row_ + 3), (lo), (hi));                                 \
+        for (; row_ < (last); ++row_)                                                                       \
+            _mm512_mask_cvtepi32_storeu_epi8((out) + row_ * (stride), (m), clamp16(VALUE(row_), (lo), (hi))); \
+    } while (0)
+
 // Sixteen requantized values, clamped, as int32 lanes.
 AVX512 static inline __m512i requantize16(const requantization16 *p, __m512i acc) {
     return requantize16_biased(p, _mm512_add_epi32(acc, p->bias));

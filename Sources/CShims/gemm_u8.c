@@ -63,14 +63,9 @@ store_tflite(const rc_gemm_u8_job *j, long row, long x, long c, int pixels, int 
         const __mmask16 m = tail16(j->n - channel);
         const requantization16 q = requantization16_load(&j->requantization, channel, m);
         uint8_t *out = j->output + (row * j->columns + x) * j->n + channel;
-        int r = 0;
-        for (; r + 4 <= pixels; r += 4)
-            store_pixels4x16(out + r * j->n, j->n, m, requantize16_unclamped(&q, _mm512_load_si512(&scratch[r][v])),
-                             requantize16_unclamped(&q, _mm512_load_si512(&scratch[r + 1][v])),
-                             requantize16_unclamped(&q, _mm512_load_si512(&scratch[r + 2][v])),
-                             requantize16_unclamped(&q, _mm512_load_si512(&scratch[r + 3][v])), q.lo, q.hi);
-        for (; r < pixels; ++r)
-            _mm512_mask_cvtepi32_storeu_epi8(out + r * j->n, m, requantize16_biased(&q, _mm512_load_si512(&scratch[r][v])));
+#define TFLITE_VALUE(r) requantize16_unclamped(&q, _mm512_load_si512(&scratch[r][v]))
+        STORE_ROWS16(out, j->n, m, 0, pixels, TFLITE_VALUE, q.lo, q.hi);
+#undef TFLITE_VALUE
     }
 }
 
@@ -116,14 +111,9 @@ tile(const rc_gemm_u8_job *j, long row, long x, long c, const int pixels, const 
         const __m512 scale = _mm512_maskz_loadu_ps(m, rq->scale + channel);
         const __m512i zero_point = _mm512_set1_epi32(rq->zero_point);
         uint8_t *out = j->output + (row * j->columns + x) * j->n + channel;
-        int r = 0;
-        for (; r + 4 <= pixels; r += 4)
-            store_pixels4x16(out + r * j->n, j->n, m, float_requantize16_unclamped(_mm512_load_si512(&scratch[r][v]), scale, zero_point),
-                             float_requantize16_unclamped(_mm512_load_si512(&scratch[r + 1][v]), scale, zero_point),
-                             float_requantize16_unclamped(_mm512_load_si512(&scratch[r + 2][v]), scale, zero_point),
-                             float_requantize16_unclamped(_mm512_load_si512(&scratch[r + 3][v]), scale, zero_point), rq->lo, rq->hi);
-        for (; r < pixels; ++r)
-            _mm512_mask_cvtepi32_storeu_epi8(out + r * j->n, m, float_requantize16(_mm512_load_si512(&scratch[r][v]), scale, zero_point, rq->lo, rq->hi));
+#define FLOAT_VALUE(r) float_requantize16_unclamped(_mm512_load_si512(&scratch[r][v]), scale, zero_point)
+        STORE_ROWS16(out, j->n, m, 0, pixels, FLOAT_VALUE, rq->lo, rq->hi);
+#undef FLOAT_VALUE
     }
 }
 

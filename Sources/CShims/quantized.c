@@ -39,11 +39,7 @@ AVX512 static void requantize_tflite_avx512(const int32_t *accumulators, long pi
 #define TFLITE_SINGLE_FLOOR(p) \
     single_floor16_apply(shifts_left ? _mm512_sllv_epi32(_mm512_add_epi32(_mm512_maskz_loadu_epi32(m, accumulators + (p) * channels + c), b), left) \
                                      : _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, accumulators + (p) * channels + c), b), &sf)
-                long p = p0;
-                for (; p + 4 <= p1; p += 4)
-                    store_pixels4x16(output + p * channels + c, channels, m, TFLITE_SINGLE_FLOOR(p), TFLITE_SINGLE_FLOOR(p + 1),
-                                     TFLITE_SINGLE_FLOOR(p + 2), TFLITE_SINGLE_FLOOR(p + 3), lo, hi);
-                for (; p < p1; ++p) _mm512_mask_cvtepi32_storeu_epi8(output + p * channels + c, m, clamp16(TFLITE_SINGLE_FLOOR(p), lo, hi));
+                STORE_ROWS16(output + c, channels, m, p0, p1, TFLITE_SINGLE_FLOOR, lo, hi);
 #undef TFLITE_SINGLE_FLOOR
                 continue;
             }

@@ -79,7 +79,7 @@ final class Int8Program: @unchecked Sendable {
                 // uint8 output comes first, then oneDNN's int32 accumulators + our epilogue.
                 let depthwise = FusedDepthwiseConv.supports(weightShape: layer.weightShape, config: config, requantizer: requantizer)
                 let vnniDepthwise = depthwise && FusedDepthwiseConv.hasVNNIKernel(weightShape: layer.weightShape)
-                let fusedGemm = !depthwise && FusedInt8Conv.supports(weightShape: layer.weightShape, config: config, requantizer: requantizer)
+                let fusedGemm = FusedInt8Conv.supports(weightShape: layer.weightShape, config: config, requantizer: requantizer)
                 let oneDNNRequantization = vnniDepthwise || fusedGemm ? nil : requantizer.floatRequantization(weights: layer.weights, inputZeroPoint: input.zeroPoint)
                 if vnniDepthwise || (depthwise && oneDNNRequantization == nil) {
                     steps[index] = .fusedDepthwise(FusedDepthwiseConv(weights: layer.weights, shape: layer.weightShape, config: config,

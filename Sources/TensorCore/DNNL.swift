@@ -26,6 +26,19 @@ func memoryDescriptor(_ shape: [Int], _ tag: dnnl_format_tag_t) throws -> dnnl_m
     return descriptor
 }
 
+/// A reorder primitive from layout `from` to layout `to`; the caller owns it
+/// (`dnnl_primitive_destroy`). `what` names the data in errors.
+func makeReorder(from: dnnl_memory_desc_t, to: dnnl_memory_desc_t, what: String,
+                 engine: dnnl_engine_t = DNNLRuntime.shared.engine) throws -> dnnl_primitive_t {
+    var (from, to) = (from, to)
+    var pd: dnnl_primitive_desc_t?
+    try check(dnnl_reorder_primitive_desc_create(&pd, &from, engine, &to, engine, nil), "reorder_primitive_desc_create(\(what))")
+    defer { dnnl_primitive_desc_destroy(pd) }
+    var reorder: dnnl_primitive_t?
+    try check(dnnl_primitive_create(&reorder, pd), "primitive_create(reorder \(what))")
+    return reorder!
+}
+
 /// The process-wide oneDNN CPU engine. oneDNN objects are created once per geometry and
 /// cached: creating a primitive costs far more than running a small one.
 final class DNNLRuntime: @unchecked Sendable {
@@ -68,16 +81,8 @@ final class DNNLArgument {
             reorder = nil
             return
         }
-        var pd: dnnl_primitive_desc_t?
-        if isOutput {
-            try check(dnnl_reorder_primitive_desc_create(&pd, &chosen, engine, &user, engine, nil), "reorder_primitive_desc_create")
-        } else {
-            try check(dnnl_reorder_primitive_desc_create(&pd, &user, engine, &chosen, engine, nil), "reorder_primitive_desc_create")
-        }
-        defer { dnnl_primitive_desc_destroy(pd) }
-        var primitive: dnnl_primitive_t?
-        try check(dnnl_primitive_create(&primitive, pd), "primitive_create(reorder)")
-        reorder = primitive
+        reorder = isOutput ? try makeReorder(from: chosen, to: user, what: "output \(slot)", engine: engine)
+                           : try makeReorder(from: user, to: chosen, what: "argument \(slot)", engine: engine)
     }
 
     deinit { if let reorder { dnnl_primitive_destroy(reorder) } }

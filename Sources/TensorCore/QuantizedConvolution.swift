@@ -372,12 +372,7 @@ final class ChannelsLastPlan: @unchecked Sendable {
         } else {
             packedBias = nil
         }
-        var reorderPD: dnnl_primitive_desc_t?
-        try check(dnnl_reorder_primitive_desc_create(&reorderPD, &plainWeights, engine, &weightDescriptor, engine, nil),
-                  "reorder_primitive_desc_create(weights)")
-        defer { dnnl_primitive_desc_destroy(reorderPD) }
-        var reorder: dnnl_primitive_t?
-        try check(dnnl_primitive_create(&reorder, reorderPD), "primitive_create(reorder)")
+        let reorder = try makeReorder(from: plainWeights, to: weightDescriptor, what: "weights")
         defer { dnnl_primitive_destroy(reorder) }
         var from: dnnl_memory_t?, to: dnnl_memory_t?
         try check(dnnl_memory_create(&from, &plainWeights, engine, UnsafeMutableRawPointer(mutating: weights)), "memory_create")
@@ -432,27 +427,16 @@ final class ChannelsLastPlan: @unchecked Sendable {
               let chosenDestination = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0) else {
             throw DNNLError(call: "primitive_desc_query_md(activations)", status: -1)
         }
-        var (user, kernel) = (source, chosenSource.pointee)
-        var (kernelOutput, userOutput) = (chosenDestination.pointee, destination)
-        let toBlocked = try reorderPrimitive(from: &user, to: &kernel)
+        var (kernel, kernelOutput) = (chosenSource.pointee, chosenDestination.pointee)
+        let toBlocked = try makeReorder(from: source, to: kernel, what: "activations")
         do {
-            let fromBlocked = try reorderPrimitive(from: &kernelOutput, to: &userOutput)
+            let fromBlocked = try makeReorder(from: kernelOutput, to: destination, what: "activations")
             return BlockedActivations(source: kernel, destination: kernelOutput, sourceBytes: dnnl_memory_desc_get_size(&kernel),
                                       destinationBytes: dnnl_memory_desc_get_size(&kernelOutput), toBlocked: toBlocked, fromBlocked: fromBlocked)
         } catch {
             dnnl_primitive_destroy(toBlocked)
             throw error
         }
-    }
-
-    private static func reorderPrimitive(from: inout dnnl_memory_desc_t, to: inout dnnl_memory_desc_t) throws -> dnnl_primitive_t {
-        let engine = DNNLRuntime.shared.engine
-        var pd: dnnl_primitive_desc_t?
-        try check(dnnl_reorder_primitive_desc_create(&pd, &from, engine, &to, engine, nil), "reorder_primitive_desc_create(activations)")
-        defer { dnnl_primitive_desc_destroy(pd) }
-        var reorder: dnnl_primitive_t?
-        try check(dnnl_primitive_create(&reorder, pd), "primitive_create(reorder)")
-        return reorder!
     }
 
     func run(source: UnsafeMutableRawPointer, destination: UnsafeMutableRawPointer) throws {
