@@ -57,17 +57,16 @@ final class Int8Program: @unchecked Sendable {
         let fusedRelus = graph.addReluPairs()
         let fusedReluNodes = Set(fusedRelus.values)
         // A pad keeps its input's quantization (its new cells hold the zero point), so the
-        // convolution reading it may read the unpadded input instead.
+        // convolution or max pool reading it may read the unpadded input instead.
         var folding = graph.foldablePadding(after: table.floatPrefixEnd)
         for pad in folding.passthrough where table.activations[pad] != table.activations[graph.nodes[pad].inputs[0]] {
             folding.passthrough.remove(pad)
             folding.extra = folding.extra.filter { graph.nodes[$0.key].inputs[0] != pad }
         }
-        let poolPadding = Self.maxPoolPadding(graph, table: table, after: table.floatPrefixEnd)
         for (index, node) in graph.nodes.enumerated() where index > table.floatPrefixEnd {
             let output = table.activations[index]!
             let input = table.activations[node.inputs[0]]!
-            if folding.passthrough.contains(index) || poolPadding.passthrough.contains(index) { steps[index] = .identity; continue }
+            if folding.passthrough.contains(index) { steps[index] = .identity; continue }
             switch node.operation {
             case let .fusedConv2d(config, _, _, activation):
                 let config = config.padded(by: folding.extra[index])
@@ -114,12 +113,10 @@ final class Int8Program: @unchecked Sendable {
                 steps[index] = .clamp(lower: UInt8(range.lower), upper: UInt8(range.upper))
             case .concat:
                 steps[index] = .concat(node.inputs.map { (table.activations[$0]!, output) })
-            case var .maxPool(config):
-                if let extra = poolPadding.extra[index] {
-                    config.padding = Padding2D(top: config.padding.top + extra.top, bottom: config.padding.bottom + extra.bottom,
-                                               left: config.padding.left + extra.left, right: config.padding.right + extra.right)
-                }
-                steps[index] = .maxPool(config)
+            case let .maxPool(config):
+                // A folded pad's cells held the zero point, the least of a ReLU's codes, so
+                // skipping them (`maxPooled`) keeps the maxima.
+                steps[index] = .maxPool(config.padded(by: folding.extra[index]))
             case let .avgPool(config): steps[index] = .avgPool(config, input)
             case .globalAvgPool: steps[index] = .globalAvgPool(input: input, output: output)
             case .flatten: steps[index] = .flatten
@@ -127,27 +124,6 @@ final class Int8Program: @unchecked Sendable {
             default: preconditionFailure("node '\(node.name)' (\(node.operation.kindName)) has no int8 step; the converter should have refused it")
             }
         }
-    }
-
-    /// Zero paddings that only feed a max pool and pad a ReLU's output (Keras's ResNet50 stem):
-    /// the padded cells hold the zero point, the minimum of those values, so the pool may read
-    /// the unpadded map and skip padded cells instead (`maxPooled` treats them as 0 ≤ zp).
-    static func maxPoolPadding(_ graph: Graph, table: QuantizationTable, after start: Int)
-        -> (passthrough: Set<Int>, extra: [Int: Padding2D]) {
-        var passthrough = Set<Int>(), extra: [Int: Padding2D] = [:]
-        let readers = graph.readerCounts()
-        for (index, node) in graph.nodes.enumerated() where index > start {
-            guard case .maxPool = node.operation, case let .zeroPad(padding) = graph.nodes[node.inputs[0]].operation else { continue }
-            let pad = node.inputs[0], producer = graph.nodes[pad].inputs[0]
-            guard readers[pad] == 1, producer > start, table.activations[pad] == table.activations[producer] else { continue }
-            switch graph.nodes[producer].operation {
-            case .fusedConv2d(_, _, _, .relu), .fusedConv2d(_, _, _, .relu6), .relu, .relu6: break
-            default: continue
-            }
-            passthrough.insert(pad)
-            extra[index] = padding
-        }
-        return (passthrough, extra)
     }
 
     /// Dequantized logits for a batch of [N, 3, S, S] images in [0, 1].

@@ -78,7 +78,7 @@ public final class ChannelsLastInference: @unchecked Sendable {
             case .relu: steps[index] = .relu
             case .relu6: steps[index] = .relu6
             case .concat: steps[index] = .concat
-            case let .maxPool(config): steps[index] = .maxPool(config)
+            case let .maxPool(config): steps[index] = .maxPool(config.padded(by: folding.extra[index]))
             case let .avgPool(config): steps[index] = .avgPool(config)
             case .globalAvgPool: steps[index] = .globalAvgPool
             case .flatten: steps[index] = .flatten

@@ -38,20 +38,40 @@ extension Graph {
         return pairs
     }
 
-    /// Keras's ZeroPadding2D in front of a convolution (its only reader) can become that
-    /// convolution's own padding: convolutions pad with a real zero (the zero point, for
-    /// int8), so the result is the same without the copy.
-    /// - Returns: convolution node → padding to add; the pad nodes that become pass-throughs.
+    /// Keras's ZeroPadding2D nodes that the node reading them can absorb as its own padding,
+    /// so that the padded copy is never made:
+    /// - in front of a convolution (its only reader): convolutions pad with a real zero (the
+    ///   zero point, for int8), so the result is the same;
+    /// - in front of a max pool (its only reader) when the padded map is a ReLU's or ReLU6's
+    ///   output (Keras's ResNet50 stem): its values are ≥ 0, so the padded zeros never exceed
+    ///   a window's largest real value, and a pool that skips padded cells gives the same
+    ///   maxima.
+    /// - Returns: reader node → padding to add; the pad nodes that become pass-throughs.
     public func foldablePadding(after start: Int) -> (extra: [Int: Padding2D], passthrough: Set<Int>) {
         let readers = readerLists()
         var extra: [Int: Padding2D] = [:], passthrough = Set<Int>()
         for (index, node) in nodes.enumerated() where index > start {
-            guard case let .zeroPad(padding) = node.operation, index != output, readers[index].count == 1,
-                  case .fusedConv2d = nodes[readers[index][0]].operation else { continue }
-            extra[readers[index][0]] = padding
+            guard case let .zeroPad(padding) = node.operation, index != output, readers[index].count == 1 else { continue }
+            let reader = readers[index][0]
+            switch nodes[reader].operation {
+            case .fusedConv2d: break
+            case let .maxPool(config) where node.inputs[0] > start && producesNonNegative(node.inputs[0])
+                                            && config.padded(by: padding).everyWindowHoldsInput: break
+            default: continue
+            }
+            extra[reader] = padding
             passthrough.insert(index)
         }
         return (extra, passthrough)
+    }
+
+    /// Whether the node's values are ≥ 0 by construction: a ReLU or ReLU6, on its own or
+    /// fused into a convolution.
+    func producesNonNegative(_ index: Int) -> Bool {
+        switch nodes[index].operation {
+        case .relu, .relu6, .fusedConv2d(_, _, _, .relu), .fusedConv2d(_, _, _, .relu6): return true
+        default: return false
+        }
     }
 }
 
@@ -63,5 +83,22 @@ extension Conv2DConfig {
         config.padding = Padding2D(top: padding.top + extra.top, bottom: padding.bottom + extra.bottom,
                                    left: padding.left + extra.left, right: padding.right + extra.right)
         return config
+    }
+}
+
+extension Pool2DConfig {
+    /// The configuration with `extra` padding added on each side.
+    public func padded(by extra: Padding2D?) -> Pool2DConfig {
+        guard let extra else { return self }
+        var config = self
+        config.padding = Padding2D(top: padding.top + extra.top, bottom: padding.bottom + extra.bottom,
+                                   left: padding.left + extra.left, right: padding.right + extra.right)
+        return config
+    }
+
+    /// Whether every window covers at least one input cell: each side's padding is smaller
+    /// than the kernel, and no ceil-mode window hangs past the end.
+    var everyWindowHoldsInput: Bool {
+        !ceilMode && [padding.top, padding.bottom].allSatisfy { $0 < kernelH } && [padding.left, padding.right].allSatisfy { $0 < kernelW }
     }
 }

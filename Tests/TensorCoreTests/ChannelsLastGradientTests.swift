@@ -71,10 +71,54 @@ final class ChannelsLastGradientTests: XCTestCase {
         let x = Tensor.randomUniform(shape: [2, 3, 8, 8], lower: 0, upper: 1, generator: &generator)
         try assertGradientsAgree(fused, fusedParameters, input: x, labels: [4, 0])
     }
+
+    /// Keras's ResNet50 stem: a convolution with its ReLU, a zero padding, a 3×3 stride-2
+    /// max pool. The pool reads the unpadded map when the padded values are a ReLU's output
+    /// (≥ 0, so the padded zeros never win), and only then: after a convolution without
+    /// activation the padded zeros beat negative windows, and the pad must stay a copy.
+    func testZeroPaddingIsFoldedIntoAMaxPoolOnlyAfterAReLU() throws {
+        for activation in [FusedActivation.relu, .relu6, .none] {
+            var g = Graph()
+            var generator = SeededGenerator(seed: 9)
+            let parameters: Parameters = [
+                "stem.weight": Tensor.randomUniform(shape: [6, 3, 3, 3], lower: -0.5, upper: 0.5, generator: &generator),
+                "stem.bias": Tensor.randomUniform(shape: [6], lower: -0.5, upper: 0.1, generator: &generator),
+                "fc.weight": Tensor.randomUniform(shape: [4, 6], lower: -0.5, upper: 0.5, generator: &generator),
+            ]
+            let stem = g.add("stem", .fusedConv2d(Conv2DConfig(stride: 2, padding: .symmetric(1)), weight: "stem.weight", bias: "stem.bias",
+                                                  activation: activation), inputs: [0])
+            let padded = g.add("pad", .zeroPad(Padding2D(top: 1, bottom: 1, left: 1, right: 1)), inputs: [stem])
+            let pooled = g.add("pool", .maxPool(Pool2DConfig(kernel: 3, stride: 2)), inputs: [padded])
+            let global = g.add("gap", .globalAvgPool, inputs: [pooled])
+            let flat = g.add("flatten", .flatten, inputs: [global])
+            g.add("fc", .linear(weight: "fc.weight", bias: nil), inputs: [flat])
+            let program = try XCTUnwrap(ChannelsLastInference(graph: g, parameters: parameters))
+            let folded: Bool
+            if case .identity? = program.steps[padded] { folded = true } else { folded = false }
+            XCTAssertEqual(folded, activation != .none, "\(activation)")
+            // Mostly negative sums: many windows whose ReLU output is all zeros (ties with the
+            // padding), and negative windows at the border without a ReLU.
+            let x = Tensor.randomUniform(shape: [2, 3, 12, 11], lower: 0, upper: 1, generator: &generator)
+            let features = Executor().forward(g.prefixGraph(through: pooled), parameters: parameters, input: x)
+            let values = try program.forwardSteps(x, keeping: [stem, pooled]).values
+            let ours = ChannelsLastKernels.toChannelsFirst(values[pooled]!)
+            XCTAssertEqual(ours.shape, features.shape)
+            XCTAssertLessThanOrEqual(zip(ours.scalars, features.scalars).map { abs($0 - $1) }.max()!, 1e-6, "\(activation)")
+            if activation == .none {
+                // What the fold would give here: different maxima.
+                let skipping = Pool2DConfig(kernel: 3, stride: 2, padding: .symmetric(1))
+                let wrong = ChannelsLastKernels.toChannelsFirst(ChannelsLastKernels.maxPool(values[stem]!, skipping))
+                XCTAssertGreaterThan(zip(wrong.scalars, features.scalars).map { abs($0 - $1) }.max()!, 1e-3)
+            }
+            try assertGradientsAgree(g, parameters, input: x, labels: [1, 3])
+        }
+    }
 }
 
 private extension Graph {
     /// The first nodes up to `last`, with `last` as the output.
+    func prefixGraph(through last: Int) -> Graph { Graph.prefix(of: self, through: last) }
+
     static func prefix(of graph: Graph, through last: Int) -> Graph {
         var prefix = Graph()
         for node in graph.nodes.dropFirst().prefix(last) { prefix.add(node.name, node.operation, inputs: node.inputs) }
