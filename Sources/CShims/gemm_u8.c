@@ -5,7 +5,8 @@
 // fixed-point epilogue (4 bytes per value written, read back, 1 written); here only the
 // uint8 result is stored. AVX-512 VNNI microkernel (8 output pixels of a row × 48 channels, vpdpbusd) and a
 // portable C definition of the same arithmetic; tests compare both with oneDNN + the
-// separate epilogue.
+// separate epilogue. A network's stem (a large kernel on three channels) runs here too, its
+// inputs read in place as one run per window row of a zero-point-padded image.
 #include "include/CShims.h"
 #include <string.h>
 
@@ -38,15 +39,20 @@ static inline const uint8_t *pixel_base(const rc_gemm_u8_job *j, long row, long 
     return j->input + row / j->rows_per_image * j->image_stride + row % j->rows_per_image * j->row_stride + column * j->column_stride;
 }
 
+// Input runs of a job: `segments` (at least 1) runs of run_quads quads each.
+static inline long run_count(const rc_gemm_u8_job *j) { return j->segments > 1 ? j->segments : 1; }
+
 static void gemm_generic(const rc_gemm_u8_job *j, long row, long x0, long x1, long c0, long c1) {
-    const long quads = j->k / 4;
+    const long quads = j->k / 4, run_quads = quads / run_count(j);
     for (long x = x0; x < x1; ++x) {
         const uint8_t *a = pixel_base(j, row, x);
         for (long c = c0; c < c1; ++c) {
             const int8_t *w = j->packed + ((c / 16) * quads * 16 + c % 16) * 4;
             int32_t acc = 0;
-            for (long q = 0; q < quads; ++q)
-                for (long b = 0; b < 4; ++b) acc += (int32_t)a[q * 4 + b] * (int32_t)w[q * 64 + b];
+            for (long q = 0; q < quads; ++q) {
+                const uint8_t *quad = a + q / run_quads * j->segment_stride + q % run_quads * 4;
+                for (long b = 0; b < 4; ++b) acc += (int32_t)quad[b] * (int32_t)w[q * 64 + b];
+            }
             j->output[(row * j->columns + x) * j->n + c] = requantize_value(&j->requantization, acc, c);
         }
     }
@@ -69,6 +75,25 @@ store_tflite(const rc_gemm_u8_job *j, long row, long x, long c, int pixels, int 
     }
 }
 
+// Adds `count` quads of inputs from `a` (pixel r's at a + r·step) times the weight quads
+// from `w` (vector v's at w + v·quads·64) to the tile's accumulators.
+VNNI static inline __attribute__((always_inline)) void
+accumulate_run(__m512i acc[ROWS][VECTORS], const uint8_t *a, const int8_t *w, long count, long quads, long step,
+               const int pixels, const int vectors) {
+    // Not unrolled: two steps' weights next to 24 accumulators spill to the stack.
+#pragma clang loop unroll(disable)
+    for (long q = 0; q < count; ++q) {
+        __m512i b[VECTORS];
+        for (int v = 0; v < vectors; ++v) b[v] = _mm512_loadu_si512(w + (v * quads + q) * 64);
+        for (int r = 0; r < pixels; ++r) {
+            int32_t four;
+            memcpy(&four, a + r * step + q * 4, 4);
+            __m512i input = _mm512_set1_epi32(four);
+            for (int v = 0; v < vectors; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], input, b[v]);
+        }
+    }
+}
+
 // `pixels` consecutive outputs of one row from column x × `vectors` groups of 16 channels
 // from c (the last group masked to the real channel count). Called with constant pixels /
 // vectors so that the accumulators live in registers.
@@ -83,17 +108,13 @@ tile(const rc_gemm_u8_job *j, long row, long x, long c, const int pixels, const 
         const __m512i bias = _mm512_maskz_loadu_epi32(tail16(j->n - c - v * 16), j->requantization.bias + c + v * 16);
         for (int r = 0; r < pixels; ++r) acc[r][v] = bias;
     }
-    // Not unrolled: two steps' weights next to 24 accumulators spill to the stack.
-#pragma clang loop unroll(disable)
-    for (long q = 0; q < quads; ++q) {
-        __m512i b[VECTORS];
-        for (int v = 0; v < vectors; ++v) b[v] = _mm512_loadu_si512(w + (v * quads + q) * 64);
-        for (int r = 0; r < pixels; ++r) {
-            int32_t four;
-            memcpy(&four, a + r * step + q * 4, 4);
-            __m512i input = _mm512_set1_epi32(four);
-            for (int v = 0; v < vectors; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], input, b[v]);
-        }
+    // One loop over contiguous inputs (a pointwise layer), or one per window row (a stem).
+    if (j->segments <= 1) {
+        accumulate_run(acc, a, w, quads, quads, step, pixels, vectors);
+    } else {
+        const long runs = j->segments, run_quads = quads / runs;
+        for (long run = 0; run < runs; ++run)
+            accumulate_run(acc, a + run * j->segment_stride, w + run * run_quads * 64, run_quads, quads, step, pixels, vectors);
     }
     // Through an L1 scratch: with all accumulators still live, the epilogue's parameters and
     // temporaries would not fit the 32 vector registers (3–9 % faster, measured).
@@ -143,67 +164,3 @@ void rc_gemm_u8_run(const rc_gemm_u8_job *job, long first_item, long last_item) 
         gemm_generic(job, it.row, it.x0, it.x1, it.c0, it.c1);
     }
 }
-
-// The patches of a k×k convolution of few channels (a network's stem) as GEMM rows: each
-// output pixel's window, taps × channels bytes (cells outside the image = the zero point),
-// zero bytes up to `row_length`. A window row is one contiguous run of the input row, copied
-// with masked byte loads and stores (at most 64 bytes: kernel_w × channels ≤ 64).
-AVX512 static void im2col_avx512(const uint8_t *input, long height, long width, long channels, long kernel_h, long kernel_w,
-                                 long stride_h, long stride_w, long pad_top, long pad_left, long output_height,
-                                 long output_width, long row_length, uint8_t zero_point, long first_row, long last_row,
-                                 uint8_t *output) {
-    const long run = kernel_w * channels;
-    const __m512i fill = _mm512_set1_epi8((char)zero_point);
-    const __mmask64 whole = run == 64 ? ~(__mmask64)0 : (((__mmask64)1 << run) - 1);
-    const long tail = row_length - kernel_h * run;
-    for (long r = first_row; r < last_row; ++r) {
-        const long b = r / output_height, y = r % output_height;
-        const uint8_t *image = input + b * height * width * channels;
-        for (long x = 0; x < output_width; ++x) {
-            uint8_t *out = output + (r * output_width + x) * row_length;
-            const long ix = x * stride_w - pad_left;
-            // Columns [first, last) of the window lie inside the image.
-            const long first = ix < 0 ? -ix : 0, last = width - ix < kernel_w ? width - ix : kernel_w;
-            const long lo = first * channels, hi = last * channels;
-            const __mmask64 below_hi = hi >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << hi) - 1);
-            const __mmask64 inside = last > first ? below_hi & ~(((__mmask64)1 << lo) - 1) : 0;
-            for (long ky = 0; ky < kernel_h; ++ky) {
-                const long iy = y * stride_h - pad_top + ky;
-                uint8_t *segment = out + ky * run;
-                if (iy < 0 || iy >= height || inside == 0) { _mm512_mask_storeu_epi8(segment, whole, fill); continue; }
-                const uint8_t *source = image + (iy * width + ix) * channels;
-                // Masked-off lanes are neither read nor written: reading `source` before the
-                // row's start is only ever masked.
-                __m512i values = _mm512_mask_loadu_epi8(fill, inside, source);
-                _mm512_mask_storeu_epi8(segment, whole, values);
-            }
-            for (long i = 0; i < tail; ++i) out[kernel_h * run + i] = 0;
-        }
-    }
-}
-
-void rc_im2col_u8(const uint8_t *input, long height, long width, long channels, long kernel_h, long kernel_w,
-                  long stride_h, long stride_w, long pad_top, long pad_left, long output_height, long output_width,
-                  long row_length, uint8_t zero_point, long first_row, long last_row, uint8_t *output) {
-    if (rc_use_avx512() && kernel_w * channels <= 64) {
-        im2col_avx512(input, height, width, channels, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left,
-                      output_height, output_width, row_length, zero_point, first_row, last_row, output);
-        return;
-    }
-    for (long r = first_row; r < last_row; ++r) {
-        const long b = r / output_height, y = r % output_height;
-        const uint8_t *image = input + b * height * width * channels;
-        for (long x = 0; x < output_width; ++x) {
-            uint8_t *out = output + (r * output_width + x) * row_length;
-            long i = 0;
-            for (long ky = 0; ky < kernel_h; ++ky)
-                for (long kx = 0; kx < kernel_w; ++kx) {
-                    const long iy = y * stride_h - pad_top + ky, ix = x * stride_w - pad_left + kx;
-                    const int inside = iy >= 0 && iy < height && ix >= 0 && ix < width;
-                    for (long c = 0; c < channels; ++c) out[i++] = inside ? image[(iy * width + ix) * channels + c] : zero_point;
-                }
-            while (i < row_length) out[i++] = 0;
-        }
-    }
-}
-

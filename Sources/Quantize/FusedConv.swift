@@ -2,8 +2,9 @@ import CShims
 import TensorCore
 
 /// A 1×1 int8 convolution (any stride, no padding), fully connected layer, or network stem
-/// (a large k×k kernel on at most four input channels, through im2col) run as a GEMM with
-/// the scheme's requantization fused into it (`rc_gemm_u8_run`, AVX-512 VNNI).
+/// (a large k×k kernel on at most four input channels, its window rows read in place from a
+/// padded copy of the image) run as a GEMM with the scheme's requantization fused into it
+/// (`rc_gemm_u8_run`, AVX-512 VNNI).
 ///
 /// oneDNN's kernels can requantize only in float; for the TFLite scheme's fixed-point
 /// arithmetic (and QNNPACK outputs with a zero point) they must write int32 accumulators,
@@ -19,8 +20,9 @@ final class FusedInt8Conv: @unchecked Sendable {
     let config: Conv2DConfig
     let inputZeroPoint: Int32
     private let packed: IntegerBuffer<Int8>
-    /// A stem's im2col row length (0 for a pointwise layer).
-    private let patchLength: Int
+    /// A stem's window row in bytes as the GEMM reads it: kernel width × channels rounded up
+    /// to a multiple of 4, the extra weights zero (0 for a pointwise layer).
+    private let windowRowBytes: Int
     /// bias − input zero point · Σ w[c]: oneDNN's Σ (x − zp)·w + bias, folded.
     private let bias: [Int32]
     private let requantizer: Requantizer
@@ -58,30 +60,27 @@ final class FusedInt8Conv: @unchecked Sendable {
         weightShape = shape
         self.config = config
         self.inputZeroPoint = inputZeroPoint
-        let (n, inputs, taps) = (shape[0], shape[1], shape[2] * shape[3])
-        // A stem's GEMM row is its window in (tap, channel) order, zero-padded to a multiple of 4.
-        let k = stem ? (taps * inputs + 3) / 4 * 4 : inputs
+        let (n, inputs, kernelH, kernelW) = (shape[0], shape[1], shape[2], shape[3])
+        // A stem's GEMM row is its window, row by row in (column, channel) order, each window
+        // row zero-padded to a multiple of 4 bytes.
+        let rowBytes = stem ? (kernelW * inputs + 3) / 4 * 4 : 0
+        let k = stem ? kernelH * rowBytes : inputs
         var rows = [Int8](repeating: 0, count: n * k)
-        for o in 0..<n { for i in 0..<inputs { for t in 0..<taps { rows[o * k + t * inputs + i] = weights[(o * inputs + i) * taps + t] } } }
+        if stem {
+            for o in 0..<n { for i in 0..<inputs { for y in 0..<kernelH { for x in 0..<kernelW {
+                rows[o * k + y * rowBytes + x * inputs + i] = weights[((o * inputs + i) * kernelH + y) * kernelW + x]
+            } } } }
+        } else {
+            rows = weights
+        }
         let packed = IntegerBuffer<Int8>(count: rc_gemm_u8_packed_size(n, k))
         rows.withUnsafeBufferPointer { w in packed.withUnsafeMutableBufferPointer { p in rc_gemm_u8_pack(w.baseAddress, n, k, p.baseAddress) } }
         self.packed = packed
-        patchLength = stem ? k : 0
+        windowRowBytes = rowBytes
         bias = (0..<n).map { channel in
             let sum = rows[(channel * k)..<((channel + 1) * k)].reduce(Int32(0)) { $0 &+ Int32($1) }
             return requantizer.bias[channel] &- inputZeroPoint &* sum
         }
-        self.requantizer = requantizer
-    }
-
-    /// The GEMM alone over already packed weights (a stem's, applied to its patches).
-    private init(packed: IntegerBuffer<Int8>, inputs: Int, outputs: Int, bias: [Int32], requantizer: Requantizer) {
-        weightShape = [outputs, inputs, 1, 1]
-        config = Conv2DConfig()
-        inputZeroPoint = 0
-        self.packed = packed
-        patchLength = 0
-        self.bias = bias
         self.requantizer = requantizer
     }
 
@@ -91,47 +90,57 @@ final class FusedInt8Conv: @unchecked Sendable {
         let shape4 = x.shape.count == 4 ? x.shape : [x.shape[0], x.shape[1], 1, 1]
         precondition(shape4[1] == weightShape[1], "fused int8 conv: input \(x.shape) has \(shape4[1]) channels, expected \(weightShape[1])")
         let outputShape = config.outputShape(input: shape4, weight: weightShape)
-        if patchLength > 0 { return applyStem(x, outputShape: outputShape) }
+        if windowRowBytes > 0 { return applyStem(x, outputShape: outputShape) }
         let (batch, channels, height, width) = (shape4[0], shape4[1], shape4[2], shape4[3])
         // A stride-1 convolution is one long row of pixels.
         let flat = config.strideH == 1 && config.strideW == 1
-        let rows = flat ? 1 : batch * outputShape[2], columns = flat ? batch * height * width : outputShape[3]
-        let n = weightShape[0]
+        let output = x.buffer.withUnsafeBufferPointer { source in
+            gemm(source.baseAddress!, rows: flat ? 1 : batch * outputShape[2], columns: flat ? batch * height * width : outputShape[3],
+                 rowsPerImage: flat ? 1 : outputShape[2], imageStride: height * width * channels,
+                 rowStride: config.strideH * width * channels, columnStride: config.strideW * channels)
+        }
+        return QuantizedValue(buffer: output, shape: x.shape.count == 2 ? [outputShape[0], outputShape[1]] : outputShape)
+    }
+
+    /// A stem on a copy of the image padded with the zero point (so padded cells add
+    /// (zp − zp)·w = 0), each window row read in place; `slack` bytes after the copy cover the
+    /// last window row's read past its end, whose weights are zero.
+    private func applyStem(_ x: QuantizedValue, outputShape: [Int]) -> QuantizedValue {
+        let channels = x.shape[1], kernelW = weightShape[3]
+        let padded = Int8Kernels.pad(x, config.padding, value: UInt8(inputZeroPoint), slack: windowRowBytes - kernelW * channels)
+        let (paddedHeight, paddedWidth) = (padded.shape[2], padded.shape[3])
+        let output = padded.buffer.withUnsafeBufferPointer { source in
+            gemm(source.baseAddress!, rows: outputShape[0] * outputShape[2], columns: outputShape[3], rowsPerImage: outputShape[2],
+                 imageStride: paddedHeight * paddedWidth * channels, rowStride: config.strideH * paddedWidth * channels,
+                 columnStride: config.strideW * channels, windowRows: weightShape[2], windowRowStride: paddedWidth * channels)
+        }
+        return QuantizedValue(buffer: output, shape: outputShape)
+    }
+
+    /// The GEMM over `rows` × `columns` output pixels, pixel (r, x) reading its k inputs from
+    /// (r / rowsPerImage)·imageStride + (r % rowsPerImage)·rowStride + x·columnStride, in
+    /// `windowRows` runs `windowRowStride` bytes apart.
+    private func gemm(_ input: UnsafePointer<UInt8>, rows: Int, columns: Int, rowsPerImage: Int, imageStride: Int,
+                      rowStride: Int, columnStride: Int, windowRows: Int = 1, windowRowStride: Int = 0) -> IntegerBuffer<UInt8> {
+        let n = weightShape[0], k = windowRowBytes > 0 ? weightShape[2] * windowRowBytes : weightShape[1]
         let output = IntegerBuffer<UInt8>(count: rows * columns * n)
-        x.buffer.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
+        output.withUnsafeMutableBufferPointer { out in
             packed.withUnsafeBufferPointer { weights in requantizer.withKernelParameters(bias: bias) { requantization in
                 var job = rc_gemm_u8_job(
-                    input: source.baseAddress, k: channels, rows: rows, columns: columns,
-                    rows_per_image: flat ? 1 : outputShape[2], image_stride: height * width * channels,
-                    row_stride: config.strideH * width * channels, column_stride: config.strideW * channels,
+                    input: input, k: k, rows: rows, columns: columns, rows_per_image: rowsPerImage, image_stride: imageStride,
+                    row_stride: rowStride, column_stride: columnStride,
                     n: n, packed: weights.baseAddress, requantization: requantization,
                     output: out.baseAddress, column_block: Self.columnBlock(rows: rows, columns: columns, channels: n),
-                    channel_major: packed.count > Self.cachedWeightBytes ? 1 : 0)
+                    channel_major: packed.count > Self.cachedWeightBytes ? 1 : 0,
+                    segments: windowRows, segment_stride: windowRowStride)
                 let items = rc_gemm_u8_items(&job)
                 withUnsafePointer(to: &job) { pointer in
                     let j = UncheckedSendable(pointer)
                     Threading.parallelFor(items) { range in rc_gemm_u8_run(j.value, range.lowerBound, range.upperBound) }
                 }
             } }
-        } }
-        return QuantizedValue(buffer: output, shape: x.shape.count == 2 ? [outputShape[0], outputShape[1]] : outputShape)
-    }
-
-    /// im2col, then the GEMM over the patches (a 1×1 convolution of `patchLength` channels).
-    private func applyStem(_ x: QuantizedValue, outputShape: [Int]) -> QuantizedValue {
-        let (batch, height, width) = (outputShape[0], outputShape[2], outputShape[3])
-        let patches = IntegerBuffer<UInt8>(count: batch * height * width * patchLength)
-        x.buffer.withUnsafeBufferPointer { source in patches.withUnsafeMutableBufferPointer { out in
-            let (s, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
-            let (c, kernel, length, zeroPoint) = (config, weightShape, patchLength, UInt8(inputZeroPoint))
-            Threading.parallelFor(batch * height) { rows in
-                rc_im2col_u8(s.value, x.shape[2], x.shape[3], x.shape[1], kernel[2], kernel[3], c.strideH, c.strideW,
-                             c.padding.top, c.padding.left, height, width, length, zeroPoint, rows.lowerBound, rows.upperBound, o.value)
-            }
-        } }
-        let gemm = FusedInt8Conv(packed: packed, inputs: patchLength, outputs: weightShape[0], bias: bias, requantizer: requantizer)
-        let result = gemm.apply(QuantizedValue(buffer: patches, shape: [batch, patchLength, height, width]))
-        return QuantizedValue(buffer: result.buffer, shape: outputShape)
+        }
+        return output
     }
 
     /// Output columns per work item: at most 64 (eight 8-pixel tiles over one 48-channel

@@ -212,10 +212,12 @@ enum Int8Kernels {
     }
 
     /// Zero padding in real terms: new cells hold the zero point.
-    static func pad(_ x: QuantizedValue, _ padding: Padding2D, value: UInt8) -> QuantizedValue {
+    /// - Parameter slack: bytes of `value` after the padded map, for kernels that read a
+    ///   little past a window's end (`FusedInt8Conv`'s stems); not part of the shape.
+    static func pad(_ x: QuantizedValue, _ padding: Padding2D, value: UInt8, slack: Int = 0) -> QuantizedValue {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (h + padding.top + padding.bottom, w + padding.left + padding.right)
-        let output = IntegerBuffer<UInt8>(count: n * oh * ow * c)
+        let output = IntegerBuffer<UInt8>(count: n * oh * ow * c + slack)
         x.buffer.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
             out.update(repeating: value)
             for b in 0..<n { for y in 0..<h {

@@ -18,8 +18,9 @@ final class FusedConvTests: XCTestCase {
 
     func testFusedGemmEqualsAccumulateThenRequantize() throws {
         // (input [N, C, H, W], output channels, kernel, stride, padding): pointwise layers, and
-        // stems (k×k on at most four channels, through im2col) with Keras's and symmetric
-        // padding, windows wider than the image, 64-byte window rows.
+        // stems (k×k on at most four channels, window rows read in place from a padded copy)
+        // with Keras's and symmetric padding, windows wider than the image, window rows of
+        // 14, 15 and 21 bytes (read as 16, 16 and 24, the extra weights zero), 16 and 64.
         let same = Padding2D.symmetric(1), keras = Padding2D(top: 0, bottom: 1, left: 0, right: 1)
         let geometries: [([Int], Int, Int, (Int, Int), Padding2D)] = [
             ([1, 4, 1, 1], 1, 1, (1, 1), .zero), ([1, 16, 5, 1], 24, 1, (1, 1), .zero), ([2, 36, 2, 4], 48, 1, (1, 1), .zero),

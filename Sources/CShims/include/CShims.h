@@ -101,11 +101,14 @@ long rc_requantization_prepared_count(long n);
 void rc_requantization_prepare(const rc_requantization *q, long n, int64_t *prepared);
 
 /// 1×1 int8 convolution (any stride) with the requantization fused into its GEMM
-/// (gemm_u8.c): output[r, x, c] = requantize(Σ_i input[base(r, x) + i] · w[c, i])
+/// (gemm_u8.c): output[r, x, c] = requantize(Σ_i input[base(r, x) + offset(i)] · w[c, i])
 /// with base(r, x) = (r / rows_per_image)·image_stride + (r % rows_per_image)·row_stride
 /// + x·column_stride, for uint8 channels-last input, `k` input channels (a multiple of 4)
 /// and int8 weights [n][k] packed by rc_gemm_u8_pack; the requantization's bias already
-/// holds bias − input zero point · Σ w[c]. Output rows × columns × n, channels-last.
+/// holds bias − input zero point · Σ w[c]. offset(i) = i, or with `segments` > 1 the k
+/// values are that many equal runs `segment_stride` bytes apart (offset(i) = (i / run)·
+/// segment_stride + i % run, run = k / segments, a multiple of 4): a k×k convolution's
+/// window rows read in place from a padded image. Output rows × columns × n, channels-last.
 typedef struct {
     const uint8_t *input;
     long k;
@@ -119,6 +122,8 @@ typedef struct {
     /// Item order: channel blocks outermost (each weight panel read once per thread, for
     /// weights too large to stay in cache) or pixels outermost (equal work per chunk of items).
     int channel_major;
+    /// 0 or 1: the k inputs are contiguous; more: k / segments contiguous bytes per run.
+    long segments, segment_stride;
 } rc_gemm_u8_job;
 /// Bytes of packed weights for n output channels of k inputs.
 long rc_gemm_u8_packed_size(long n, long k);
@@ -186,13 +191,6 @@ typedef struct {
 long rc_expand_depthwise_f32_items(const rc_expand_depthwise_f32_job *job);
 long rc_expand_depthwise_f32_scratch_size(const rc_expand_depthwise_f32_job *job);
 void rc_expand_depthwise_f32_run(const rc_expand_depthwise_f32_job *job, long first_item, long last_item);
-
-/// The patches of a k×k convolution as rows of a GEMM input: output rows first_row ..< last_row
-/// (of batch × output_height), each output pixel's window (taps × channels, cells outside
-/// the image = zero_point) followed by zero bytes up to `row_length`.
-void rc_im2col_u8(const uint8_t *input, long height, long width, long channels, long kernel_h, long kernel_w,
-                  long stride_h, long stride_w, long pad_top, long pad_left, long output_height, long output_width,
-                  long row_length, uint8_t zero_point, long first_row, long last_row, uint8_t *output);
 
 /// Depthwise int8 convolution with the requantization fused (depthwise_u8.c):
 /// output[b, y, x, c] = requantize(Σ_taps (input[b, iy, ix, c] − input_zero_point) · w[tap, c])
