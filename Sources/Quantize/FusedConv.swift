@@ -39,14 +39,18 @@ final class FusedInt8Conv: @unchecked Sendable {
         guard rc_use_vnni() != 0, weightShape.count == 4, config.groups == 1, config.dilationH == 1, config.dilationW == 1,
               !requantizer.multipliers.contains(Int32.min) else { return false }
         let pointwise = weightShape[2] == 1 && weightShape[3] == 1 && weightShape[1] % 4 == 0 && config.padding == .zero
-        return pointwise || isStem(weightShape)
+        // Small stems (3×3 on RGB) only in the TFLite scheme, where oneDNN needs the int32
+        // round trip (MobileNetV2's stem 0.19 → 0.12 ms per step); in QNNPACK's, oneDNN writes
+        // the exact uint8 output itself and is as fast.
+        let largeWindow = weightShape[1] * weightShape[2] * weightShape[3] >= 64
+        return pointwise || (isStem(weightShape) && (largeWindow || requantizer.scheme == .tflite))
     }
 
     /// A k×k convolution of at most four input channels whose window rows fit a vector and
-    /// whose windows hold at least 64 values: an image's first layer with a large kernel
-    /// (ResNet50's 7×7: 0.3 ms faster than oneDNN; for 3×3 stems oneDNN is as fast or faster).
+    /// whose windows hold at least 27 values: an image's first layer (ResNet50's 7×7 runs
+    /// 0.3 ms faster here than on oneDNN).
     static func isStem(_ weightShape: [Int]) -> Bool {
-        weightShape[1] <= 4 && weightShape[1] * weightShape[3] <= 64 && weightShape[1] * weightShape[2] * weightShape[3] >= 64
+        weightShape[1] <= 4 && weightShape[1] * weightShape[3] <= 64 && weightShape[1] * weightShape[2] * weightShape[3] >= 27
     }
 
     /// - Parameters:

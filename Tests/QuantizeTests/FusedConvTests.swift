@@ -20,7 +20,7 @@ final class FusedConvTests: XCTestCase {
         // (input [N, C, H, W], output channels, kernel, stride, padding): pointwise layers, and
         // stems (k×k on at most four channels, window rows read in place from a padded copy)
         // with Keras's and symmetric padding, windows wider than the image, window rows of
-        // 14, 15 and 21 bytes (read as 16, 16 and 24, the extra weights zero), 16 and 64.
+        // 9, 14, 15 and 21 bytes (read as 12, 16, 16 and 24, the extra weights zero), 16 and 64.
         let same = Padding2D.symmetric(1), keras = Padding2D(top: 0, bottom: 1, left: 0, right: 1)
         let geometries: [([Int], Int, Int, (Int, Int), Padding2D)] = [
             ([1, 4, 1, 1], 1, 1, (1, 1), .zero), ([1, 16, 5, 1], 24, 1, (1, 1), .zero), ([2, 36, 2, 4], 48, 1, (1, 1), .zero),
@@ -30,6 +30,7 @@ final class FusedConvTests: XCTestCase {
             ([1, 3, 15, 17], 32, 5, (2, 2), keras), ([2, 3, 20, 20], 64, 7, (2, 2), Padding2D.symmetric(3)),
             ([1, 2, 19, 19], 8, 7, (1, 1), same), ([1, 4, 6, 6], 5, 4, (1, 1), .zero), ([1, 3, 11, 11], 32, 5, (2, 2), .zero),
             ([1, 3, 4, 5], 16, 7, (1, 1), Padding2D.symmetric(3)), ([1, 4, 20, 20], 8, 16, (3, 3), Padding2D.symmetric(5)),
+            ([1, 3, 13, 12], 32, 3, (2, 2), keras), ([2, 3, 9, 10], 16, 3, (1, 1), same), ([1, 3, 15, 15], 24, 3, (2, 2), .zero),
         ]
         for (inputShape, outputs, kernel, (strideH, strideW), padding) in geometries {
             XCTAssertTrue(kernel == 1 || FusedInt8Conv.isStem([outputs, inputShape[1], kernel, kernel]), "\(inputShape) \(kernel)×\(kernel) is a stem")
