@@ -512,3 +512,65 @@ void rc_requantization_prepare(const rc_requantization *q, long n, int64_t *prep
     // Only the AVX-512 kernels read the table; elsewhere every group stays "derive it".
     if (q->scheme == 0 && rc_use_avx512()) prepare_avx512(q, n, prepared);
 }
+
+// The window of output (y, x) clipped to the image: rows [*y0, *y1), columns [*x0, *x1).
+static inline void max_pool_window(long y, long x, long height, long width, long kernel_h, long kernel_w, long stride_h,
+                                   long stride_w, long pad_top, long pad_left, long *y0, long *y1, long *x0, long *x1) {
+    const long top = y * stride_h - pad_top, left = x * stride_w - pad_left;
+    *y0 = top < 0 ? 0 : top;
+    *y1 = top + kernel_h < height ? top + kernel_h : height;
+    *x0 = left < 0 ? 0 : left;
+    *x1 = left + kernel_w < width ? left + kernel_w : width;
+}
+
+// 64 channels per vector, the last block masked; the maximum is exact, so any order gives
+// the portable loop's bytes.
+AVX512 static void max_pool_u8_avx512(const uint8_t *input, long height, long width, long channels, long kernel_h,
+                                      long kernel_w, long stride_h, long stride_w, long pad_top, long pad_left,
+                                      long output_height, long output_width, long first_row, long last_row, uint8_t *output) {
+    for (long r = first_row; r < last_row; ++r) {
+        const long b = r / output_height, y = r % output_height;
+        const uint8_t *image = input + b * height * width * channels;
+        for (long x = 0; x < output_width; ++x) {
+            long y0, y1, x0, x1;
+            max_pool_window(y, x, height, width, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, &y0, &y1, &x0, &x1);
+            uint8_t *out = output + (r * output_width + x) * channels;
+            for (long c = 0; c < channels; c += 64) {
+                const __mmask64 m = channels - c >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (channels - c)) - 1);
+                __m512i best = _mm512_setzero_si512();
+                for (long iy = y0; iy < y1; ++iy)
+                    for (long ix = x0; ix < x1; ++ix)
+                        best = _mm512_max_epu8(best, _mm512_maskz_loadu_epi8(m, image + (iy * width + ix) * channels + c));
+                _mm512_mask_storeu_epi8(out + c, m, best);
+            }
+        }
+    }
+}
+
+void rc_max_pool_u8(const uint8_t *input, long height, long width, long channels, long kernel_h, long kernel_w,
+                    long stride_h, long stride_w, long pad_top, long pad_left, long output_height, long output_width,
+                    long first_row, long last_row, uint8_t *output) {
+    if (rc_use_avx512()) {
+        max_pool_u8_avx512(input, height, width, channels, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left,
+                           output_height, output_width, first_row, last_row, output);
+        return;
+    }
+    for (long r = first_row; r < last_row; ++r) {
+        const long b = r / output_height, y = r % output_height;
+        const uint8_t *image = input + b * height * width * channels;
+        for (long x = 0; x < output_width; ++x) {
+            long y0, y1, x0, x1;
+            max_pool_window(y, x, height, width, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, &y0, &y1, &x0, &x1);
+            uint8_t *out = output + (r * output_width + x) * channels;
+            for (long c = 0; c < channels; ++c) {
+                uint8_t best = 0;
+                for (long iy = y0; iy < y1; ++iy)
+                    for (long ix = x0; ix < x1; ++ix) {
+                        const uint8_t v = image[(iy * width + ix) * channels + c];
+                        best = v > best ? v : best;
+                    }
+                out[c] = best;
+            }
+        }
+    }
+}

@@ -323,9 +323,8 @@ enum ChannelsLastKernels {
         return ChannelsLastValue(data: data, shape: outShape)
     }
 
-    /// Channels-last max pooling of any ordered element type (float activations, uint8
-    /// quantized ones — the max commutes with the monotone quantization), parallel over
-    /// output rows. `lowest` starts each window, so cells outside the input never win.
+    /// Channels-last max pooling of any ordered element type, parallel over output rows.
+    /// `lowest` starts each window, so cells outside the input never win.
     static func maxPool<Element: Comparable>(_ source: UnsafePointer<Element>, shape: [Int], _ config: Pool2DConfig,
                                              into output: UnsafeMutablePointer<Element>, lowest: Element) {
         let outShape = config.outputShape(input: shape)
@@ -413,15 +412,5 @@ enum ChannelsLastKernels {
             }
         }
         return ChannelsLastValue(data: data, shape: [n, c, oh, ow])
-    }
-}
-
-extension IntegerBuffer where Element == UInt8 {
-    /// Channels-last max pooling of uint8 values of the NCHW-described `shape` (the int8
-    /// engine's; the same kernel as the float engine's).
-    public func maxPooled(shape: [Int], _ config: Pool2DConfig) -> IntegerBuffer<UInt8> {
-        let output = IntegerBuffer<UInt8>(count: config.outputShape(input: shape).reduce(1, *))
-        ChannelsLastKernels.maxPool(UnsafePointer(base), shape: shape, config, into: output.base, lowest: 0)
-        return output
     }
 }

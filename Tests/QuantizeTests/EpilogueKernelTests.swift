@@ -214,6 +214,44 @@ final class EpilogueKernelTests: XCTestCase {
         }
     }
 
+    /// Int8 max pooling (`rc_max_pool_u8`), both paths, against the largest value of each
+    /// window's cells inside the map taken naively: padding (skipped, so a window's zeros are
+    /// its own), strides, ceil mode, channel counts below, at and above 64 with tails, and
+    /// values 0 and 255 in every window row.
+    func testMaxPoolPathsAgreeWithNaiveWindows() {
+        let configs = [Pool2DConfig(kernel: 3, stride: 2, padding: .symmetric(1)), Pool2DConfig(kernel: 3, stride: 1, padding: .symmetric(1)),
+                       Pool2DConfig(kernel: 3, stride: 2), Pool2DConfig(kernel: 2, stride: 2, ceilMode: true),
+                       Pool2DConfig(kernel: 3, stride: 2, padding: Padding2D(top: 1, bottom: 1, left: 1, right: 1))]
+        for channels in [3, 64, 100, 131] {
+            let (height, width) = (7, 9), shape = [2, channels, 7, 9]
+            let values: [UInt8] = (0..<shape.reduce(1, *)).map { (i: Int) -> UInt8 in
+                i % 11 == 0 ? UInt8(i % 2 * 255) : UInt8.random(in: 0...200, using: &generator)
+            }
+            let input = QuantizedValue(buffer: IntegerBuffer(values), shape: shape)
+            for config in configs {
+                let outShape = config.outputShape(input: shape)
+                var expected: [UInt8] = []
+                for b in 0..<2 { for y in 0..<outShape[2] { for x in 0..<outShape[3] { for c in 0..<channels {
+                    let top = y * config.strideH - config.padding.top, left = x * config.strideW - config.padding.left
+                    var best: UInt8 = 0
+                    for iy in max(top, 0)..<min(top + config.kernelH, height) {
+                        for ix in max(left, 0)..<min(left + config.kernelW, width) {
+                            best = max(best, values[((b * height + iy) * width + ix) * channels + c])
+                        }
+                    }
+                    expected.append(best)
+                } } } }
+                rc_force_generic(1)
+                let portable = Int8Kernels.maxPool(input, config).buffer.array
+                rc_force_generic(0)
+                let chosen = Int8Kernels.maxPool(input, config)
+                XCTAssertEqual(chosen.shape, outShape)
+                XCTAssertEqual(portable, expected, "portable, \(config), \(channels) channels")
+                XCTAssertEqual(chosen.buffer.array, expected, "run-time choice, \(config), \(channels) channels")
+            }
+        }
+    }
+
     /// Input quantization (NCHW float → NHWC uint8), both paths, against the scalar
     /// definition `AffineQuantization.quantize`: exact ties (k + ½)·s of both signs, values
     /// that saturate at either end, channel interleaving with a pixel tail.

@@ -222,6 +222,12 @@ void rc_depthwise_u8_run(const rc_depthwise_u8_job *job, long first_item, long l
 /// copy) maps its values to the output's quantization (256 entries).
 void rc_concat_u8(const uint8_t *const *sources, const long *channels, const uint8_t *const *tables, long inputs,
                   long total, long first_pixel, long last_pixel, uint8_t *output);
+/// Max pooling of a uint8 channels-last map, output rows first_row ..< last_row of
+/// batch × output_height: each output the largest of its window's cells inside the image
+/// (0 when none), padded cells skipped.
+void rc_max_pool_u8(const uint8_t *input, long height, long width, long channels, long kernel_h, long kernel_w,
+                    long stride_h, long stride_w, long pad_top, long pad_left, long output_height, long output_width,
+                    long first_row, long last_row, uint8_t *output);
 /// One output of rc_average_pool_u8: a window's sum of `valid` uint8 cells and its divisor.
 int32_t rc_average_pool_value(int32_t sum, int32_t valid, int32_t divisor, int scheme, int32_t zero_point, float scale);
 void rc_average_pool_u8(const uint8_t *input, long height, long width, long channels, uint8_t *output,
