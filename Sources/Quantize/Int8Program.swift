@@ -115,7 +115,7 @@ final class Int8Program: @unchecked Sendable {
                 steps[index] = .concat(node.inputs.map { (table.activations[$0]!, output) })
             case let .maxPool(config):
                 // A folded pad's cells held the zero point, the least of a ReLU's codes, so
-                // skipping them (`maxPooled`) keeps the maxima.
+                // skipping them (`rc_max_pool_u8`) keeps the maxima.
                 steps[index] = .maxPool(config.padded(by: folding.extra[index]))
             case let .avgPool(config): steps[index] = .avgPool(config, input)
             case .globalAvgPool: steps[index] = .globalAvgPool(input: input, output: output)

@@ -75,13 +75,19 @@ extension Graph {
     }
 }
 
+extension Padding2D {
+    /// The two paddings added side by side.
+    static func + (lhs: Padding2D, rhs: Padding2D) -> Padding2D {
+        Padding2D(top: lhs.top + rhs.top, bottom: lhs.bottom + rhs.bottom, left: lhs.left + rhs.left, right: lhs.right + rhs.right)
+    }
+}
+
 extension Conv2DConfig {
     /// The configuration with `extra` padding added on each side.
     public func padded(by extra: Padding2D?) -> Conv2DConfig {
         guard let extra else { return self }
         var config = self
-        config.padding = Padding2D(top: padding.top + extra.top, bottom: padding.bottom + extra.bottom,
-                                   left: padding.left + extra.left, right: padding.right + extra.right)
+        config.padding = padding + extra
         return config
     }
 }
@@ -91,8 +97,7 @@ extension Pool2DConfig {
     public func padded(by extra: Padding2D?) -> Pool2DConfig {
         guard let extra else { return self }
         var config = self
-        config.padding = Padding2D(top: padding.top + extra.top, bottom: padding.bottom + extra.bottom,
-                                   left: padding.left + extra.left, right: padding.right + extra.right)
+        config.padding = padding + extra
         return config
     }
 
