@@ -149,9 +149,14 @@ static inline uint8_t float_requantize(int32_t x, float scale, int32_t zero_poin
     return clamp_u8((int32_t)nearbyintf(limited) + zero_point, lo, hi);
 }
 
+// Only the upper limit is applied: below −32768 the scalar form's result is clamped to lo
+// anyway, and so is this one's — the conversion gives the value itself or, past −2³¹,
+// INT32_MIN, and either plus a zero point in [0, 255] stays below −32768, which every caller's
+// clamp or saturating pack turns into lo. Above 2³¹ the conversion would give INT32_MIN too,
+// hence the upper limit.
 AVX512 static inline __m512i float_requantize16_unclamped(__m512i x, __m512 scale, __m512i zero_point) {
     __m512 scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(x), scale);
-    __m512 limited = _mm512_min_ps(_mm512_max_ps(scaled, _mm512_set1_ps(-32768.0f)), _mm512_set1_ps(32767.0f));
+    __m512 limited = _mm512_min_ps(scaled, _mm512_set1_ps(32767.0f));
     return _mm512_add_epi32(_mm512_cvt_roundps_epi32(limited, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zero_point);
 }
 

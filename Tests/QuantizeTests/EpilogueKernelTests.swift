@@ -35,7 +35,9 @@ final class EpilogueKernelTests: XCTestCase {
             let multipliers = (0..<channels).map { c in c == 2 ? 0 : Int32.random(in: (1 << 30)...Int32.max, using: &generator) }
             let left = (0..<channels).map { c in Int32(c % 3 == 0 ? Int.random(in: 0...2, using: &generator) : 0) }
             let right = (0..<channels).map { c in Int32(c % 5 == 1 ? 31 : Int.random(in: 0...20, using: &generator)) }
-            let scales = (0..<channels).map { _ in Float.random(in: 1e-6...0.5, using: &generator) }
+            // Some scales above 1, so that extreme accumulators scale past the int32 range
+            // in both directions (the vector path limits only the upper side).
+            let scales = (0..<channels).map { c in Float.random(in: c % 4 == 3 ? 1...4 : 1e-6...0.5, using: &generator) }
             for (zero, lo, hi) in [(Int32(0), Int32(0), Int32(255)), (128, 128, 255), (3, 0, 200)] {
                 let (a, b) = bothPaths(pixels * channels) { out in
                     rc_requantize_tflite(acc, pixels, channels, bias, multipliers, left, right, zero, lo, hi, out)
