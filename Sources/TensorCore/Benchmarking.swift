@@ -23,14 +23,24 @@ public struct BenchmarkResult: Codable, Sendable, Equatable {
 public enum Benchmark {
     /// Median wall time of `body` over `repeats` runs after `warmup` untimed runs, in ms.
     public static func medianMilliseconds(repeats: Int, warmup: Int = 2, _ body: () -> Void) -> Double {
+        median(milliseconds(repeats: Swift.max(repeats, 1), warmup: warmup, body))
+    }
+
+    /// Wall times of `repeats` runs of `body` after `warmup` untimed runs, in ms.
+    public static func milliseconds(repeats: Int, warmup: Int, _ body: () -> Void) -> [Double] {
         for _ in 0..<warmup { body() }
-        var times: [Double] = []
-        for _ in 0..<Swift.max(repeats, 1) {
+        return (0..<repeats).map { _ in
             let start = DispatchTime.now().uptimeNanoseconds
             body()
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         }
-        times.sort()
-        return times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+    }
+
+    /// The median of `times` (the mean of the middle two for an even count).
+    /// - Precondition: `times` is not empty.
+    public static func median(_ times: [Double]) -> Double {
+        precondition(!times.isEmpty, "median of no measurements")
+        let sorted = times.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 }

@@ -26,7 +26,9 @@ struct Bench: ParsableCommand {
                     batch 8 and 32; Boundary attack (batch 8, 100 steps): ms per step,
                     ms per step outside model calls, initialisation ms, model calls/s.
           mobile    full-size networks on the mobile engine: fp32, int8-tflite and
-                    int8-qnnpack latency at batch 1.
+                    int8-qnnpack latency at batch 1, the three engines of a network
+                    timed in turns of five runs (one warm-up run per turn), so that a
+                    slow phase of the machine weighs on all three alike.
           int8-kernels
                     the mobile engine's int8 convolution kernels on single MobileNetV2 and
                     ResNet50 layers, each against the oneDNN path it competes with
