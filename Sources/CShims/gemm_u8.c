@@ -63,13 +63,13 @@ static void gemm_generic(const rc_gemm_u8_job *j, long row, long x0, long x1, lo
 // where they took registers that the accumulators need (the inlined form was 25–30 % slower
 // on MobileNetV2's expansion layers). The float epilogue is short enough to stay inline.
 VNNI static __attribute__((noinline)) void
-store_tflite(const rc_gemm_u8_job *j, long row, long x, long c, int pixels, int vectors, __m512i scratch[ROWS][VECTORS]) {
+store_tflite(const rc_gemm_u8_job *j, long row, long x, long c, int pixels, int vectors, const __m512i *scratch) {
     for (int v = 0; v < vectors; ++v) {
         const long channel = c + v * 16;
         const __mmask16 m = tail16(j->n - channel);
         const requantization16 q = requantization16_load(&j->requantization, channel, m);
         uint8_t *out = j->output + (row * j->columns + x) * j->n + channel;
-#define TFLITE_VALUE(r) requantize16_unclamped(&q, _mm512_load_si512(&scratch[r][v]))
+#define TFLITE_VALUE(r) requantize16_unclamped_at(&q, (const int32_t *)&scratch[(r) * VECTORS + v])
         STORE_ROWS16(out, j->n, m, 0, pixels, TFLITE_VALUE, q.lo, q.hi);
 #undef TFLITE_VALUE
     }
@@ -118,9 +118,10 @@ tile(const rc_gemm_u8_job *j, long row, long x, long c, const int pixels, const 
     }
     // Through an L1 scratch: with all accumulators still live, the epilogue's parameters and
     // temporaries would not fit the 32 vector registers (3–9 % faster, measured).
-    __m512i scratch[ROWS][VECTORS];
+    // One vector more than the tile: the TFLite epilogue reads 4 bytes past each vector.
+    __m512i scratch[ROWS * VECTORS + 1];
     for (int r = 0; r < pixels; ++r)
-        for (int v = 0; v < vectors; ++v) _mm512_store_si512(&scratch[r][v], acc[r][v]);
+        for (int v = 0; v < vectors; ++v) _mm512_store_si512(&scratch[r * VECTORS + v], acc[r][v]);
     const rc_requantization *rq = &j->requantization;
     if (rq->scheme == 0) {
         store_tflite(j, row, x, c, pixels, vectors, scratch);
@@ -132,7 +133,7 @@ tile(const rc_gemm_u8_job *j, long row, long x, long c, const int pixels, const 
         const __m512 scale = _mm512_maskz_loadu_ps(m, rq->scale + channel);
         const __m512i zero_point = _mm512_set1_epi32(rq->zero_point);
         uint8_t *out = j->output + (row * j->columns + x) * j->n + channel;
-#define FLOAT_VALUE(r) float_requantize16_unclamped(_mm512_load_si512(&scratch[r][v]), scale, zero_point)
+#define FLOAT_VALUE(r) float_requantize16_unclamped(_mm512_load_si512(&scratch[(r) * VECTORS + v]), scale, zero_point)
         STORE_ROWS16(out, j->n, m, 0, pixels, FLOAT_VALUE, rq->lo, rq->hi);
 #undef FLOAT_VALUE
     }
