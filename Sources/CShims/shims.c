@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +70,43 @@ void rc_parallel_for(long count, long chunks, int threads, void *context,
                      void (*body)(void *context, long begin, long end)) {
     struct rc_parallel_job job = { count, chunks, context, body };
     GOMP_parallel(rc_parallel_worker, &job, (unsigned)threads, 0);
+}
+
+// One counter per thread's share, each on its own cache line: a thread takes its own items
+// in order, then the items left in the other shares, so a slow item, an uneven split or a
+// thread descheduled by the host costs at most one item's time.
+#define RC_MAX_SHARES 64
+struct rc_balanced_share { _Atomic long next; long end; char pad[48]; };
+struct rc_balanced_job {
+    long shares;
+    struct rc_balanced_share *share;
+    void *context;
+    void (*body)(void *, long, long);
+};
+
+static void rc_balanced_worker(void *data) {
+    struct rc_balanced_job *job = (struct rc_balanced_job *)data;
+    const long thread = omp_get_thread_num();
+    for (long k = 0; k < job->shares; ++k) {
+        struct rc_balanced_share *share = &job->share[(thread + k) % job->shares];
+        for (;;) {
+            const long item = atomic_fetch_add_explicit(&share->next, 1, memory_order_relaxed);
+            if (item >= share->end) break;
+            job->body(job->context, item, item + 1);
+        }
+    }
+}
+
+void rc_parallel_for_balanced(long count, int threads, void *context,
+                              void (*body)(void *context, long begin, long end)) {
+    const long shares = threads < RC_MAX_SHARES ? threads : RC_MAX_SHARES;
+    struct rc_balanced_share share[RC_MAX_SHARES] __attribute__((aligned(64)));
+    for (long t = 0; t < shares; ++t) {
+        atomic_init(&share[t].next, count * t / shares);
+        share[t].end = count * (t + 1) / shares;
+    }
+    struct rc_balanced_job job = { shares, share, context, body };
+    GOMP_parallel(rc_balanced_worker, &job, (unsigned)threads, 0);
 }
 
 void rc_set_omp_threads(int threads) { omp_set_num_threads(threads); }

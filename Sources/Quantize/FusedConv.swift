@@ -140,7 +140,7 @@ final class FusedInt8Conv: @unchecked Sendable {
                 let items = rc_gemm_u8_items(&job)
                 withUnsafePointer(to: &job) { pointer in
                     let j = UncheckedSendable(pointer)
-                    Threading.parallelFor(items) { range in rc_gemm_u8_run(j.value, range.lowerBound, range.upperBound) }
+                    Threading.parallelForBalanced(items) { range in rc_gemm_u8_run(j.value, range.lowerBound, range.upperBound) }
                 }
             } }
         }
@@ -220,7 +220,7 @@ final class FusedDepthwiseConv: @unchecked Sendable {
                 let items = rc_depthwise_u8_items(&job)
                 withUnsafePointer(to: &job) { pointer in
                     let j = UncheckedSendable(pointer)
-                    Threading.parallelFor(items) { range in rc_depthwise_u8_run(j.value, range.lowerBound, range.upperBound) }
+                    Threading.parallelForBalanced(items) { range in rc_depthwise_u8_run(j.value, range.lowerBound, range.upperBound) }
                 }
             } } } }
         } }

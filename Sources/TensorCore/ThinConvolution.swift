@@ -129,7 +129,7 @@ enum ThinConvolution {
     private static func run<Job>(_ job: inout Job, items: Int, _ kernel: @escaping @Sendable (UnsafePointer<Job>?, Int, Int) -> Void) {
         withUnsafePointer(to: &job) { pointer in
             let j = UncheckedSendable(pointer)
-            Threading.parallelFor(items) { range in kernel(j.value, range.lowerBound, range.upperBound) }
+            Threading.parallelForBalanced(items) { range in kernel(j.value, range.lowerBound, range.upperBound) }
         }
     }
 }

@@ -41,10 +41,35 @@ public enum Threading {
             body(0..<count)
             return
         }
+        withCallback(body) { context, callback in rc_parallel_for(count, chunks, Int32(threads), context, callback) }
+    }
+
+    /// Runs `body` once per item of `0..<count`, each call with a one-item range, on the
+    /// same pool: each thread works through its contiguous share in order, then takes the
+    /// items still left in the others' shares (`rc_parallel_for_balanced`).
+    ///
+    /// For work items of uneven cost (a last, narrower channel panel) and for a VM that
+    /// deschedules one thread for a while: `parallelFor`'s fixed split leaves the other core
+    /// idle at the join, here it costs at most one item. Items should be coarse (microseconds),
+    /// as each takes an atomic increment. Runs inline with one thread or one item.
+    /// `body` must be safe to call concurrently on distinct items.
+    public static func parallelForBalanced(_ count: Int, _ body: (Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        let threads = self.threads
+        if threads <= 1 || count == 1 {
+            body(0..<count)
+            return
+        }
+        withCallback(body) { context, callback in rc_parallel_for_balanced(count, Int32(threads), context, callback) }
+    }
+
+    /// Hands `body` to C as a context pointer and a callback that calls it.
+    private static func withCallback(_ body: (Range<Int>) -> Void,
+                                     _ run: (UnsafeMutableRawPointer, @convention(c) (UnsafeMutableRawPointer?, Int, Int) -> Void) -> Void) {
         withoutActuallyEscaping(body) { body in
             var box = body
             withUnsafeMutablePointer(to: &box) { pointer in
-                rc_parallel_for(count, chunks, Int32(threads), UnsafeMutableRawPointer(pointer)) { context, begin, end in
+                run(UnsafeMutableRawPointer(pointer)) { context, begin, end in
                     let body = context!.assumingMemoryBound(to: ((Range<Int>) -> Void).self).pointee
                     body(begin..<end)
                 }

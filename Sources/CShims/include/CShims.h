@@ -37,6 +37,11 @@ void rc_line_buffer_stdout(void);
 void rc_parallel_for(long count, long chunks, int threads, void *context,
                      void (*body)(void *context, long begin, long end));
 
+/// Runs `body(context, i, i + 1)` for each of `count` items on OpenMP's pool: each thread
+/// starts on its contiguous share, in order, and then takes the items left in the others'.
+void rc_parallel_for_balanced(long count, int threads, void *context,
+                              void (*body)(void *context, long begin, long end));
+
 /// Measures this core's float32 FMA throughput in GFLOP/s with a register-resident
 /// loop of independent 512-bit (or, without AVX-512, 256-bit) fused multiply-adds:
 /// the peak against which kernel efficiency is judged. Runs about `iterations` × 12 FMAs.
