@@ -11,6 +11,9 @@ import TensorCore
 /// - `onednn-u8-qnnpack`: oneDNN's own uint8 output (exact for the QNNPACK scheme with output
 ///   zero point 0; the layers here use that zero point and a ReLU so that it applies).
 ///
+/// And the input quantization of a 224² RGB image (`input/quantize_3x224`, Keras's caffe
+/// preprocessing folded in, as in ResNet50's program): `tflite` / `qnnpack`, no `gflops`.
+///
 /// `gflops` counts 2 operations per multiply-accumulate (GOP/s).
 public enum Int8KernelBenchmarks {
     enum Layer {
@@ -18,11 +21,14 @@ public enum Int8KernelBenchmarks {
         case pointwise(inputs: Int, outputs: Int, side: Int, relu: Bool)
         /// 3×3 depthwise convolution with ReLU6, padding 1.
         case depthwise(channels: Int, side: Int, stride: Int)
+        /// Float [1, 3, side, side] image → uint8 NHWC, preprocessing folded in.
+        case inputQuantization(side: Int)
 
         var name: String {
             switch self {
             case let .pointwise(inputs, outputs, side, _): "1x1_\(inputs)-\(outputs)@\(side)"
             case let .depthwise(channels, side, stride): "dw3x3_\(channels)@\(side)/s\(stride)"
+            case let .inputQuantization(side): "quantize_3x\(side)"
             }
         }
     }
@@ -42,6 +48,7 @@ public enum Int8KernelBenchmarks {
         ("resnet50", .pointwise(inputs: 256, outputs: 64, side: 56, relu: true)),
         ("resnet50", .pointwise(inputs: 512, outputs: 128, side: 28, relu: true)),
         ("resnet50", .pointwise(inputs: 512, outputs: 2048, side: 7, relu: false)),
+        ("input", .inputQuantization(side: 224)),
     ]
 
     public static func run(repeats: Int, filter: String? = nil, progress: (BenchmarkResult) -> Void = { _ in }) throws -> [BenchmarkResult] {
@@ -53,7 +60,7 @@ public enum Int8KernelBenchmarks {
             let timings = try measure(layer, repeats: repeats, generator: &generator)
             for (implementation, ms, macs) in timings {
                 let result = BenchmarkResult(name: name, implementation: implementation, threads: Threading.threads, batch: 1,
-                                             ms: ms, gflops: 2 * Double(macs) / (ms * 1e6))
+                                             ms: ms, gflops: macs > 0 ? 2 * Double(macs) / (ms * 1e6) : nil)
                 results.append(result)
                 progress(result)
             }
@@ -62,6 +69,7 @@ public enum Int8KernelBenchmarks {
     }
 
     private static func measure(_ layer: Layer, repeats: Int, generator: inout SeededGenerator) throws -> [(String, Double, Int)] {
+        if case let .inputQuantization(side) = layer { return measureInputQuantization(side: side, repeats: repeats, generator: &generator) }
         let (inputShape, weightShape, config, clamp): ([Int], [Int], Conv2DConfig, FusedClamp)
         switch layer {
         case let .pointwise(inputs, outputs, side, relu):
@@ -69,6 +77,8 @@ public enum Int8KernelBenchmarks {
         case let .depthwise(channels, side, stride):
             (inputShape, weightShape, config, clamp) = ([1, channels, side, side], [channels, 1, 3, 3],
                                                         Conv2DConfig(stride: stride, padding: .symmetric(1), groups: channels), .relu6)
+        case .inputQuantization:
+            preconditionFailure("measured by measureInputQuantization")
         }
         // Weights in ±40 keep oneDNN's float requantization exact (accumulators below 2²⁴) up
         // to 960 inputs, as trained networks' weights do.
@@ -116,5 +126,17 @@ public enum Int8KernelBenchmarks {
             }
         }
         return timings
+    }
+
+    /// `gflops` stays nil: the step has no multiply-accumulates (reported as 0 of them).
+    private static func measureInputQuantization(side: Int, repeats: Int, generator: inout SeededGenerator) -> [(String, Double, Int)] {
+        let image = Tensor.randomUniform(shape: [1, 3, side, side], generator: &generator)
+        // Keras's caffe preprocessing of an image in [0, 1]: RGB → BGR, ×255, minus the means.
+        let preprocessing = Int8Kernels.Preprocessing(source: [2, 1, 0], scale: [255, 255, 255], shift: [-103.939, -116.779, -123.68])
+        let q = AffineQuantization(scale: 0.9, zeroPoint: 131)
+        return QuantizationScheme.allCases.map { scheme in
+            let ms = Benchmark.medianMilliseconds(repeats: repeats) { _ = Int8Kernels.quantize(image, q, scheme: scheme, preprocessing: preprocessing) }
+            return (scheme == .tflite ? "tflite" : "qnnpack", ms, 0)
+        }
     }
 }

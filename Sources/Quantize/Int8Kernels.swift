@@ -43,7 +43,8 @@ enum Int8Kernels {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         precondition(preprocessing.map { $0.source.count == c } ?? true, "int8 input: preprocessing for another channel count than \(c)")
         let output = IntegerBuffer<UInt8>(count: x.count)
-        let plane = h * w, blocks = (plane + 4095) / 4096
+        // Work in blocks of 64 pixels (the vector kernels' step), split evenly between threads.
+        let plane = h * w, blocks = (plane + 63) / 64
         // The scheme's own spelling of the division (see AffineQuantization.quantize).
         let scale = scheme == .tflite ? q.scale : 1 / q.scale
         let pre = preprocessing ?? Preprocessing(source: [], scale: [], shift: [])
@@ -53,10 +54,11 @@ enum Int8Kernels {
                 withUnsafePointer(to: &folded) { foldedPointer in
                     let (s, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
                     let p = UncheckedSendable(preprocessing == nil ? nil : foldedPointer)
-                    Threading.parallelFor(n * blocks) { range in
-                        for index in range {
-                            let (b, block) = (index / blocks, index % blocks)
-                            rc_quantize_planes(s.value + b * c * plane, c, plane, block * 4096, Swift.min((block + 1) * 4096, plane),
+                    Threading.parallelFor(n * blocks, minimumChunk: 64) { range in
+                        for b in (range.lowerBound / blocks)...((range.upperBound - 1) / blocks) {
+                            let first = Swift.max(range.lowerBound - b * blocks, 0) * 64
+                            let last = Swift.min(Swift.min(range.upperBound - b * blocks, blocks) * 64, plane)
+                            rc_quantize_planes(s.value + b * c * plane, c, plane, first, last,
                                                p.value, scheme == .tflite ? 0 : 1, scale, Float(q.zeroPoint), o.value + b * plane * c)
                         }
                     }

@@ -256,29 +256,33 @@ final class EpilogueKernelTests: XCTestCase {
 
     /// Input quantization (NCHW float → NHWC uint8), both paths, against the scalar
     /// definition `AffineQuantization.quantize`: exact ties (k + ½)·s of both signs, values
-    /// that saturate at either end, channel interleaving with a pixel tail.
+    /// that saturate at either end, channel interleaving with a pixel tail — on three channels
+    /// (the RGB kernel), four (the general one), and images large enough that the two threads'
+    /// shares meet inside an image.
     func testInputQuantizationPathsAgree() {
-        let shape = [2, 3, 9, 13]
-        for scheme in QuantizationScheme.allCases {
-            let q = AffineQuantization(scale: 0.0173, zeroPoint: 117)
-            let values: [Float] = (0..<shape.reduce(1, *)).map { (i: Int) -> Float in
-                switch i % 4 {
-                case 0: return (Float(i % 300 - 150) + 0.5) * q.scale
-                case 1: return Float.random(in: -3...3, using: &generator)
-                default: return Float.random(in: -1...1, using: &generator)
+        for shape in [[2, 3, 9, 13], [2, 4, 9, 13], [3, 3, 45, 61], [1, 3, 1, 5]] {
+            let (images, channels, plane) = (shape[0], shape[1], shape[2] * shape[3])
+            for scheme in QuantizationScheme.allCases {
+                let q = AffineQuantization(scale: 0.0173, zeroPoint: 117)
+                let values: [Float] = (0..<shape.reduce(1, *)).map { (i: Int) -> Float in
+                    switch i % 4 {
+                    case 0: return (Float(i % 300 - 150) + 0.5) * q.scale
+                    case 1: return Float.random(in: -3...3, using: &generator)
+                    default: return Float.random(in: -1...1, using: &generator)
+                    }
                 }
+                let input = Tensor(shape: shape, scalars: values)
+                var expected = [UInt8](repeating: 0, count: values.count)
+                for b in 0..<images { for c in 0..<channels { for p in 0..<plane {
+                    expected[(b * plane + p) * channels + c] = q.quantize(values[(b * channels + c) * plane + p], scheme: scheme)
+                } } }
+                rc_force_generic(1)
+                let portable = Int8Kernels.quantize(input, q, scheme: scheme).buffer.array
+                rc_force_generic(0)
+                let chosen = Int8Kernels.quantize(input, q, scheme: scheme).buffer.array
+                XCTAssertEqual(portable, expected, "portable, \(shape), \(scheme)")
+                XCTAssertEqual(chosen, expected, "run-time choice, \(shape), \(scheme)")
             }
-            let input = Tensor(shape: shape, scalars: values)
-            var expected = [UInt8](repeating: 0, count: values.count)
-            for b in 0..<2 { for c in 0..<3 { for p in 0..<(9 * 13) {
-                expected[(b * 9 * 13 + p) * 3 + c] = q.quantize(values[(b * 3 + c) * 9 * 13 + p], scheme: scheme)
-            } } }
-            rc_force_generic(1)
-            let portable = Int8Kernels.quantize(input, q, scheme: scheme).buffer.array
-            rc_force_generic(0)
-            let chosen = Int8Kernels.quantize(input, q, scheme: scheme).buffer.array
-            XCTAssertEqual(portable, expected, "portable, \(scheme)")
-            XCTAssertEqual(chosen, expected, "run-time choice, \(scheme)")
         }
     }
 
