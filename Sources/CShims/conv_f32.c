@@ -389,3 +389,59 @@ void rc_expand_depthwise_f32_run(const rc_expand_depthwise_f32_job *job, long fi
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// NCHW planes to channels-last, with a network's preprocessing on the way (the inference
+// engine's first step). Three channels (an image) run 16 pixels at a time: the three
+// preprocessed vectors interleaved into 48 outputs by two permutes per output vector.
+
+// Output vector k, lane j holds pixel (16k + j) / 3 of channel (16k + j) % 3.
+AVX512 static void channels_last_rgb_avx512(const float *planes, long plane, long first_pixel, long last_pixel,
+                                            const rc_preprocessing *pre, float *output) {
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    __m512i first[3], pixel[3];
+    __mmask16 third[3];
+    for (int k = 0; k < 3; ++k) {
+        const __m512i g = _mm512_add_epi32(lane, _mm512_set1_epi32(16 * k));
+        pixel[k] = _mm512_srli_epi32(_mm512_mullo_epi32(g, _mm512_set1_epi32(43691)), 17);  // g / 3 for g < 98304
+        const __m512i channel = _mm512_sub_epi32(g, _mm512_mullo_epi32(pixel[k], _mm512_set1_epi32(3)));
+        third[k] = _mm512_cmpeq_epi32_mask(channel, _mm512_set1_epi32(2));
+        const __mmask16 second = _mm512_cmpeq_epi32_mask(channel, _mm512_set1_epi32(1));
+        first[k] = _mm512_mask_add_epi32(pixel[k], second, pixel[k], _mm512_set1_epi32(16));
+    }
+    const float *source[3];
+    __m512 a[3], b[3];
+    for (int c = 0; c < 3; ++c) {
+        source[c] = planes + source_plane(pre, c) * plane;
+        a[c] = _mm512_set1_ps(pre ? pre->scale[c] : 1.0f);
+        b[c] = _mm512_set1_ps(pre ? pre->shift[c] : 0.0f);
+    }
+    for (long p0 = first_pixel; p0 < last_pixel; p0 += 16) {
+        const long count = last_pixel - p0 < 16 ? last_pixel - p0 : 16;
+        const __mmask16 m = tail16(count);
+        __m512 v[3];
+        for (int c = 0; c < 3; ++c) {
+            v[c] = _mm512_maskz_loadu_ps(m, source[c] + p0);
+            if (pre) v[c] = preprocess16(v[c], a[c], b[c]);
+        }
+        float *out = output + p0 * 3;
+        for (int k = 0; k < 3; ++k) {
+            const long left = 3 * count - 16 * k;
+            if (left <= 0) break;
+            __m512 x = _mm512_permutex2var_ps(v[0], first[k], v[1]);
+            x = _mm512_mask_permutexvar_ps(x, third[k], pixel[k], v[2]);
+            _mm512_mask_storeu_ps(out + 16 * k, tail16(left), x);
+        }
+    }
+}
+
+void rc_channels_last_f32(const float *planes, long channels, long plane, long first_pixel, long last_pixel,
+                          const rc_preprocessing *preprocessing, float *output) {
+    if (channels == 3 && rc_use_avx512()) {
+        channels_last_rgb_avx512(planes, plane, first_pixel, last_pixel, preprocessing, output);
+        return;
+    }
+    for (long p = first_pixel; p < last_pixel; ++p)
+        for (long c = 0; c < channels; ++c)
+            output[p * channels + c] = preprocess(planes[source_plane(preprocessing, c) * plane + p], preprocessing, c);
+}

@@ -56,6 +56,22 @@ AVX512 static inline __m512i clamp16(__m512i v, int32_t lo, int32_t hi) {
     return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
 }
 
+// A network's preprocessing (rc_preprocessing), as the float executor's affine op computes
+// it: x·a, rounded, then + b, rounded — never one fused multiply-add.
+static inline float preprocess(float x, const rc_preprocessing *p, long c) {
+#pragma clang fp contract(off)
+    if (!p) return x;
+    float scaled = x * p->scale[c];
+    return scaled + p->shift[c];
+}
+
+AVX512 static inline __m512 preprocess16(__m512 x, __m512 a, __m512 b) {
+#pragma clang fp contract(off)
+    return _mm512_add_ps(_mm512_mul_ps(x, a), b);
+}
+
+static inline long source_plane(const rc_preprocessing *p, long c) { return p ? p->source[c] : c; }
+
 AVX512 static inline __mmask16 tail16(long remaining) {
     return remaining >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << remaining) - 1);
 }

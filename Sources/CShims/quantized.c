@@ -376,11 +376,6 @@ void rc_average_pool_u8(const uint8_t *input, long height, long width, long chan
 // preprocessing, when given, comes first: output channel c reads plane source[c] and maps
 // x to x·a[c] + b[c], two float roundings as the float executor's affine op (no FMA).
 #pragma clang fp contract(off)
-static inline float preprocess(float x, const rc_preprocessing *p, long c) {
-    if (!p) return x;
-    float scaled = x * p->scale[c];
-    return scaled + p->shift[c];
-}
 
 static inline uint8_t quantize_value(float value, int scheme, float scale, float zero_point) {
     float q = scheme == 0 ? roundf(value / scale) : nearbyintf(value * scale);
@@ -388,13 +383,12 @@ static inline uint8_t quantize_value(float value, int scheme, float scale, float
     return (uint8_t)shifted;
 }
 
-static inline long source_plane(const rc_preprocessing *p, long c) { return p ? p->source[c] : c; }
 
 // Sixteen floats of one plane, preprocessed and quantized per the scheme, as int32.
 AVX512 static inline __m512i quantize16(__m512 v, int scheme, __m512 s, __m512 zp, int preprocess, __m512 a, __m512 b) {
     const __m512 magnitude = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
     __m512 q;
-    if (preprocess) v = _mm512_add_ps(_mm512_mul_ps(v, a), b);
+    if (preprocess) v = preprocess16(v, a, b);
     if (scheme == 0) {
         // roundf: truncate, then step away from zero when the dropped part is ≥ ½
         // (the fraction v − trunc(v) is exact in float).

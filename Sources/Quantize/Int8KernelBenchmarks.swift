@@ -132,7 +132,7 @@ public enum Int8KernelBenchmarks {
     private static func measureInputQuantization(side: Int, repeats: Int, generator: inout SeededGenerator) -> [(String, Double, Int)] {
         let image = Tensor.randomUniform(shape: [1, 3, side, side], generator: &generator)
         // Keras's caffe preprocessing of an image in [0, 1]: RGB → BGR, ×255, minus the means.
-        let preprocessing = Int8Kernels.Preprocessing(source: [2, 1, 0], scale: [255, 255, 255], shift: [-103.939, -116.779, -123.68])
+        let preprocessing = ChannelPreprocessing(source: [2, 1, 0], scale: [255, 255, 255], shift: [-103.939, -116.779, -123.68])
         let q = AffineQuantization(scale: 0.9, zeroPoint: 131)
         return QuantizationScheme.allCases.map { scheme in
             let ms = Benchmark.medianMilliseconds(repeats: repeats) { _ = Int8Kernels.quantize(image, q, scheme: scheme, preprocessing: preprocessing) }

@@ -6,64 +6,21 @@ import TensorCore
 /// Rounding follows each scheme's reference kernels (TFLite: half away from zero on int8
 /// values; QNNPACK/PyTorch: float32 scaling, nearest even).
 enum Int8Kernels {
-    /// A float preprocessing applied by `quantize` on the way: output channel c is
-    /// x·scale[c] + shift[c] of input channel source[c] (a channel permutation, then the
-    /// executor's affine op, with its two roundings).
-    struct Preprocessing {
-        var source: [Int32]
-        var scale: [Float], shift: [Float]
-
-        init(source: [Int32], scale: [Float], shift: [Float]) {
-            self.source = source
-            self.scale = scale
-            self.shift = shift
-        }
-
-        /// The preprocessing of a float prefix made of an optional channel permutation and one
-        /// affine op — what ModelZoo's preprocessing appends — or nil for anything else.
-        init?(_ prefix: Graph) {
-            let operations = prefix.nodes.dropFirst().map(\.operation)
-            guard let last = operations.last, case let .affine(scale, shift) = last else { return nil }
-            switch operations.count {
-            case 1: source = (0..<Int32(scale.count)).map { $0 }
-            case 2:
-                guard case let .permuteChannels(order) = operations[0], order.count == scale.count else { return nil }
-                source = order.map(Int32.init)
-            default: return nil
-            }
-            self.scale = scale
-            self.shift = shift
-        }
-    }
-
     /// Float NCHW → uint8 NHWC, after `preprocessing` if given.
     static func quantize(_ x: Tensor, _ q: AffineQuantization, scheme: QuantizationScheme,
-                         preprocessing: Preprocessing? = nil) -> QuantizedValue {
+                         preprocessing: ChannelPreprocessing? = nil) -> QuantizedValue {
         precondition(x.rank == 4, "int8 input must be NCHW, got \(x.shape)")
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (n, c, plane) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
         precondition(preprocessing.map { $0.source.count == c } ?? true, "int8 input: preprocessing for another channel count than \(c)")
         let output = IntegerBuffer<UInt8>(count: x.count)
-        // Work in blocks of 64 pixels (the vector kernels' step), split evenly between threads.
-        let plane = h * w, blocks = (plane + 63) / 64
         // The scheme's own spelling of the division (see AffineQuantization.quantize).
         let scale = scheme == .tflite ? q.scale : 1 / q.scale
-        let pre = preprocessing ?? Preprocessing(source: [], scale: [], shift: [])
         x.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
-            pre.source.withUnsafeBufferPointer { order in pre.scale.withUnsafeBufferPointer { a in pre.shift.withUnsafeBufferPointer { b in
-                var folded = rc_preprocessing(source: order.baseAddress, scale: a.baseAddress, shift: b.baseAddress)
-                withUnsafePointer(to: &folded) { foldedPointer in
-                    let (s, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
-                    let p = UncheckedSendable(preprocessing == nil ? nil : foldedPointer)
-                    Threading.parallelFor(n * blocks, minimumChunk: 64) { range in
-                        for b in (range.lowerBound / blocks)...((range.upperBound - 1) / blocks) {
-                            let first = Swift.max(range.lowerBound - b * blocks, 0) * 64
-                            let last = Swift.min(Swift.min(range.upperBound - b * blocks, blocks) * 64, plane)
-                            rc_quantize_planes(s.value + b * c * plane, c, plane, first, last,
-                                               p.value, scheme == .tflite ? 0 : 1, scale, Float(q.zeroPoint), o.value + b * plane * c)
-                        }
-                    }
-                }
-            } } }
+            let (s, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
+            ChannelPreprocessing.forEachPixelRange(batch: n, plane: plane, preprocessing) { image, pixels, folded in
+                rc_quantize_planes(s.value + image * c * plane, c, plane, pixels.lowerBound, pixels.upperBound,
+                                   folded, scheme == .tflite ? 0 : 1, scale, Float(q.zeroPoint), o.value + image * plane * c)
+            }
         } }
         return QuantizedValue(buffer: output, shape: x.shape)
     }

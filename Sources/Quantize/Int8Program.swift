@@ -39,7 +39,7 @@ final class Int8Program: @unchecked Sendable {
     /// The float preprocessing ops, run by the PC executor before quantization…
     let prefix: Graph
     /// …or, when they are ModelZoo's permutation + affine, by the input quantization itself.
-    let preprocessing: Int8Kernels.Preprocessing?
+    let preprocessing: ChannelPreprocessing?
     let floatParameters: Parameters
     let table: QuantizationTable
     var steps: [Int: Step] = [:]
@@ -52,7 +52,7 @@ final class Int8Program: @unchecked Sendable {
         var prefix = Graph()
         for node in graph.nodes.dropFirst().prefix(table.floatPrefixEnd) { prefix.add(node.name, node.operation, inputs: node.inputs) }
         self.prefix = prefix
-        preprocessing = Int8Kernels.Preprocessing(prefix)
+        preprocessing = ChannelPreprocessing(prefix)
         let scheme = table.scheme
         let fusedRelus = graph.addReluPairs()
         let fusedReluNodes = Set(fusedRelus.values)

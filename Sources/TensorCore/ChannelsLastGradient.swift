@@ -15,7 +15,7 @@ extension ChannelsLastInference {
     public func inputGradient(_ images: Tensor, outputGradient: (Tensor) throws -> Tensor) throws -> (output: Tensor, inputGradient: Tensor) {
         let prefixPass = prefixEnd > 0 ? Executor().forwardForGradient(prefix, parameters: parameters, input: images) : nil
         let count = graph.nodes.count
-        let forward = try forwardSteps(prefixPass?.output ?? images, keeping: savedForBackward)
+        let forward = try forwardSteps(ChannelsLastKernels.toChannelsLast(prefixPass?.output ?? images), keeping: savedForBackward)
         var values = forward.values
         let shapes = forward.shapes
         let output = ChannelsLastKernels.toChannelsFirst(values[graph.output]!)

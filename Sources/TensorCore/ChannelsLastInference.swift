@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 
 /// A float32 channels-last activation with its logical NCHW shape (rank 2 [N, C] after
@@ -35,6 +36,8 @@ public final class ChannelsLastInference: @unchecked Sendable {
     let graph: Graph
     let prefix: Graph
     let prefixEnd: Int
+    /// The prefix as one folded step (`ChannelPreprocessing`), when it has that form.
+    let preprocessing: ChannelPreprocessing?
     let parameters: Parameters
     var steps: [Int: Step] = [:]
     /// What `inputGradient`'s backward pass reads (`savedForBackward(_:in:)`).
@@ -58,6 +61,7 @@ public final class ChannelsLastInference: @unchecked Sendable {
         var prefix = Graph()
         for node in graph.nodes.dropFirst().prefix(prefixEnd) { prefix.add(node.name, node.operation, inputs: node.inputs) }
         self.prefix = prefix
+        preprocessing = prefixEnd > 0 ? ChannelPreprocessing(prefix) : nil
         let fusedRelus = graph.addReluPairs()
         let fusedReluNodes = Set(fusedRelus.values)
         let folding = graph.foldablePadding(after: prefixEnd)
@@ -130,18 +134,21 @@ public final class ChannelsLastInference: @unchecked Sendable {
 
     /// The graph's output for a batch of NCHW inputs.
     public func run(_ images: Tensor) throws -> Tensor {
-        let floatInput = prefixEnd > 0 ? Executor().forward(prefix, parameters: parameters, input: images) : images
-        let values = try forwardSteps(floatInput, keeping: []).values
+        // The preprocessing, when folded, runs inside the layout change (one pass, no NCHW copy).
+        let input = preprocessing != nil || prefixEnd == 0
+            ? ChannelsLastKernels.toChannelsLast(images, preprocessing: preprocessing)
+            : ChannelsLastKernels.toChannelsLast(Executor().forward(prefix, parameters: parameters, input: images))
+        let values = try forwardSteps(input, keeping: []).values
         return ChannelsLastKernels.toChannelsFirst(values[graph.output]!)
     }
 
-    /// The steps after the preprocessing prefix on its NCHW output. A value is dropped once
-    /// its last reader has run unless `keeping` holds it; every value's shape is kept.
-    func forwardSteps(_ input: Tensor, keeping: Set<Int>) throws -> (values: [ChannelsLastValue?], shapes: [[Int]]) {
+    /// The steps after the preprocessing prefix on its output. A value is dropped once its
+    /// last reader has run unless `keeping` holds it; every value's shape is kept.
+    func forwardSteps(_ input: ChannelsLastValue, keeping: Set<Int>) throws -> (values: [ChannelsLastValue?], shapes: [[Int]]) {
         var values = [ChannelsLastValue?](repeating: nil, count: graph.nodes.count)
         var shapes = [[Int]](repeating: [], count: graph.nodes.count)
         var remaining = graph.readerCounts()
-        values[prefixEnd] = ChannelsLastKernels.toChannelsLast(input)
+        values[prefixEnd] = input
         shapes[prefixEnd] = values[prefixEnd]!.shape
         // Fused blocks skip values, so only where no intermediate value is asked for; whether
         // one pays depends on the expanded map's size, known at the expansion.
@@ -241,16 +248,20 @@ public final class ChannelsLastInference: @unchecked Sendable {
 /// Layout changes, pooling, concatenation and padding on float channels-last values.
 /// Every output pixel's channels are contiguous, so the inner loops run over channels.
 enum ChannelsLastKernels {
-    /// NCHW to NHWC; [N, C] values are the same in both layouts.
-    static func toChannelsLast(_ x: Tensor) -> ChannelsLastValue {
-        if x.rank == 2 { return ChannelsLastValue(data: x, shape: x.shape) }
+    /// NCHW to NHWC, with `preprocessing` applied on the way (rank 4 only); [N, C] values
+    /// are the same in both layouts.
+    static func toChannelsLast(_ x: Tensor, preprocessing: ChannelPreprocessing? = nil) -> ChannelsLastValue {
+        if x.rank == 2, preprocessing == nil { return ChannelsLastValue(data: x, shape: x.shape) }
         precondition(x.rank == 4, "channels-last values are NCHW or [N, C], got \(x.shape)")
         let (n, c, plane) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+        precondition(preprocessing.map { $0.source.count == c } ?? true, "preprocessing for another channel count than \(c)")
         let data = Tensor.build(shape: [x.count]) { out in
             x.withUnsafeBufferPointer { source in
-                for b in 0..<n { for channel in 0..<c { for p in 0..<plane {
-                    out[(b * plane + p) * c + channel] = source[(b * c + channel) * plane + p]
-                } } }
+                let (s, o) = (UncheckedSendable(source.baseAddress!), UncheckedSendable(out.baseAddress!))
+                ChannelPreprocessing.forEachPixelRange(batch: n, plane: plane, preprocessing) { image, pixels, folded in
+                    rc_channels_last_f32(s.value + image * c * plane, c, plane, pixels.lowerBound, pixels.upperBound,
+                                         folded, o.value + image * plane * c)
+                }
             }
         }
         return ChannelsLastValue(data: data, shape: x.shape)

@@ -295,7 +295,7 @@ final class EpilogueKernelTests: XCTestCase {
         for kind in [ModelZoo.Preprocessing.kerasCaffe, .kerasTF, .torchImageNet] {
             var graph = Graph()
             _ = kind.append(to: &graph, input: 0)
-            let folded = Int8Kernels.Preprocessing(graph)
+            let folded = ChannelPreprocessing(graph)
             XCTAssertNotNil(folded, "\(kind)")
             let expectedFloat = Executor().forward(graph, parameters: Parameters(), input: images)
             for scheme in QuantizationScheme.allCases {
@@ -311,6 +311,6 @@ final class EpilogueKernelTests: XCTestCase {
         var graph = Graph()
         let a = graph.add("a", .affine(scale: [1, 2, 3], shift: [0, 0, 0]), inputs: [0])
         _ = graph.add("b", .affine(scale: [1, 2, 3], shift: [1, 1, 1]), inputs: [a])
-        XCTAssertNil(Int8Kernels.Preprocessing(graph))
+        XCTAssertNil(ChannelPreprocessing(graph))
     }
 }

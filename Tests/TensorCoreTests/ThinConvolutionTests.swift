@@ -192,7 +192,7 @@ final class ThinConvolutionTests: XCTestCase {
                 defer { Threading.setThreads(previous) }
                 let fused = try program.run(x)
                 // Asking to keep a value turns the fusion off.
-                let layered = ChannelsLastKernels.toChannelsFirst(try program.forwardSteps(x, keeping: [graph.output]).values[graph.output]!)
+                let layered = ChannelsLastKernels.toChannelsFirst(try program.forwardSteps(ChannelsLastKernels.toChannelsLast(x), keeping: [graph.output]).values[graph.output]!)
                 XCTAssertEqual(fused.shape, layered.shape)
                 XCTAssertEqual(fused.scalars, layered.scalars, "batch \(batch), \(size)², \(threads) threads")
                 assertClose(fused, Executor().forward(graph, parameters: parameters, input: x), absolute: 1e-4, relative: 1e-4)

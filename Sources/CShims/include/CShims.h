@@ -86,6 +86,10 @@ typedef struct { const int32_t *source; const float *scale, *shift; } rc_preproc
 /// point, saturated to [0, 255].
 void rc_quantize_planes(const float *planes, long channels, long plane, long first_pixel, long last_pixel,
                         const rc_preprocessing *preprocessing, int scheme, float scale, float zero_point, uint8_t *output);
+/// Float NCHW planes of one image → channels-last, pixels first_pixel ..< last_pixel, with
+/// the preprocessing (NULL: none) applied on the way.
+void rc_channels_last_f32(const float *planes, long channels, long plane, long first_pixel, long last_pixel,
+                          const rc_preprocessing *preprocessing, float *output);
 /// A requantization of int32 accumulators to uint8, per output channel c:
 /// acc + bias[c], then scheme 0 (TFLite: multiplier, left_shift, right_shift per channel,
 /// none INT32_MIN) or scheme 1 (QNNPACK float: scale per channel), plus the zero point,
