@@ -1,13 +1,26 @@
 import CBLAS
+import CShims
 
 /// Fully connected layer y = x · Wᵀ + b with W of shape [out, in], as in PyTorch.
 public enum Linear {
-    /// - Complexity: one `cblas_sgemm` (or `cblas_sgemv` at batch 1, several times faster there).
+    /// - Complexity: one `cblas_sgemm`, or at batch 1 one pass over the weights (`rc_linear_f32_run`,
+    ///   rows split between the threads), which is what bounds a classifier's time there.
     public static func forward(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
         precondition(x.rank == 2 && weight.rank == 2 && x.shape[1] == weight.shape[1],
                      "linear: input \(x.shape) does not match weight \(weight.shape)")
         let (batch, inputs, outputs) = (x.shape[0], x.shape[1], weight.shape[0])
         if let bias { precondition(bias.shape == [outputs], "linear: bias \(bias.shape) does not match weight \(weight.shape)") }
+        if batch == 1 {
+            return Tensor.build(shape: [1, outputs]) { out in
+                x.withUnsafeBufferPointer { input in weight.withUnsafeBufferPointer { w in withBiasPointer(bias) { b in
+                    let (x, weights, bias, o) = (UncheckedSendable(input.baseAddress!), UncheckedSendable(w.baseAddress!),
+                                                 UncheckedSendable(b), UncheckedSendable(out.baseAddress!))
+                    Threading.parallelForBalanced(rc_linear_f32_items(outputs)) { items in
+                        rc_linear_f32_run(x.value, inputs, weights.value, bias.value, outputs, o.value, items.lowerBound, items.upperBound)
+                    }
+                } } }
+            }
+        }
         return Tensor.build(shape: [batch, outputs]) { out in
             x.withUnsafeBufferPointer { input in weight.withUnsafeBufferPointer { w in
                 if let bias {
@@ -17,15 +30,15 @@ public enum Linear {
                 } else {
                     out.update(repeating: 0)
                 }
-                if batch == 1 {
-                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outputs), Int32(inputs), 1, w.baseAddress!, Int32(inputs),
-                                input.baseAddress!, 1, 1, out.baseAddress!, 1)
-                } else {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(batch), Int32(outputs), Int32(inputs),
-                                1, input.baseAddress!, Int32(inputs), w.baseAddress!, Int32(inputs), 1, out.baseAddress!, Int32(outputs))
-                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(batch), Int32(outputs), Int32(inputs),
+                            1, input.baseAddress!, Int32(inputs), w.baseAddress!, Int32(inputs), 1, out.baseAddress!, Int32(outputs))
             } }
         }
+    }
+
+    private static func withBiasPointer<R>(_ bias: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let bias else { return body(nil) }
+        return bias.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 
     /// dL/dx = dy · W.

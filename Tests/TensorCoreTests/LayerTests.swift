@@ -1,3 +1,5 @@
+import CShims
+import Foundation
 import XCTest
 @testable import TensorCore
 
@@ -74,6 +76,32 @@ final class LayerTests: XCTestCase {
             let grads = Linear.backwardParameters(r, input: x)
             assertGradientMatches(grads.weight, { projection(Linear.forward(x, weight: $0, bias: b), r) }, at: w, "linear dw")
             assertGradientMatches(grads.bias, { projection(Linear.forward(x, weight: w, bias: $0), r) }, at: b, "linear db")
+        }
+    }
+
+    /// Batch 1 takes the own row kernel: a classifier's size and odd sizes without a bias,
+    /// against a double-precision sum, on the vector and portable paths; each row's sum has a
+    /// fixed order, so one and two threads give the same bits.
+    func testLinearAtBatchOneMatchesDoublePrecisionOnEveryPath() {
+        for (outputs, inputs, withBias) in [(1000, 1280, true), (37, 45, false), (3, 16, true)] {
+            let x = random([1, inputs], seed: 21), w = random([outputs, inputs], seed: 22), b = random([outputs], seed: 23)
+            var expected = [Double](repeating: 0, count: outputs)
+            for o in 0..<outputs {
+                expected[o] = (withBias ? Double(b[o]) : 0) + (0..<inputs).reduce(0.0) { $0 + Double(x[0, $1]) * Double(w[o, $1]) }
+            }
+            var results: [[Float]] = []
+            for (threads, generic) in [(2, Int32(0)), (1, 0), (2, 1)] {
+                Threading.setThreads(threads)
+                rc_force_generic(generic)
+                let y = Linear.forward(x, weight: w, bias: withBias ? b : nil)
+                rc_force_generic(0)
+                XCTAssertEqual(y.shape, [1, outputs])
+                let error = zip(y.scalars, expected).map { abs(Double($0) - $1) }.max()!
+                XCTAssertLessThan(error, 1e-6 * Double(inputs), "\(outputs)×\(inputs), \(threads) threads, portable \(generic)")
+                results.append(y.scalars)
+            }
+            Threading.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+            XCTAssertEqual(results[0], results[1], "\(outputs)×\(inputs): one and two threads")
         }
     }
 

@@ -86,6 +86,11 @@ typedef struct { const int32_t *source; const float *scale, *shift; } rc_preproc
 /// point, saturated to [0, 255].
 void rc_quantize_planes(const float *planes, long channels, long plane, long first_pixel, long last_pixel,
                         const rc_preprocessing *preprocessing, int scheme, float scale, float zero_point, uint8_t *output);
+/// A fully connected layer on one input vector, y = W·x + bias (bias may be NULL), for the
+/// rows of work items [first_item, last_item) of rc_linear_f32_items(outputs) (16 rows each).
+long rc_linear_f32_items(long outputs);
+void rc_linear_f32_run(const float *x, long inputs, const float *weights, const float *bias, long outputs, float *output,
+                       long first_item, long last_item);
 /// Float NCHW planes of one image → channels-last, pixels first_pixel ..< last_pixel, with
 /// the preprocessing (NULL: none) applied on the way.
 void rc_channels_last_f32(const float *planes, long channels, long plane, long first_pixel, long last_pixel,
