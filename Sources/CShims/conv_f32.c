@@ -409,20 +409,14 @@ AVX512 static void channels_last_rgb_avx512(const float *planes, long plane, lon
         const __mmask16 second = _mm512_cmpeq_epi32_mask(channel, _mm512_set1_epi32(1));
         first[k] = _mm512_mask_add_epi32(pixel[k], second, pixel[k], _mm512_set1_epi32(16));
     }
-    const float *source[3];
-    __m512 a[3], b[3];
-    for (int c = 0; c < 3; ++c) {
-        source[c] = planes + source_plane(pre, c) * plane;
-        a[c] = _mm512_set1_ps(pre ? pre->scale[c] : 1.0f);
-        b[c] = _mm512_set1_ps(pre ? pre->shift[c] : 0.0f);
-    }
+    const rgb_planes in = rgb_planes_at(planes, plane, pre);
     for (long p0 = first_pixel; p0 < last_pixel; p0 += 16) {
         const long count = last_pixel - p0 < 16 ? last_pixel - p0 : 16;
         const __mmask16 m = tail16(count);
         __m512 v[3];
         for (int c = 0; c < 3; ++c) {
-            v[c] = _mm512_maskz_loadu_ps(m, source[c] + p0);
-            if (pre) v[c] = preprocess16(v[c], a[c], b[c]);
+            v[c] = _mm512_maskz_loadu_ps(m, in.source[c] + p0);
+            if (pre) v[c] = preprocess16(v[c], in.scale[c], in.shift[c]);
         }
         float *out = output + p0 * 3;
         for (int k = 0; k < 3; ++k) {

@@ -72,6 +72,20 @@ AVX512 static inline __m512 preprocess16(__m512 x, __m512 a, __m512 b) {
 
 static inline long source_plane(const rc_preprocessing *p, long c) { return p ? p->source[c] : c; }
 
+// An RGB image's three input planes in output-channel order, with each channel's
+// preprocessing factors broadcast (1 and 0 without preprocessing).
+typedef struct { const float *source[3]; __m512 scale[3], shift[3]; } rgb_planes;
+
+AVX512 static inline rgb_planes rgb_planes_at(const float *planes, long plane, const rc_preprocessing *pre) {
+    rgb_planes r;
+    for (int c = 0; c < 3; ++c) {
+        r.source[c] = planes + source_plane(pre, c) * plane;
+        r.scale[c] = _mm512_set1_ps(pre ? pre->scale[c] : 1.0f);
+        r.shift[c] = _mm512_set1_ps(pre ? pre->shift[c] : 0.0f);
+    }
+    return r;
+}
+
 AVX512 static inline __mmask16 tail16(long remaining) {
     return remaining >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << remaining) - 1);
 }

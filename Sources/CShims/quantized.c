@@ -432,38 +432,27 @@ AVX512 static void quantize_planes_avx512(const float *planes, long channels, lo
 
 // Output vector k, byte j holds pixel (64k + j) / 3 of channel (64k + j) % 3: the first
 // permute picks channels 0 and 1 (pixel, or 64 + pixel), the second channel 2's bytes.
+// Built per call (a few hundred scalar steps against a thread's share of the image).
 typedef struct { uint8_t first[3][64], second[3][64]; __mmask64 third_channel[3]; } interleave3_tables;
 
-static interleave3_tables make_interleave3_tables(void) {
-    interleave3_tables t;
+static void make_interleave3_tables(interleave3_tables *t) {
     for (int k = 0; k < 3; ++k) {
-        t.third_channel[k] = 0;
+        t->third_channel[k] = 0;
         for (int j = 0; j < 64; ++j) {
             const int g = 64 * k + j, pixel = g / 3, channel = g % 3;
-            t.first[k][j] = (uint8_t)(channel == 1 ? 64 + pixel : pixel);
-            t.second[k][j] = (uint8_t)pixel;
-            if (channel == 2) t.third_channel[k] |= (__mmask64)1 << j;
+            t->first[k][j] = (uint8_t)(channel == 1 ? 64 + pixel : pixel);
+            t->second[k][j] = (uint8_t)pixel;
+            if (channel == 2) t->third_channel[k] |= (__mmask64)1 << j;
         }
     }
-    return t;
 }
 
 VBMI static void quantize_rgb_vbmi(const float *planes, long plane, long first_pixel, long last_pixel, const rc_preprocessing *pre,
                                    int scheme, float scale, float zero_point, uint8_t *output) {
-    static interleave3_tables tables;
-    static int ready;
-    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
-        tables = make_interleave3_tables();  // every thread writes the same bytes
-        __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
-    }
+    interleave3_tables tables;
+    make_interleave3_tables(&tables);
     const __m512 s = _mm512_set1_ps(scale), zp = _mm512_set1_ps(zero_point);
-    const float *source[3];
-    __m512 a[3], b[3];
-    for (int c = 0; c < 3; ++c) {
-        source[c] = planes + source_plane(pre, c) * plane;
-        a[c] = _mm512_set1_ps(pre ? pre->scale[c] : 1.0f);
-        b[c] = _mm512_set1_ps(pre ? pre->shift[c] : 0.0f);
-    }
+    const rgb_planes in = rgb_planes_at(planes, plane, pre);
     for (long p0 = first_pixel; p0 < last_pixel; p0 += 64) {
         const long count = last_pixel - p0 < 64 ? last_pixel - p0 : 64;
         __m512i bytes[3];
@@ -471,8 +460,8 @@ VBMI static void quantize_rgb_vbmi(const float *planes, long plane, long first_p
             __m128i part[4];
             for (int i = 0; i < 4; ++i) {
                 const __mmask16 m = count > 16 * i ? tail16(count - 16 * i) : 0;
-                const __m512 v = _mm512_maskz_loadu_ps(m, source[c] + p0 + 16 * i);
-                part[i] = _mm512_cvtepi32_epi8(quantize16(v, scheme, s, zp, pre != 0, a[c], b[c]));
+                const __m512 v = _mm512_maskz_loadu_ps(m, in.source[c] + p0 + 16 * i);
+                part[i] = _mm512_cvtepi32_epi8(quantize16(v, scheme, s, zp, pre != 0, in.scale[c], in.shift[c]));
             }
             const __m256i low = _mm256_inserti128_si256(_mm256_castsi128_si256(part[0]), part[1], 1);
             const __m256i high = _mm256_inserti128_si256(_mm256_castsi128_si256(part[2]), part[3], 1);

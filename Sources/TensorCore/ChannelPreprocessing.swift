@@ -43,20 +43,23 @@ extension ChannelPreprocessing {
     /// never spans two images); `preprocessing` is `self`'s C form, or nil for none.
     package static func forEachPixelRange(batch: Int, plane: Int, _ preprocessing: ChannelPreprocessing?,
                                           _ body: (Int, Range<Int>, UnsafePointer<rc_preprocessing>?) -> Void) {
-        let pre = preprocessing ?? ChannelPreprocessing(source: [], scale: [], shift: [])
         let blocks = (plane + pixelBlock - 1) / pixelBlock
-        pre.source.withUnsafeBufferPointer { order in pre.scale.withUnsafeBufferPointer { a in pre.shift.withUnsafeBufferPointer { b in
-            var folded = rc_preprocessing(source: order.baseAddress, scale: a.baseAddress, shift: b.baseAddress)
-            withUnsafePointer(to: &folded) { pointer in
-                let p = UncheckedSendable(preprocessing == nil ? nil : pointer)
-                Threading.parallelFor(batch * blocks, minimumChunk: 64) { range in
-                    for image in (range.lowerBound / blocks)...((range.upperBound - 1) / blocks) {
-                        let first = Swift.max(range.lowerBound - image * blocks, 0) * pixelBlock
-                        let last = Swift.min(Swift.min(range.upperBound - image * blocks, blocks) * pixelBlock, plane)
-                        body(image, first..<last, p.value)
-                    }
+        func run(_ folded: UnsafePointer<rc_preprocessing>?) {
+            let p = UncheckedSendable(folded)
+            Threading.parallelFor(batch * blocks, minimumChunk: 64) { range in
+                for image in (range.lowerBound / blocks)...((range.upperBound - 1) / blocks) {
+                    let first = Swift.max(range.lowerBound - image * blocks, 0) * pixelBlock
+                    let last = Swift.min(Swift.min(range.upperBound - image * blocks, blocks) * pixelBlock, plane)
+                    body(image, first..<last, p.value)
                 }
             }
-        } } }
+        }
+        guard let preprocessing else { return run(nil) }
+        preprocessing.source.withUnsafeBufferPointer { order in
+            preprocessing.scale.withUnsafeBufferPointer { a in preprocessing.shift.withUnsafeBufferPointer { b in
+                var folded = rc_preprocessing(source: order.baseAddress, scale: a.baseAddress, shift: b.baseAddress)
+                withUnsafePointer(to: &folded) { run($0) }
+            } }
+        }
     }
 }
