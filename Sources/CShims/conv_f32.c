@@ -76,14 +76,19 @@ tile(const rc_conv1x1_f32_job *j, long row, long x, long c, const int pixels, co
         }
     }
     const __m512 lower = _mm512_set1_ps(j->lower), upper = _mm512_set1_ps(j->upper);
+    // Locals, not j's fields: the intrinsic stores may alias anything.
+    const long n = j->n, first = (row * j->columns + x) * n + c;
+    const float *residual = j->residual;
+    float *output = j->output;
+#pragma clang loop unroll(full)
     for (int v = 0; v < vectors; ++v) {
-        const long channel = c + v * 16;
-        const __mmask16 m = tail16(j->n - channel);
-        const long at = (row * j->columns + x) * j->n + channel;
+        const __mmask16 m = tail16(n - c - v * 16);
+#pragma clang loop unroll(full)
         for (int r = 0; r < pixels; ++r) {
+            const long at = first + r * n + v * 16;
             __m512 value = acc[r][v];
-            if (j->residual) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(m, j->residual + at + r * j->n));
-            _mm512_mask_storeu_ps(j->output + at + r * j->n, m, clamp_ps16(value, lower, upper));
+            if (residual) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(m, residual + at));
+            _mm512_mask_storeu_ps(output + at, m, clamp_ps16(value, lower, upper));
         }
     }
 }
@@ -170,16 +175,50 @@ AVX512 static inline __m512 depthwise_border16(const rc_depthwise_f32_job *j, co
     return acc;
 }
 
+// Four interior outputs of a 3×3 kernel from column x for 16 channels (see
+// depthwise3x3_row_vector), each summed in kernel order: bias, then the taps row by row.
+// With all lanes and stride 1 or 2 each input column is loaded once per kernel row and
+// shared by the outputs it feeds — this core issues one 512-bit load per cycle, as many as
+// multiply-adds.
+AVX512 static inline __attribute__((always_inline)) void
+depthwise3x3_group(const float *r0, const float *r1, const float *r2, const __m512 wv[9], __m512 bias, __m512 lower,
+                   __m512 upper, long ky0, long ky1, long offset, long channels, __mmask16 m, float *o, const int full,
+                   const long stride) {
+    __m512 acc[4] = {bias, bias, bias, bias};
+    if (full && (stride == 1 || stride == 2)) {
+        for (int ky = 0; ky < 3; ++ky) {
+            if (ky < ky0 || ky >= ky1) continue;
+            const float *q = (ky == 0 ? r0 : ky == 1 ? r1 : r2) + offset;
+            __m512 in[9];
+            for (int col = 0; col < 3 * stride + 3; ++col) in[col] = _mm512_loadu_ps(q + col * channels);
+            for (int k = 0; k < 4; ++k)
+                for (int kx = 0; kx < 3; ++kx) acc[k] = _mm512_fmadd_ps(in[k * stride + kx], wv[ky * 3 + kx], acc[k]);
+        }
+    } else {
+        for (int k = 0; k < 4; ++k)
+            for (int t = 0; t < 9; ++t) {
+                if (t / 3 < ky0 || t / 3 >= ky1) continue;
+                const float *q = (t / 3 == 0 ? r0 : t / 3 == 1 ? r1 : r2) + offset + (k * stride + t % 3) * channels;
+                acc[k] = _mm512_fmadd_ps(full ? _mm512_loadu_ps(q) : _mm512_maskz_loadu_ps(m, q), wv[t], acc[k]);
+            }
+    }
+    for (int k = 0; k < 4; ++k) {
+        const __m512 v = clamp_ps16(acc[k], lower, upper);
+        if (full) _mm512_storeu_ps(o + k * channels, v);
+        else _mm512_mask_storeu_ps(o + k * channels, m, v);
+    }
+}
+
 // One output row of a 3×3 kernel for 16 channels from c, the nine weights in registers:
 // kernel rows [ky0, ky1) lie inside the image; columns [x_lo, x_hi) have all three taps
-// inside it and go four at a time, the others one at a time with their outside taps skipped.
-// `full` (all 16 lanes) lets the input loads fold into the multiply-adds (with masked loads
-// the compiler hoists all 36 into registers and spills); a constant `stride` lets loads
-// shared by neighbouring outputs happen once.
+// inside it and go four at a time (depthwise3x3_group), the others one at a time with their
+// outside taps skipped. `full` (all 16 lanes) lets the input loads be shared (with masked
+// loads the compiler hoists them all into registers and spills); a constant `stride` makes
+// the group's loads constant offsets.
 AVX512 static inline __attribute__((always_inline)) void
 depthwise3x3_row_vector(const rc_depthwise_f32_job *j, const float *const rows[3], long ky0, long ky1, long x_lo, long x_hi,
                         long c, __mmask16 m, float *out, const int full, const long stride) {
-    const long channels = j->channels, cs = stride * channels, width = j->width;
+    const long channels = j->channels, width = j->width;
     const long output_width = j->output_width, pad_left = j->pad_left;
     __m512 wv[9];
     for (int t = 0; t < 9; ++t) wv[t] = _mm512_maskz_loadu_ps(m, j->weights + t * channels + c);
@@ -191,24 +230,9 @@ depthwise3x3_row_vector(const rc_depthwise_f32_job *j, const float *const rows[3
     long x = 0;
     for (;; ++x) {
         if (x == x_lo) {
-            for (; x + 4 <= x_hi; x += 4) {
-                const long offset = (x * stride - pad_left) * channels;
-                __m512 acc[4];
-                for (int k = 0; k < 4; ++k) {
-                    __m512 sum = bias;
-                    for (int t = 0; t < 9; ++t) {
-                        if (t / 3 < ky0 || t / 3 >= ky1) continue;
-                        const float *q = (t / 3 == 0 ? r0 : t / 3 == 1 ? r1 : r2) + offset + k * cs + (t % 3) * channels;
-                        sum = _mm512_fmadd_ps(full ? _mm512_loadu_ps(q) : _mm512_maskz_loadu_ps(m, q), wv[t], sum);
-                    }
-                    acc[k] = sum;
-                }
-                for (int k = 0; k < 4; ++k) {
-                    const __m512 v = clamp_ps16(acc[k], lower, upper);
-                    if (full) _mm512_storeu_ps(o + (x + k) * channels, v);
-                    else _mm512_mask_storeu_ps(o + (x + k) * channels, m, v);
-                }
-            }
+            for (; x + 4 <= x_hi; x += 4)
+                depthwise3x3_group(r0, r1, r2, wv, bias, lower, upper, ky0, ky1, (x * stride - pad_left) * channels, channels, m,
+                                   o + x * channels, full, stride);
         }
         if (x >= output_width) break;
         const long ix = x * stride - pad_left;
