@@ -337,29 +337,47 @@ void rc_depthwise_f32_run(const rc_depthwise_f32_job *job, long first_item, long
 // An expanding 1×1 convolution feeding a 3×3 depthwise one (MobileNetV2's inverted
 // residual blocks), fused: each work item (image, band of output rows) computes the
 // expanded rows its depthwise rows need into a ring of three rows, so the expanded map —
-// 4.8 MB at 112 × 112 × 96 — never goes out to memory and back.
+// 4.8 MB at 112 × 112 × 96 — never goes out to memory and back; with a projection, each
+// depthwise row goes through it while still in cache, and the depthwise map is not stored
+// either.
+
+// Floats of an item's scratch: the ring's three expanded rows, then a depthwise row when
+// the job projects.
+static long item_scratch_floats(const rc_expand_depthwise_f32_job *job) {
+    const rc_depthwise_f32_job *d = &job->depthwise;
+    return (3 * d->width + (job->projects ? d->output_width : 0)) * d->channels;
+}
 
 long rc_expand_depthwise_f32_items(const rc_expand_depthwise_f32_job *job) { return job->depthwise.batch * job->bands; }
 
 long rc_expand_depthwise_f32_scratch_size(const rc_expand_depthwise_f32_job *job) {
-    return rc_expand_depthwise_f32_items(job) * 3 * job->depthwise.width * job->depthwise.channels;
+    return rc_expand_depthwise_f32_items(job) * item_scratch_floats(job);
 }
 
-// Expanded row r of image b into `row`, in the 1×1 kernel's own order.
-static void expand_row(const rc_expand_depthwise_f32_job *job, long b, long r, float *row, int vector) {
-    rc_conv1x1_f32_job e = job->expand;
-    const long width = job->depthwise.width;
-    e.input = job->expand.input + b * job->expand.image_stride + r * job->expand.row_stride;
+// A 1×1 kernel's whole output row: `pixels` pixels of `input` (k channels each) into `output`
+// (with `residual` when not NULL), in the kernel's own order.
+static void pointwise_row(const rc_conv1x1_f32_job *job, const float *input, long pixels, float *output, const float *residual,
+                          int vector) {
+    rc_conv1x1_f32_job e = *job;
+    e.input = input;
     e.rows = 1;
     e.rows_per_image = 1;
-    e.columns = width;
-    e.output = row;
-    e.residual = NULL;
+    e.image_stride = pixels * job->column_stride;
+    e.row_stride = pixels * job->column_stride;
+    e.columns = pixels;
+    e.output = output;
+    e.residual = residual;
     for (long c0 = 0; c0 < e.n; c0 += BLOCK) {
         const long c1 = c0 + BLOCK < e.n ? c0 + BLOCK : e.n;
-        if (vector) conv1x1_avx512(&e, 0, 0, width, c0, c1);
-        else conv1x1_generic(&e, 0, 0, width, c0, c1);
+        if (vector) conv1x1_avx512(&e, 0, 0, pixels, c0, c1);
+        else conv1x1_generic(&e, 0, 0, pixels, c0, c1);
     }
+}
+
+// Expanded row r of image b into `row`.
+static void expand_row(const rc_expand_depthwise_f32_job *job, long b, long r, float *row, int vector) {
+    const rc_conv1x1_f32_job *e = &job->expand;
+    pointwise_row(e, e->input + b * e->image_stride + r * e->row_stride, job->depthwise.width, row, NULL, vector);
 }
 
 // One depthwise output row from kernel rows[ky0 .. ky1), in depthwise_generic's order.
@@ -392,7 +410,7 @@ void rc_expand_depthwise_f32_run(const rc_expand_depthwise_f32_job *job, long fi
     for (long item = first_item; item < last_item; ++item) {
         const long b = item / job->bands, band = item % job->bands;
         const long y0 = band * d->output_height / job->bands, y1 = (band + 1) * d->output_height / job->bands;
-        float *ring = job->scratch + item * 3 * row_floats;
+        float *ring = job->scratch + item * item_scratch_floats(job);
         long held[3] = {-1, -1, -1};
         for (long y = y0; y < y1; ++y) {
             long ky0, ky1;
@@ -407,9 +425,14 @@ void rc_expand_depthwise_f32_run(const rc_expand_depthwise_f32_job *job, long fi
                 }
                 rows[k] = ring + slot * row_floats;
             }
-            float *out = d->output + ((b * d->output_height + y) * d->output_width) * d->channels;
+            const long pixel = (b * d->output_height + y) * d->output_width;
+            float *out = job->projects ? ring + 3 * row_floats : d->output + pixel * d->channels;
             if (vector) depthwise3x3_row_all(d, rows, ky0, ky1, out);
             else depthwise3x3_row_generic(d, rows, ky0, ky1, out);
+            if (job->projects) {
+                const rc_conv1x1_f32_job *p = &job->project;
+                pointwise_row(p, out, d->output_width, p->output + pixel * p->n, p->residual ? p->residual + pixel * p->n : NULL, vector);
+            }
         }
     }
 }

@@ -51,6 +51,18 @@ public final class ChannelsLastInference: @unchecked Sendable {
     /// else: the convolution adds the other operand (and applies the add's ReLU) in its
     /// store, by the add node.
     var residualConvolutions: [Int: (convolution: Int, residual: Int)] = [:]
+    /// A 1×1 projection that can run inside a fused expansion + depthwise kernel on its rows
+    /// (`ThinConvolution.applyExpandDepthwise`): the projection node, the node whose value the
+    /// block yields (the projection, or the add it feeds as a residual convolution) and that
+    /// add's other operand and ReLU.
+    struct BlockProjection {
+        let project: Int
+        let output: Int
+        let residual: Int?
+        let relu: Bool
+    }
+    /// Projections of fusable depthwise convolutions' outputs, by the depthwise node.
+    var projections: [Int: BlockProjection] = [:]
 
     /// nil when the graph holds an operation this program does not run (training-only
     /// ops, unfused batch norm, ...): callers then use the `Executor`.
@@ -93,6 +105,26 @@ public final class ChannelsLastInference: @unchecked Sendable {
         savedForBackward = Self.savedForBackward(steps, in: graph)
         expandDepthwise = Self.expandDepthwisePairs(steps, in: graph)
         residualConvolutions = Self.residualConvolutions(steps, in: graph)
+        projections = Self.projections(steps, in: graph, depthwise: expandDepthwise.values.map(\.depthwise), residuals: residualConvolutions)
+    }
+
+    /// Projections of the `depthwise` nodes' outputs: stride-1 1×1 convolutions that are their
+    /// only reader (`ThinConvolution.canProject`).
+    static func projections(_ steps: [Int: Step], in graph: Graph, depthwise: [Int],
+                            residuals: [Int: (convolution: Int, residual: Int)]) -> [Int: BlockProjection] {
+        var readers = [Int: [Int]]()
+        for (index, node) in graph.nodes.enumerated() { for input in node.inputs { readers[input, default: []].append(index) } }
+        var projections: [Int: BlockProjection] = [:]
+        for index in depthwise {
+            guard let only = readers[index], only.count == 1, case let .conv(depthwiseConv)? = steps[index],
+                  case let .conv(project)? = steps[only[0]], ThinConvolution.canProject(depthwise: depthwiseConv, project: project) else { continue }
+            if let (add, fused) = residuals.first(where: { $0.value.convolution == only[0] }), case let .add(relu)? = steps[add] {
+                projections[index] = BlockProjection(project: only[0], output: add, residual: fused.residual, relu: relu)
+            } else {
+                projections[index] = BlockProjection(project: only[0], output: only[0], residual: nil, relu: false)
+            }
+        }
+        return projections
     }
 
     /// Adds with an operand that is a convolution able to add the residual itself
@@ -161,6 +193,20 @@ public final class ChannelsLastInference: @unchecked Sendable {
                ThinConvolution.fusionPays(expandedShape: expand.outputShape(input: values[node.inputs[0]]!.shape)) {
                 fusedExpansion[block.depthwise] = index
                 skipped.formUnion(block.skipped)
+                if let projection = projections[block.depthwise] { skipped.formUnion([block.depthwise, projection.project, projection.output]) }
+            }
+            if let expand = fusedExpansion[index], let projection = projections[index] {
+                // The whole block in one kernel; its value is the projection's (or the add's).
+                let inputs = graph.nodes[expand].inputs + (projection.residual.map { [$0] } ?? [])
+                let value = try expandDepthwise(expand: expand, depthwise: index, values[inputs[0]]!, projection: projection,
+                                                residual: projection.residual.map { values[$0]! })
+                values[projection.output] = value
+                shapes[projection.output] = value.shape
+                for input in inputs {
+                    remaining[input] -= 1
+                    if remaining[input] == 0, !keeping.contains(input) { values[input] = nil }
+                }
+                continue
             }
             if skipped.contains(index) { continue }
             let inputs: [Int]
@@ -185,19 +231,37 @@ public final class ChannelsLastInference: @unchecked Sendable {
         return (values, shapes)
     }
 
-    /// A fused expansion + depthwise block's output from the expansion's input.
-    func expandDepthwise(expand: Int, depthwise: Int, _ x: ChannelsLastValue) throws -> ChannelsLastValue {
+    /// A fused expansion + depthwise block's output from the expansion's input `x`; with
+    /// `projection`, the projection's (or its add's, given the add's other operand `residual`).
+    func expandDepthwise(expand: Int, depthwise: Int, _ x: ChannelsLastValue, projection: BlockProjection? = nil,
+                         residual: ChannelsLastValue? = nil) throws -> ChannelsLastValue {
         guard case let .conv(expandConv)? = steps[expand], case let .conv(depthwiseConv)? = steps[depthwise] else {
             preconditionFailure("expand/depthwise block \(expand) → \(depthwise) is not two convolutions")
         }
-        let outputShape = depthwiseConv.outputShape(input: expandConv.outputShape(input: x.shape))
+        var outputShape = depthwiseConv.outputShape(input: expandConv.outputShape(input: x.shape))
+        var project: ChannelsLastConv2D?
+        if let projection {
+            guard case let .conv(conv)? = steps[projection.project] else { preconditionFailure("projection \(projection.project) is not a convolution") }
+            project = conv
+            outputShape = conv.outputShape(input: outputShape)
+            precondition(residual.map { $0.shape == outputShape } ?? true, "residual \(residual!.shape) for a block output \(outputShape)")
+        }
+        let shape = outputShape
+        let addActivation: FusedActivation = projection?.relu == true ? .relu : .none
         let output = Tensor.build(shape: [outputShape.reduce(1, *)]) { out in
             x.data.withUnsafeBufferPointer { input in
-                ThinConvolution.applyExpandDepthwise(expand: expandConv, depthwise: depthwiseConv, input.baseAddress!,
-                                                     inputShape: x.shape, into: out.baseAddress!)
+                func apply(_ residualPointer: UnsafePointer<Float>?) {
+                    let fused = project.map { conv in
+                        ThinConvolution.Projection(conv: conv, residual: residualPointer,
+                                                   activation: residualPointer == nil ? conv.activation : addActivation)
+                    }
+                    ThinConvolution.applyExpandDepthwise(expand: expandConv, depthwise: depthwiseConv, project: fused, input.baseAddress!,
+                                                         inputShape: x.shape, into: out.baseAddress!)
+                }
+                if let residual { residual.data.withUnsafeBufferPointer { apply($0.baseAddress!) } } else { apply(nil) }
             }
         }
-        return ChannelsLastValue(data: output, shape: outputShape)
+        return ChannelsLastValue(data: output, shape: shape)
     }
 
     /// A 1×1 convolution's output plus `residual` (then its ReLU), in one pass.

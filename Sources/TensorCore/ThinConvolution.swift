@@ -6,7 +6,8 @@ import CShims
 ///
 /// Per layer they are level with oneDNN's NHWC kernels (Docs/PERFORMANCE.md); they allow the
 /// fusions oneDNN cannot do here — an expansion computed inside the depthwise layer reading
-/// it, a residual add in a 1×1 layer's store — and fix the summation order per output (bias,
+/// it and the projection run on its rows (a whole inverted residual block in one kernel), a
+/// residual add in a 1×1 layer's store — and fix the summation order per output (bias,
 /// then inputs or taps in order), so results do not depend on the thread count.
 enum ThinConvolution {
     /// A 1×1 convolution's weights packed for `rc_conv1x1_f32_run`.
@@ -76,12 +77,39 @@ enum ThinConvolution {
         }
     }
 
+    /// A 1×1 convolution run inside `applyExpandDepthwise` on the depthwise rows, with a
+    /// residual added before `activation`'s clamp when given (`canProject(depthwise:project:)`).
+    struct Projection {
+        let conv: ChannelsLastConv2D
+        let residual: UnsafePointer<Float>?
+        let activation: FusedActivation
+
+        /// The kernel's description of the projection writing `output`, for the duration of `body`.
+        func withJob(output: UnsafeMutablePointer<Float>, _ body: (rc_conv1x1_f32_job) -> Void) {
+            guard case let .pointwise(packed, outputs, inputs)? = conv.thin else {
+                preconditionFailure("projection fusion of a layer without the own 1×1 kernel")
+            }
+            let (lower, upper) = activation.bounds
+            packed.withUnsafeBufferPointer { p in
+                conv.withBias { bias in
+                    body(rc_conv1x1_f32_job(
+                        input: nil, k: inputs, rows: 0, columns: 0, rows_per_image: 0, image_stride: 0, row_stride: 0,
+                        column_stride: inputs, n: outputs, packed: p.baseAddress, bias: bias, residual: residual,
+                        lower: lower, upper: upper, output: output, column_block: 0))
+                }
+            }
+        }
+    }
+
     /// Runs a stride-1 1×1 convolution `expand` and the 3×3 depthwise convolution `depthwise`
     /// reading its output as one kernel (`rc_expand_depthwise_f32_run`): the same bits as the
-    /// two in turn, without the expanded map ever going to memory.
-    /// - Precondition: `canFuse(expand:depthwise:)`.
-    static func applyExpandDepthwise(expand: ChannelsLastConv2D, depthwise: ChannelsLastConv2D, _ input: UnsafePointer<Float>,
-                                     inputShape: [Int], into output: UnsafeMutablePointer<Float>) {
+    /// two in turn, without the expanded map ever going to memory. With `project`, the
+    /// projection reading the depthwise output runs in the same kernel, row by row, and
+    /// `output` receives its result: an inverted residual block whose inner maps never leave
+    /// the cache.
+    /// - Precondition: `canFuse(expand:depthwise:)`, and `canProject(depthwise:project:)` for a projection.
+    static func applyExpandDepthwise(expand: ChannelsLastConv2D, depthwise: ChannelsLastConv2D, project: Projection? = nil,
+                                     _ input: UnsafePointer<Float>, inputShape: [Int], into output: UnsafeMutablePointer<Float>) {
         guard case let .pointwise(packed, outputs, inputs)? = expand.thin, case let .depthwise(taps, channels)? = depthwise.thin else {
             preconditionFailure("expand/depthwise fusion of layers without the own kernels")
         }
@@ -91,7 +119,7 @@ enum ThinConvolution {
         let (expandBounds, depthwiseBounds) = (expand.activation.bounds, depthwise.activation.bounds)
         let c = depthwise.config
         packed.withUnsafeBufferPointer { p in taps.withUnsafeBufferPointer { w in
-            expand.withBias { expandBias in depthwise.withBias { depthwiseBias in
+            expand.withBias { expandBias in depthwise.withBias { depthwiseBias in project.withJob(output: output) { projection in
                 let expandJob = rc_conv1x1_f32_job(
                     input: input, k: inputs, rows: 0, columns: 0, rows_per_image: 0, image_stride: height * width * inputs,
                     row_stride: width * inputs, column_stride: inputs, n: outputs, packed: p.baseAddress, bias: expandBias,
@@ -100,16 +128,23 @@ enum ThinConvolution {
                     input: nil, batch: inputShape[0], height: height, width: width, channels: channels, kernel_h: 3, kernel_w: 3,
                     stride_h: c.strideH, stride_w: c.strideW, pad_top: c.padding.top, pad_left: c.padding.left,
                     output_height: outputShape[2], output_width: outputShape[3], weights: w.baseAddress, bias: depthwiseBias,
-                    lower: depthwiseBounds.lower, upper: depthwiseBounds.upper, output: output)
-                var job = rc_expand_depthwise_f32_job(expand: expandJob, depthwise: depthwiseJob,
+                    lower: depthwiseBounds.lower, upper: depthwiseBounds.upper, output: projection == nil ? output : nil)
+                var job = rc_expand_depthwise_f32_job(expand: expandJob, depthwise: depthwiseJob, projects: projection == nil ? 0 : 1,
+                                                      project: projection ?? rc_conv1x1_f32_job(),
                                                       bands: Swift.min(Threading.threads, outputShape[2]), scratch: nil)
                 let scratch = Tensor(uninitializedShape: [rc_expand_depthwise_f32_scratch_size(&job)])
                 scratch.withUnsafeBufferPointer { buffer in
                     job.scratch = UnsafeMutablePointer(mutating: buffer.baseAddress)
                     run(&job, items: rc_expand_depthwise_f32_items(&job), rc_expand_depthwise_f32_run)
                 }
-            } }
+            } } }
         } }
+    }
+
+    /// Whether `applyExpandDepthwise` can run `project` on `depthwise`'s output.
+    static func canProject(depthwise: ChannelsLastConv2D, project: ChannelsLastConv2D) -> Bool {
+        guard case .depthwise? = depthwise.thin, case let .pointwise(_, _, inputs)? = project.thin else { return false }
+        return project.config.strideH == 1 && project.config.strideW == 1 && inputs == depthwise.weightShape[0]
     }
 
     /// Whether `applyExpandDepthwise` can run the pair.
@@ -141,6 +176,16 @@ extension FusedActivation {
         case .none: return (-.infinity, .infinity)
         case .relu: return (0, .infinity)
         case .relu6: return (0, 6)
+        }
+    }
+}
+
+extension Optional where Wrapped == ThinConvolution.Projection {
+    /// `body` with the projection's job, or with nil when there is none.
+    func withJob(output: UnsafeMutablePointer<Float>, _ body: (rc_conv1x1_f32_job?) -> Void) {
+        switch self {
+        case let .some(projection): projection.withJob(output: output) { body($0) }
+        case .none: body(nil)
         }
     }
 }

@@ -174,13 +174,16 @@ final class ThinConvolutionTests: XCTestCase {
         return InferenceFusion.fuse(g, parameters: parameters)
     }
 
-    /// The fused expansion + depthwise kernel and the projection with the residual add give
-    /// the bits of the layers in turn, and the network agrees with the NCHW executor.
+    /// The fused blocks — expansion, depthwise and projection in one kernel, the second with the
+    /// residual add — give the bits of the layers in turn, and the network agrees with the NCHW
+    /// executor.
     func testFusedBlocksEqualLayerByLayer() throws {
         let (graph, parameters) = Self.makeBlocks()
         let program = try XCTUnwrap(ChannelsLastInference(graph: graph, parameters: parameters))
         XCTAssertEqual(program.expandDepthwise.count, 2, "both blocks are fusion candidates")
         XCTAssertEqual(program.residualConvolutions.count, 1, "the second projection adds the residual")
+        XCTAssertEqual(program.projections.count, 2, "both projections run inside the fused kernels")
+        XCTAssertEqual(program.projections.values.filter { $0.residual != nil }.count, 1, "one of them with the residual add")
         var generator = SeededGenerator(seed: 25)
         for (batch, size) in [(1, 32), (2, 33)] {
             let x = Tensor.randomUniform(shape: [batch, 16, size, size], lower: -1, upper: 1, generator: &generator)
