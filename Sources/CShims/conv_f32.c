@@ -339,13 +339,13 @@ void rc_depthwise_f32_run(const rc_depthwise_f32_job *job, long first_item, long
 // expanded rows its depthwise rows need into a ring of three rows, so the expanded map —
 // 4.8 MB at 112 × 112 × 96 — never goes out to memory and back; with a projection, each
 // depthwise row goes through it while still in cache, and the depthwise map is not stored
-// either.
+// either. Without the expansion, the depthwise rows read the input map itself.
 
 // Floats of an item's scratch: the ring's three expanded rows, then a depthwise row when
 // the job projects.
 static long item_scratch_floats(const rc_expand_depthwise_f32_job *job) {
     const rc_depthwise_f32_job *d = &job->depthwise;
-    return (3 * d->width + (job->projects ? d->output_width : 0)) * d->channels;
+    return ((job->expands ? 3 * d->width : 0) + (job->projects ? d->output_width : 0)) * d->channels;
 }
 
 long rc_expand_depthwise_f32_items(const rc_expand_depthwise_f32_job *job) { return job->depthwise.batch * job->bands; }
@@ -411,6 +411,7 @@ void rc_expand_depthwise_f32_run(const rc_expand_depthwise_f32_job *job, long fi
         const long b = item / job->bands, band = item % job->bands;
         const long y0 = band * d->output_height / job->bands, y1 = (band + 1) * d->output_height / job->bands;
         float *ring = job->scratch + item * item_scratch_floats(job);
+        float *projected = job->expands ? ring + 3 * row_floats : ring;
         long held[3] = {-1, -1, -1};
         for (long y = y0; y < y1; ++y) {
             long ky0, ky1;
@@ -419,6 +420,10 @@ void rc_expand_depthwise_f32_run(const rc_expand_depthwise_f32_job *job, long fi
             const float *rows[3] = {ring, ring, ring};
             for (long k = ky0; k < ky1; ++k) {
                 const long r = iy + k, slot = r % 3;
+                if (!job->expands) {
+                    rows[k] = d->input + (b * d->height + r) * row_floats;
+                    continue;
+                }
                 if (held[slot] != r) {
                     expand_row(job, b, r, ring + slot * row_floats, vector);
                     held[slot] = r;
@@ -426,7 +431,7 @@ void rc_expand_depthwise_f32_run(const rc_expand_depthwise_f32_job *job, long fi
                 rows[k] = ring + slot * row_floats;
             }
             const long pixel = (b * d->output_height + y) * d->output_width;
-            float *out = job->projects ? ring + 3 * row_floats : d->output + pixel * d->channels;
+            float *out = job->projects ? projected : d->output + pixel * d->channels;
             if (vector) depthwise3x3_row_all(d, rows, ky0, ky1, out);
             else depthwise3x3_row_generic(d, rows, ky0, ky1, out);
             if (job->projects) {

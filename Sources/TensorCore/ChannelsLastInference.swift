@@ -105,18 +105,18 @@ public final class ChannelsLastInference: @unchecked Sendable {
         savedForBackward = Self.savedForBackward(steps, in: graph)
         expandDepthwise = Self.expandDepthwisePairs(steps, in: graph)
         residualConvolutions = Self.residualConvolutions(steps, in: graph)
-        projections = Self.projections(steps, in: graph, depthwise: expandDepthwise.values.map(\.depthwise), residuals: residualConvolutions)
+        projections = Self.projections(steps, in: graph, residuals: residualConvolutions)
     }
 
-    /// Projections of the `depthwise` nodes' outputs: stride-1 1×1 convolutions that are their
-    /// only reader (`ThinConvolution.canProject`).
-    static func projections(_ steps: [Int: Step], in graph: Graph, depthwise: [Int],
+    /// Projections of 3×3 depthwise convolutions' outputs: stride-1 1×1 convolutions that are
+    /// their only reader (`ThinConvolution.canProject`).
+    static func projections(_ steps: [Int: Step], in graph: Graph,
                             residuals: [Int: (convolution: Int, residual: Int)]) -> [Int: BlockProjection] {
         var readers = [Int: [Int]]()
         for (index, node) in graph.nodes.enumerated() { for input in node.inputs { readers[input, default: []].append(index) } }
         var projections: [Int: BlockProjection] = [:]
-        for index in depthwise {
-            guard let only = readers[index], only.count == 1, case let .conv(depthwiseConv)? = steps[index],
+        for (index, step) in steps {
+            guard case let .conv(depthwiseConv) = step, graph.nodes[index].inputs.count == 1, let only = readers[index], only.count == 1,
                   case let .conv(project)? = steps[only[0]], ThinConvolution.canProject(depthwise: depthwiseConv, project: project) else { continue }
             if let (add, fused) = residuals.first(where: { $0.value.convolution == only[0] }), case let .add(relu)? = steps[add] {
                 projections[index] = BlockProjection(project: only[0], output: add, residual: fused.residual, relu: relu)
@@ -193,11 +193,13 @@ public final class ChannelsLastInference: @unchecked Sendable {
                ThinConvolution.fusionPays(expandedShape: expand.outputShape(input: values[node.inputs[0]]!.shape)) {
                 fusedExpansion[block.depthwise] = index
                 skipped.formUnion(block.skipped)
-                if let projection = projections[block.depthwise] { skipped.formUnion([block.depthwise, projection.project, projection.output]) }
             }
-            if let expand = fusedExpansion[index], let projection = projections[index] {
-                // The whole block in one kernel; its value is the projection's (or the add's).
-                let inputs = graph.nodes[expand].inputs + (projection.residual.map { [$0] } ?? [])
+            if fuse, let projection = projections[index] {
+                // The block from its expansion (when fused) or from the depthwise layer on, in
+                // one kernel; its value is the projection's (or the add's).
+                skipped.formUnion([projection.project, projection.output])
+                let expand = fusedExpansion[index]
+                let inputs = graph.nodes[expand ?? index].inputs + (projection.residual.map { [$0] } ?? [])
                 let value = try expandDepthwise(expand: expand, depthwise: index, values[inputs[0]]!, projection: projection,
                                                 residual: projection.residual.map { values[$0]! })
                 values[projection.output] = value
@@ -231,14 +233,18 @@ public final class ChannelsLastInference: @unchecked Sendable {
         return (values, shapes)
     }
 
-    /// A fused expansion + depthwise block's output from the expansion's input `x`; with
+    /// A fused block's output from its input `x`: the expansion's (then the depthwise layer
+    /// reads the expansion's output) or, without `expand`, the depthwise layer's; with
     /// `projection`, the projection's (or its add's, given the add's other operand `residual`).
-    func expandDepthwise(expand: Int, depthwise: Int, _ x: ChannelsLastValue, projection: BlockProjection? = nil,
+    func expandDepthwise(expand: Int?, depthwise: Int, _ x: ChannelsLastValue, projection: BlockProjection? = nil,
                          residual: ChannelsLastValue? = nil) throws -> ChannelsLastValue {
-        guard case let .conv(expandConv)? = steps[expand], case let .conv(depthwiseConv)? = steps[depthwise] else {
-            preconditionFailure("expand/depthwise block \(expand) → \(depthwise) is not two convolutions")
+        var expandConv: ChannelsLastConv2D?
+        if let expand {
+            guard case let .conv(conv)? = steps[expand] else { preconditionFailure("expansion \(expand) is not a convolution") }
+            expandConv = conv
         }
-        var outputShape = depthwiseConv.outputShape(input: expandConv.outputShape(input: x.shape))
+        guard case let .conv(depthwiseConv)? = steps[depthwise] else { preconditionFailure("depthwise layer \(depthwise) is not a convolution") }
+        var outputShape = depthwiseConv.outputShape(input: expandConv?.outputShape(input: x.shape) ?? x.shape)
         var project: ChannelsLastConv2D?
         if let projection {
             guard case let .conv(conv)? = steps[projection.project] else { preconditionFailure("projection \(projection.project) is not a convolution") }

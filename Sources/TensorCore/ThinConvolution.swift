@@ -106,45 +106,47 @@ enum ThinConvolution {
     /// two in turn, without the expanded map ever going to memory. With `project`, the
     /// projection reading the depthwise output runs in the same kernel, row by row, and
     /// `output` receives its result: an inverted residual block whose inner maps never leave
-    /// the cache.
+    /// the cache. Without `expand` (then `project` is given), the depthwise layer reads `input`.
     /// - Precondition: `canFuse(expand:depthwise:)`, and `canProject(depthwise:project:)` for a projection.
-    static func applyExpandDepthwise(expand: ChannelsLastConv2D, depthwise: ChannelsLastConv2D, project: Projection? = nil,
+    static func applyExpandDepthwise(expand: ChannelsLastConv2D?, depthwise: ChannelsLastConv2D, project: Projection? = nil,
                                      _ input: UnsafePointer<Float>, inputShape: [Int], into output: UnsafeMutablePointer<Float>) {
-        guard case let .pointwise(packed, outputs, inputs)? = expand.thin, case let .depthwise(taps, channels)? = depthwise.thin else {
-            preconditionFailure("expand/depthwise fusion of layers without the own kernels")
+        guard case let .depthwise(taps, channels)? = depthwise.thin else {
+            preconditionFailure("expand/depthwise fusion of a depthwise layer without the own kernel")
         }
-        let expandedShape = expand.outputShape(input: inputShape)
-        let outputShape = depthwise.outputShape(input: expandedShape)
-        let (height, width) = (inputShape[2], inputShape[3])
-        let (expandBounds, depthwiseBounds) = (expand.activation.bounds, depthwise.activation.bounds)
+        precondition(expand != nil || project != nil, "a fused block of a depthwise layer alone")
+        let depthwiseInput = expand?.outputShape(input: inputShape) ?? inputShape
+        let outputShape = depthwise.outputShape(input: depthwiseInput)
+        let (height, width) = (depthwiseInput[2], depthwiseInput[3])
+        let depthwiseBounds = depthwise.activation.bounds
         let c = depthwise.config
-        packed.withUnsafeBufferPointer { p in taps.withUnsafeBufferPointer { w in
-            expand.withBias { expandBias in depthwise.withBias { depthwiseBias in project.withJob(output: output) { projection in
-                let expandJob = rc_conv1x1_f32_job(
-                    input: input, k: inputs, rows: 0, columns: 0, rows_per_image: 0, image_stride: height * width * inputs,
-                    row_stride: width * inputs, column_stride: inputs, n: outputs, packed: p.baseAddress, bias: expandBias,
-                    residual: nil, lower: expandBounds.lower, upper: expandBounds.upper, output: nil, column_block: 0)
-                let depthwiseJob = rc_depthwise_f32_job(
-                    input: nil, batch: inputShape[0], height: height, width: width, channels: channels, kernel_h: 3, kernel_w: 3,
-                    stride_h: c.strideH, stride_w: c.strideW, pad_top: c.padding.top, pad_left: c.padding.left,
-                    output_height: outputShape[2], output_width: outputShape[3], weights: w.baseAddress, bias: depthwiseBias,
-                    lower: depthwiseBounds.lower, upper: depthwiseBounds.upper, output: projection == nil ? output : nil)
-                var job = rc_expand_depthwise_f32_job(expand: expandJob, depthwise: depthwiseJob, projects: projection == nil ? 0 : 1,
-                                                      project: projection ?? rc_conv1x1_f32_job(),
-                                                      bands: Swift.min(Threading.threads, outputShape[2]), scratch: nil)
-                let scratch = Tensor(uninitializedShape: [rc_expand_depthwise_f32_scratch_size(&job)])
-                scratch.withUnsafeBufferPointer { buffer in
-                    job.scratch = UnsafeMutablePointer(mutating: buffer.baseAddress)
-                    run(&job, items: rc_expand_depthwise_f32_items(&job), rc_expand_depthwise_f32_run)
+        taps.withUnsafeBufferPointer { w in
+            expand.withJob(input: input, inputShape: inputShape) { expandJob in depthwise.withBias { depthwiseBias in
+                project.withJob(output: output) { projection in
+                    let depthwiseJob = rc_depthwise_f32_job(
+                        input: expand == nil ? input : nil, batch: inputShape[0], height: height, width: width, channels: channels,
+                        kernel_h: 3, kernel_w: 3, stride_h: c.strideH, stride_w: c.strideW, pad_top: c.padding.top,
+                        pad_left: c.padding.left, output_height: outputShape[2], output_width: outputShape[3], weights: w.baseAddress,
+                        bias: depthwiseBias, lower: depthwiseBounds.lower, upper: depthwiseBounds.upper,
+                        output: projection == nil ? output : nil)
+                    var job = rc_expand_depthwise_f32_job(expands: expandJob == nil ? 0 : 1, expand: expandJob ?? rc_conv1x1_f32_job(),
+                                                          depthwise: depthwiseJob, projects: projection == nil ? 0 : 1,
+                                                          project: projection ?? rc_conv1x1_f32_job(),
+                                                          bands: Swift.min(Threading.threads, outputShape[2]), scratch: nil)
+                    let scratch = Tensor(uninitializedShape: [Swift.max(rc_expand_depthwise_f32_scratch_size(&job), 1)])
+                    scratch.withUnsafeBufferPointer { buffer in
+                        job.scratch = UnsafeMutablePointer(mutating: buffer.baseAddress)
+                        run(&job, items: rc_expand_depthwise_f32_items(&job), rc_expand_depthwise_f32_run)
+                    }
                 }
-            } } }
-        } }
+            } }
+        }
     }
 
     /// Whether `applyExpandDepthwise` can run `project` on `depthwise`'s output.
     static func canProject(depthwise: ChannelsLastConv2D, project: ChannelsLastConv2D) -> Bool {
         guard case .depthwise? = depthwise.thin, case let .pointwise(_, _, inputs)? = project.thin else { return false }
-        return project.config.strideH == 1 && project.config.strideW == 1 && inputs == depthwise.weightShape[0]
+        return depthwise.weightShape[2] == 3 && depthwise.weightShape[3] == 3 && project.config.strideH == 1
+            && project.config.strideW == 1 && inputs == depthwise.weightShape[0]
     }
 
     /// Whether `applyExpandDepthwise` can run the pair.
@@ -186,6 +188,27 @@ extension Optional where Wrapped == ThinConvolution.Projection {
         switch self {
         case let .some(projection): projection.withJob(output: output) { body($0) }
         case .none: body(nil)
+        }
+    }
+}
+
+extension Optional where Wrapped == ChannelsLastConv2D {
+    /// `body` with the kernel's description of this stride-1 1×1 expansion of NHWC `input`
+    /// (of NCHW-described `inputShape`), or with nil when there is none.
+    func withJob(input: UnsafePointer<Float>, inputShape: [Int], _ body: (rc_conv1x1_f32_job?) -> Void) {
+        guard let expand = self else { return body(nil) }
+        guard case let .pointwise(packed, outputs, inputs)? = expand.thin else {
+            preconditionFailure("expand/depthwise fusion of an expansion without the own 1×1 kernel")
+        }
+        let (height, width) = (inputShape[2], inputShape[3])
+        let bounds = expand.activation.bounds
+        packed.withUnsafeBufferPointer { p in
+            expand.withBias { bias in
+                body(rc_conv1x1_f32_job(
+                    input: input, k: inputs, rows: 0, columns: 0, rows_per_image: 0, image_stride: height * width * inputs,
+                    row_stride: width * inputs, column_stride: inputs, n: outputs, packed: p.baseAddress, bias: bias,
+                    residual: nil, lower: bounds.lower, upper: bounds.upper, output: nil, column_block: 0))
+            }
         }
     }
 }

@@ -190,15 +190,17 @@ long rc_depthwise_f32_items(const rc_depthwise_f32_job *job);
 void rc_depthwise_f32_run(const rc_depthwise_f32_job *job, long first_item, long last_item);
 
 /// A stride-1 1×1 convolution feeding a 3×3 depthwise convolution, fused (conv_f32.c): the
-/// expanded map exists only as three rows per work item in `scratch`. `expand` describes the
-/// 1×1 layer on the whole input (its output, residual, rows and columns fields are unused);
-/// `depthwise` the 3×3 layer (its input field is unused; height, width and channels are the
-/// expanded map's). With `projects`, a stride-1 1×1 convolution `project` reads each
+/// expanded map exists only as three rows per work item in `scratch`. With `expands`,
+/// `expand` describes the 1×1 layer on the whole input (its output, residual, rows and
+/// columns fields are unused) and `depthwise` the 3×3 layer (its input field is unused;
+/// height, width and channels are the expanded map's); without, the depthwise layer reads
+/// its input field. With `projects`, a stride-1 1×1 convolution `project` reads each
 /// depthwise output row from `scratch` too (its input, rows and columns fields are unused;
 /// its output and residual, when set, are the whole map's, channels-last) and the depthwise
 /// output field is unused: a MobileNetV2 inverted residual block in one kernel. Results equal
 /// the kernels run one after the other, bit for bit.
 typedef struct {
+    int expands;
     rc_conv1x1_f32_job expand;
     rc_depthwise_f32_job depthwise;
     int projects;
