@@ -44,21 +44,18 @@ static inline item item_at(const rc_depthwise_u8_job *j, long index) {
     return it;
 }
 
-static void depthwise_generic(const rc_depthwise_u8_job *j, long first, long last) {
+static void item_generic(const rc_depthwise_u8_job *j, const item *it) {
     const long channels = j->channels;
-    for (long index = first; index < last; ++index) {
-        const item it = item_at(j, index);
-        for (long x = 0; x < j->output_width; ++x) {
-            const window w = window_at(j, it.y, x);
-            for (long c = it.c0; c < it.c1; ++c) {
-                int32_t acc = 0;
-                for (long ky = w.ky0; ky < w.ky1; ++ky)
-                    for (long kx = w.kx0; kx < w.kx1; ++kx) {
-                        int32_t value = it.image[((w.iy + ky) * j->width + w.ix + kx) * channels + c];
-                        acc += (value - j->input_zero_point) * j->weights[(ky * j->kernel_w + kx) * channels + c];
-                    }
-                it.out[x * channels + c] = requantize_value(&j->requantization, acc, c);
-            }
+    for (long x = 0; x < j->output_width; ++x) {
+        const window w = window_at(j, it->y, x);
+        for (long c = it->c0; c < it->c1; ++c) {
+            int32_t acc = 0;
+            for (long ky = w.ky0; ky < w.ky1; ++ky)
+                for (long kx = w.kx0; kx < w.kx1; ++kx) {
+                    int32_t value = it->image[((w.iy + ky) * j->width + w.ix + kx) * channels + c];
+                    acc += (value - j->input_zero_point) * j->weights[(ky * j->kernel_w + kx) * channels + c];
+                }
+            it->out[x * channels + c] = requantize_value(&j->requantization, acc, c);
         }
     }
 }
@@ -168,34 +165,82 @@ window3x3(const rc_depthwise_u8_job *j, const item *it, const int groups, const 
     }
 }
 
-VNNI static void depthwise3x3_vnni(const rc_depthwise_u8_job *j, long first, long last) {
-    for (long index = first; index < last; ++index) {
-        const item it = item_at(j, index);
-        if (it.c1 - it.c0 == BLOCK) window3x3(j, &it, 4, 1);
-        else window3x3(j, &it, (int)((it.c1 - it.c0 + 15) / 16), 0);
-    }
+VNNI static void item3x3_vnni(const rc_depthwise_u8_job *j, const item *it) {
+    if (it->c1 - it->c0 == BLOCK) window3x3(j, it, 4, 1);
+    else window3x3(j, it, (int)((it->c1 - it->c0 + 15) / 16), 0);
 }
 
-AVX512 static void depthwise_avx512(const rc_depthwise_u8_job *j, long first, long last) {
+AVX512 static void item_avx512(const rc_depthwise_u8_job *j, const item *it) {
     const long channels = j->channels, taps = j->kernel_h * j->kernel_w;
     const __m512i zero_point = _mm512_set1_epi32(j->input_zero_point);
-    for (long index = first; index < last; ++index) {
-        const item it = item_at(j, index);
-        for (long c = it.c0; c < it.c1; c += 16) {
-            const __mmask16 m = tail16(it.c1 - c);
-            __m512i weights[MAX_TAPS];
-            for (long t = 0; t < taps; ++t) weights[t] = _mm512_maskz_loadu_epi32(m, j->weights + t * channels + c);
-            const requantization16 q = requantization16_load(&j->requantization, c, m);
-            for (long x = 0; x < j->output_width; ++x) {
-                __m512i acc = window16(j, it.image, window_at(j, it.y, x), c, m, weights, zero_point);
-                _mm512_mask_cvtepi32_storeu_epi8(it.out + x * channels + c, m, requantize16(&q, acc));
-            }
+    for (long c = it->c0; c < it->c1; c += 16) {
+        const __mmask16 m = tail16(it->c1 - c);
+        __m512i weights[MAX_TAPS];
+        for (long t = 0; t < taps; ++t) weights[t] = _mm512_maskz_loadu_epi32(m, j->weights + t * channels + c);
+        const requantization16 q = requantization16_load(&j->requantization, c, m);
+        for (long x = 0; x < j->output_width; ++x) {
+            __m512i acc = window16(j, it->image, window_at(j, it->y, x), c, m, weights, zero_point);
+            _mm512_mask_cvtepi32_storeu_epi8(it->out + x * channels + c, m, requantize16(&q, acc));
         }
     }
 }
 
+// One work item on the kernel this job and CPU take.
+static void run_item(const rc_depthwise_u8_job *j, const item *it) {
+    if (rc_use_vnni() && j->kernel_h == 3 && j->kernel_w == 3) item3x3_vnni(j, it);
+    else if (rc_use_avx512() && j->kernel_h * j->kernel_w <= MAX_TAPS) item_avx512(j, it);
+    else item_generic(j, it);
+}
+
 void rc_depthwise_u8_run(const rc_depthwise_u8_job *job, long first_item, long last_item) {
-    if (rc_use_vnni() && job->kernel_h == 3 && job->kernel_w == 3) depthwise3x3_vnni(job, first_item, last_item);
-    else if (rc_use_avx512() && job->kernel_h * job->kernel_w <= MAX_TAPS) depthwise_avx512(job, first_item, last_item);
-    else depthwise_generic(job, first_item, last_item);
+    for (long index = first_item; index < last_item; ++index) {
+        const item it = item_at(job, index);
+        run_item(job, &it);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A depthwise layer and the 1×1 projection reading it, fused: each work item (image, band of
+// output rows) writes a depthwise row into its scratch and projects it at once, so the
+// depthwise map is never stored.
+
+long rc_depthwise_project_u8_items(const rc_depthwise_project_u8_job *job) { return job->depthwise.batch * job->bands; }
+
+// Bytes of an item's scratch row, with 64 bytes of slack for the GEMM's reads.
+static long scratch_row_bytes(const rc_depthwise_project_u8_job *job) {
+    return (job->depthwise.output_width * job->depthwise.channels + 64 + 63) / 64 * 64;
+}
+
+long rc_depthwise_project_u8_scratch_size(const rc_depthwise_project_u8_job *job) {
+    return rc_depthwise_project_u8_items(job) * scratch_row_bytes(job);
+}
+
+void rc_depthwise_project_u8_run(const rc_depthwise_project_u8_job *job, long first_item, long last_item) {
+    const rc_depthwise_u8_job *d = &job->depthwise;
+    const long blocks = (d->channels + BLOCK - 1) / BLOCK, width = d->output_width;
+    for (long index = first_item; index < last_item; ++index) {
+        const long b = index / job->bands, band = index % job->bands;
+        const long y0 = band * d->output_height / job->bands, y1 = (band + 1) * d->output_height / job->bands;
+        uint8_t *row = job->scratch + index * scratch_row_bytes(job);
+        for (long y = y0; y < y1; ++y) {
+            for (long block = 0; block < blocks; ++block) {
+                item it = item_at(d, (b * d->output_height + y) * blocks + block);
+                it.out = row;
+                run_item(d, &it);
+            }
+            rc_gemm_u8_job p = job->project;
+            p.input = row;
+            p.rows = 1;
+            p.columns = width;
+            p.rows_per_image = 1;
+            p.image_stride = width * d->channels;
+            p.row_stride = width * d->channels;
+            p.column_stride = d->channels;
+            p.output = job->project.output + (b * d->output_height + y) * width * p.n;
+            p.column_block = width;
+            p.channel_major = 0;
+            p.segments = 0;
+            rc_gemm_u8_run(&p, 0, rc_gemm_u8_items(&p));
+        }
+    }
 }

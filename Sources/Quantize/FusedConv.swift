@@ -106,6 +106,22 @@ final class FusedInt8Conv: @unchecked Sendable {
         return QuantizedValue(buffer: output, shape: x.shape.count == 2 ? [outputShape[0], outputShape[1]] : outputShape)
     }
 
+    /// Whether this is a stride-1 1×1 layer, which `FusedDepthwiseConv.apply(_:projectingWith:)`
+    /// can run on each depthwise row.
+    var projects: Bool {
+        windowRowBytes == 0 && weightShape[2] == 1 && weightShape[3] == 1 && config.strideH == 1 && config.strideW == 1
+    }
+
+    /// Calls `body` with the kernel's description of this layer writing `output`; its input
+    /// and geometry fields are the caller's to set.
+    func withJob(output: UnsafeMutablePointer<UInt8>, _ body: (rc_gemm_u8_job) -> Void) {
+        packed.withUnsafeBufferPointer { weights in requantizer.withKernelParameters(bias: bias) { requantization in
+            body(rc_gemm_u8_job(input: nil, k: weightShape[1], rows: 0, columns: 0, rows_per_image: 0, image_stride: 0, row_stride: 0,
+                                column_stride: 0, n: weightShape[0], packed: weights.baseAddress, requantization: requantization,
+                                output: output, column_block: 0, channel_major: 0, segments: 0, segment_stride: 0))
+        } }
+    }
+
     /// A stem on a copy of the image padded with the zero point (so padded cells add
     /// (zp − zp)·w = 0), each window row read in place; `slack` bytes after the copy cover the
     /// last window row's read past its end, whose weights are zero.
@@ -205,26 +221,63 @@ final class FusedDepthwiseConv: @unchecked Sendable {
     }
 
     func apply(_ x: QuantizedValue) -> QuantizedValue {
-        precondition(x.shape.count == 4 && x.shape[1] == weightShape[0], "fused depthwise conv: input \(x.shape) for weights \(weightShape)")
         let outputShape = config.outputShape(input: x.shape, weight: weightShape)
         let output = IntegerBuffer<UInt8>(count: outputShape.reduce(1, *))
-        x.buffer.withUnsafeBufferPointer { source in output.withUnsafeMutableBufferPointer { out in
-            weights.withUnsafeBufferPointer { w in packed.withUnsafeBufferPointer { p in zeroPointOffsets.withUnsafeBufferPointer { z in
-            requantizer.withKernelParameters { requantization in
-                var job = rc_depthwise_u8_job(
-                    input: source.baseAddress, batch: x.shape[0], height: x.shape[2], width: x.shape[3], channels: x.shape[1],
-                    output_height: outputShape[2], output_width: outputShape[3], kernel_h: weightShape[2], kernel_w: weightShape[3],
-                    stride_h: config.strideH, stride_w: config.strideW, pad_top: config.padding.top, pad_left: config.padding.left,
-                    weights: w.baseAddress, input_zero_point: inputZeroPoint, packed3x3: p.baseAddress, zero_point_offset: z.baseAddress,
-                    requantization: requantization, output: out.baseAddress)
+        output.withUnsafeMutableBufferPointer { out in
+            withJob(x, output: out.baseAddress) { job in
+                var job = job
                 let items = rc_depthwise_u8_items(&job)
                 withUnsafePointer(to: &job) { pointer in
                     let j = UncheckedSendable(pointer)
                     Threading.parallelForBalanced(items) { range in rc_depthwise_u8_run(j.value, range.lowerBound, range.upperBound) }
                 }
-            } } } }
-        } }
+            }
+        }
         return QuantizedValue(buffer: output, shape: outputShape)
+    }
+
+    /// The output of `project` (`FusedInt8Conv.projects`) on this layer's output, each
+    /// depthwise row projected while in cache (`rc_depthwise_project_u8_run`): the bytes of
+    /// the two layers in turn, without the depthwise map in memory or a second parallel step.
+    func apply(_ x: QuantizedValue, projectingWith project: FusedInt8Conv) -> QuantizedValue {
+        let depthwiseShape = config.outputShape(input: x.shape, weight: weightShape)
+        precondition(project.projects && project.weightShape[1] == depthwiseShape[1],
+                     "fused depthwise + projection: \(project.weightShape) cannot project \(depthwiseShape)")
+        let outputShape = [depthwiseShape[0], project.weightShape[0], depthwiseShape[2], depthwiseShape[3]]
+        let output = IntegerBuffer<UInt8>(count: outputShape.reduce(1, *))
+        output.withUnsafeMutableBufferPointer { out in
+            withJob(x, output: nil) { depthwise in project.withJob(output: out.baseAddress!) { projection in
+                var job = rc_depthwise_project_u8_job(depthwise: depthwise, project: projection,
+                                                      bands: Swift.min(2 * Threading.threads, depthwiseShape[2]), scratch: nil)
+                let scratch = IntegerBuffer<UInt8>(count: rc_depthwise_project_u8_scratch_size(&job))
+                scratch.withUnsafeMutableBufferPointer { buffer in
+                    job.scratch = buffer.baseAddress
+                    let items = rc_depthwise_project_u8_items(&job)
+                    withUnsafePointer(to: &job) { pointer in
+                        let j = UncheckedSendable(pointer)
+                        Threading.parallelForBalanced(items) { range in rc_depthwise_project_u8_run(j.value, range.lowerBound, range.upperBound) }
+                    }
+                }
+            } }
+        }
+        return QuantizedValue(buffer: output, shape: outputShape)
+    }
+
+    /// Calls `body` with the kernel's description of this layer on `x` writing `output`.
+    private func withJob(_ x: QuantizedValue, output: UnsafeMutablePointer<UInt8>?, _ body: (rc_depthwise_u8_job) -> Void) {
+        precondition(x.shape.count == 4 && x.shape[1] == weightShape[0], "fused depthwise conv: input \(x.shape) for weights \(weightShape)")
+        let outputShape = config.outputShape(input: x.shape, weight: weightShape)
+        x.buffer.withUnsafeBufferPointer { source in
+            weights.withUnsafeBufferPointer { w in packed.withUnsafeBufferPointer { p in zeroPointOffsets.withUnsafeBufferPointer { z in
+            requantizer.withKernelParameters { requantization in
+                body(rc_depthwise_u8_job(
+                    input: source.baseAddress, batch: x.shape[0], height: x.shape[2], width: x.shape[3], channels: x.shape[1],
+                    output_height: outputShape[2], output_width: outputShape[3], kernel_h: weightShape[2], kernel_w: weightShape[3],
+                    stride_h: config.strideH, stride_w: config.strideW, pad_top: config.padding.top, pad_left: config.padding.left,
+                    weights: w.baseAddress, input_zero_point: inputZeroPoint, packed3x3: p.baseAddress, zero_point_offset: z.baseAddress,
+                    requantization: requantization, output: output))
+            } } } }
+        }
     }
 }
 

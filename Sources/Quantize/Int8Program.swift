@@ -43,6 +43,9 @@ final class Int8Program: @unchecked Sendable {
     let floatParameters: Parameters
     let table: QuantizationTable
     var steps: [Int: Step] = [:]
+    /// Depthwise layers whose only reader is a stride-1 1×1 layer run with it as one kernel
+    /// (`FusedDepthwiseConv.apply(_:projectingWith:)`): the projection node, by the depthwise node.
+    var projections: [Int: Int] = [:]
 
     init(_ model: MobileModel) {
         guard let table = model.quantization else { preconditionFailure("Int8Program needs a quantized model") }
@@ -124,6 +127,19 @@ final class Int8Program: @unchecked Sendable {
             default: preconditionFailure("node '\(node.name)' (\(node.operation.kindName)) has no int8 step; the converter should have refused it")
             }
         }
+        projections = Self.projections(steps, in: graph)
+    }
+
+    static func projections(_ steps: [Int: Step], in graph: Graph) -> [Int: Int] {
+        var readers = [Int: [Int]]()
+        for (index, node) in graph.nodes.enumerated() { for input in node.inputs { readers[input, default: []].append(index) } }
+        var projections: [Int: Int] = [:]
+        for (index, step) in steps {
+            guard case .fusedDepthwise = step, let only = readers[index], only.count == 1, case let .fusedConv(project)? = steps[only[0]],
+                  project.projects else { continue }
+            projections[index] = only[0]
+        }
+        return projections
     }
 
     /// Dequantized logits for a batch of [N, 3, S, S] images in [0, 1].
@@ -136,9 +152,22 @@ final class Int8Program: @unchecked Sendable {
         var remaining = graph.readerCounts()
         values[table.floatPrefixEnd] = Int8Kernels.quantize(floatInput, table.activations[table.floatPrefixEnd]!, scheme: scheme,
                                                             preprocessing: preprocessing)
+        // Fused steps skip values, so only when no node's value is to be observed.
+        var projected: Set<Int> = []
         for (index, node) in graph.nodes.enumerated() where index > table.floatPrefixEnd {
+            if projected.contains(index) { continue }
             let inputs = node.inputs.map { values[$0]! }
             let x = inputs[0]
+            if observe == nil, let project = projections[index], case let .fusedDepthwise(depthwise)? = steps[index],
+               case let .fusedConv(projection)? = steps[project] {
+                values[project] = depthwise.apply(x, projectingWith: projection)
+                projected.insert(project)
+                for input in node.inputs {
+                    remaining[input] -= 1
+                    if remaining[input] == 0 { values[input] = nil }
+                }
+                continue
+            }
             switch steps[index]! {
             case let .conv(conv, requantizer):
                 let shape4 = x.shape.count == 4 ? x.shape : [x.shape[0], x.shape[1], 1, 1]

@@ -62,6 +62,26 @@ final class MobileEngineTests: XCTestCase {
             }
         }
     }
+
+    /// Depthwise layers run with the projection reading them (`Int8Program.projections`) give
+    /// the bytes of the layers in turn: observing every node's value turns the fusion off.
+    func testFusedDepthwiseProjectionEqualsLayersInTurn() throws {
+        for (entry, model, inputs, _) in try Self.models() where entry.architecture == Architecture.mobilenetV2.rawValue {
+            for scheme in QuantizationScheme.allCases {
+                var calibrator = try Calibrator(model: model, scheme: scheme)
+                try calibrator.observe(inputs)
+                let program = Int8Program(try calibrator.finish(labels: [], sourceWeights: "fixture"))
+                XCTAssertEqual(program.projections.count, 17, "\(entry.flavor) \(scheme): every block's depthwise layer and projection")
+                let layered = try program.run(inputs, observe: { _, _ in })
+                for threads in [1, 2] {
+                    let previous = Threading.threads
+                    Threading.setThreads(threads)
+                    defer { Threading.setThreads(previous) }
+                    XCTAssertEqual(try program.run(inputs).scalars, layered.scalars, "\(entry.flavor) \(scheme), \(threads) threads")
+                }
+            }
+        }
+    }
 }
 
 func cosineSimilarity(_ a: Tensor, _ b: Tensor) -> Double {

@@ -231,6 +231,22 @@ typedef struct {
     rc_requantization requantization;
     uint8_t *output;
 } rc_depthwise_u8_job;
+/// A depthwise int8 convolution and the stride-1 1×1 convolution reading its output, fused
+/// (depthwise_u8.c): each depthwise output row goes through `project` (an rc_gemm_u8_job whose
+/// input, rows, columns, strides, column_block, channel_major and segments fields are unused;
+/// its output is the whole map's) from `scratch` while in cache; `depthwise`'s output field is
+/// unused. Results equal the two kernels run one after the other, byte for byte.
+typedef struct {
+    rc_depthwise_u8_job depthwise;
+    rc_gemm_u8_job project;
+    /// Output-row bands per image: work items are (image, band) pairs.
+    long bands;
+    /// rc_depthwise_project_u8_scratch_size bytes.
+    uint8_t *scratch;
+} rc_depthwise_project_u8_job;
+long rc_depthwise_project_u8_items(const rc_depthwise_project_u8_job *job);
+long rc_depthwise_project_u8_scratch_size(const rc_depthwise_project_u8_job *job);
+void rc_depthwise_project_u8_run(const rc_depthwise_project_u8_job *job, long first_item, long last_item);
 /// Bytes of 3×3 weights packed for the VNNI kernel.
 long rc_depthwise_u8_packed3x3_size(long channels);
 /// Packs int32 [9][channels] weights (values within int8) for the VNNI kernel.
