@@ -131,11 +131,11 @@ final class Int8Program: @unchecked Sendable {
     }
 
     static func projections(_ steps: [Int: Step], in graph: Graph) -> [Int: Int] {
-        var readers = [Int: [Int]]()
-        for (index, node) in graph.nodes.enumerated() { for input in node.inputs { readers[input, default: []].append(index) } }
+        let readers = graph.readerLists()
         var projections: [Int: Int] = [:]
         for (index, step) in steps {
-            guard case .fusedDepthwise = step, let only = readers[index], only.count == 1, case let .fusedConv(project)? = steps[only[0]],
+            let only = readers[index]
+            guard case .fusedDepthwise = step, only.count == 1, case let .fusedConv(project)? = steps[only[0]],
                   project.projects else { continue }
             projections[index] = only[0]
         }

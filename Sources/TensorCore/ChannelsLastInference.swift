@@ -112,11 +112,11 @@ public final class ChannelsLastInference: @unchecked Sendable {
     /// their only reader (`ThinConvolution.canProject`).
     static func projections(_ steps: [Int: Step], in graph: Graph,
                             residuals: [Int: (convolution: Int, residual: Int)]) -> [Int: BlockProjection] {
-        var readers = [Int: [Int]]()
-        for (index, node) in graph.nodes.enumerated() { for input in node.inputs { readers[input, default: []].append(index) } }
+        let readers = graph.readerLists()
         var projections: [Int: BlockProjection] = [:]
         for (index, step) in steps {
-            guard case let .conv(depthwiseConv) = step, graph.nodes[index].inputs.count == 1, let only = readers[index], only.count == 1,
+            let only = readers[index]
+            guard case let .conv(depthwiseConv) = step, graph.nodes[index].inputs.count == 1, only.count == 1,
                   case let .conv(project)? = steps[only[0]], ThinConvolution.canProject(depthwise: depthwiseConv, project: project) else { continue }
             if let (add, fused) = residuals.first(where: { $0.value.convolution == only[0] }), case let .add(relu)? = steps[add] {
                 projections[index] = BlockProjection(project: only[0], output: add, residual: fused.residual, relu: relu)

@@ -19,8 +19,8 @@ extension Graph {
         return end
     }
 
-    /// Readers of every node, in node order.
-    func readerLists() -> [[Int]] {
+    /// Readers of every node, in node order (the graph's output is not counted as one).
+    public func readerLists() -> [[Int]] {
         var readers = [[Int]](repeating: [], count: nodes.count)
         for (index, node) in nodes.enumerated() { for input in node.inputs { readers[input].append(index) } }
         return readers

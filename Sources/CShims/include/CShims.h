@@ -231,6 +231,14 @@ typedef struct {
     rc_requantization requantization;
     uint8_t *output;
 } rc_depthwise_u8_job;
+/// Bytes of 3×3 weights packed for the VNNI kernel.
+long rc_depthwise_u8_packed3x3_size(long channels);
+/// Packs int32 [9][channels] weights (values within int8) for the VNNI kernel.
+void rc_depthwise_u8_pack3x3(const int32_t *weights, long channels, int8_t *packed);
+/// Work items of a job: (output row, 64-channel block) pairs; split them between threads freely.
+long rc_depthwise_u8_items(const rc_depthwise_u8_job *job);
+void rc_depthwise_u8_run(const rc_depthwise_u8_job *job, long first_item, long last_item);
+
 /// A depthwise int8 convolution and the stride-1 1×1 convolution reading its output, fused
 /// (depthwise_u8.c): each depthwise output row goes through `project` (an rc_gemm_u8_job whose
 /// input, rows, columns, strides, column_block, channel_major and segments fields are unused;
@@ -247,13 +255,6 @@ typedef struct {
 long rc_depthwise_project_u8_items(const rc_depthwise_project_u8_job *job);
 long rc_depthwise_project_u8_scratch_size(const rc_depthwise_project_u8_job *job);
 void rc_depthwise_project_u8_run(const rc_depthwise_project_u8_job *job, long first_item, long last_item);
-/// Bytes of 3×3 weights packed for the VNNI kernel.
-long rc_depthwise_u8_packed3x3_size(long channels);
-/// Packs int32 [9][channels] weights (values within int8) for the VNNI kernel.
-void rc_depthwise_u8_pack3x3(const int32_t *weights, long channels, int8_t *packed);
-/// Work items of a job: (output row, 64-channel block) pairs; split them between threads freely.
-long rc_depthwise_u8_items(const rc_depthwise_u8_job *job);
-void rc_depthwise_u8_run(const rc_depthwise_u8_job *job, long first_item, long last_item);
 
 /// Concatenation of uint8 channels-last maps along channels, pixels first_pixel ..< last_pixel
 /// of `total` output channels: input i has channels[i] channels, and tables[i] (NULL: a plain
