@@ -121,22 +121,29 @@ void rc_depthwise_u8_pack3x3(const int32_t *weights, long channels, int8_t *pack
                         }
 }
 
+// How window3x3 requantizes, fixed per item so that its group loop unrolls without branches:
+// the TFLite scheme's single floor (sign test on or off: see single_floor16), QNNPACK's float
+// form, or requantize16_unclamped's general case (left shifts, shifts outside the single
+// floor's range).
+enum { REQUANTIZE_GENERAL, REQUANTIZE_FLOAT, REQUANTIZE_SINGLE, REQUANTIZE_SINGLE_SIGNED };
+
+AVX512 static inline __attribute__((always_inline)) __m512i requantize_as(const requantization16 *q, __m512i x, const int mode) {
+    if (mode == REQUANTIZE_FLOAT) return float_requantize16_unclamped(x, q->scale, q->zero_point);
+    if (mode == REQUANTIZE_SINGLE || mode == REQUANTIZE_SINGLE_SIGNED)
+        return single_floor16_apply_limit(x, &q->sf, mode == REQUANTIZE_SINGLE_SIGNED, _mm512_set1_epi64(-(1LL << 30)));
+    return requantize16_unclamped(q, x);
+}
+
 // Every output of item `it`, `groups` of sixteen channels; `full`: all 64 (constants there,
 // so that the loops unroll).
 VNNI static inline __attribute__((always_inline)) void
-window3x3(const rc_depthwise_u8_job *j, const item *it, const int groups, const int full) {
+window3x3(const rc_depthwise_u8_job *j, const item *it, const requantization16 q[4], const __m512i offset[4], const int groups,
+          const int full, const int mode) {
     const long channels = j->channels, line = j->width * channels, stride = j->stride_w, block = it->c1 - it->c0;
     const __mmask64 m = block == 64 ? ~(__mmask64)0 : (((__mmask64)1 << block) - 1);
     column64 w[3];
     for (long kx = 0; kx < 3; ++kx)
         for (int k = 0; k < 4; ++k) w[kx].q[k] = _mm512_loadu_si512(j->packed3x3 + ((it->c0 / BLOCK * 3 + kx) * 4 + k) * 64);
-    __m512i offset[4];
-    requantization16 q[4];
-    for (int g = 0; g < groups; ++g) {
-        const __mmask16 gm = tail16(block - 16 * g);
-        q[g] = requantization16_load(&j->requantization, it->c0 + 16 * g, gm);
-        offset[g] = _mm512_add_epi32(_mm512_maskz_loadu_epi32(gm, j->zero_point_offset + it->c0 + 16 * g), q[g].bias);
-    }
     const long iy = it->y * j->stride_h - j->pad_top, width = j->width;
     const uint8_t *rows[3];
     for (int k = 0; k < 3; ++k) rows[k] = iy + k >= 0 && iy + k < j->height ? it->image + (iy + k) * line + it->c0 : NULL;
@@ -145,15 +152,18 @@ window3x3(const rc_depthwise_u8_job *j, const item *it, const int groups, const 
     column64 c0 = load_column(rows, ix, width, channels, m, zp), c1 = load_column(rows, ix + 1, width, channels, m, zp);
     for (long x = 0; x < j->output_width; ++x) {
         column64 c2 = load_column(rows, ix + 2, width, channels, m, zp);
-        __m512i acc[4];
-        for (int k = 0; k < 4; ++k) {
-            acc[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c0.q[k], w[0].q[k]);
-            acc[k] = _mm512_dpbusd_epi32(acc[k], c1.q[k], w[1].q[k]);
-            acc[k] = _mm512_dpbusd_epi32(acc[k], c2.q[k], w[2].q[k]);
-        }
         __m512i r[4];
-        for (int g = 0; g < 4; ++g)
-            r[g] = g < groups ? requantize16_unclamped(&q[g], _mm512_add_epi32(acc[g], offset[g])) : _mm512_setzero_si512();
+#pragma clang loop unroll(full)
+        for (int g = 0; g < 4; ++g) {
+            if (g < groups) {
+                __m512i acc = _mm512_dpbusd_epi32(offset[g], c0.q[g], w[0].q[g]);
+                acc = _mm512_dpbusd_epi32(acc, c1.q[g], w[1].q[g]);
+                acc = _mm512_dpbusd_epi32(acc, c2.q[g], w[2].q[g]);
+                r[g] = requantize_as(&q[g], acc, mode);
+            } else {
+                r[g] = _mm512_setzero_si512();
+            }
+        }
         // The packs leave lane L holding dwords 4L … 4L + 3 of r0 … r3: transposed again.
         const __m512i bytes = dword_transpose4x4(pack64_clamped(r[0], r[1], r[2], r[3], j->requantization.lo, j->requantization.hi));
         uint8_t *o = it->out + x * channels + it->c0;
@@ -165,9 +175,29 @@ window3x3(const rc_depthwise_u8_job *j, const item *it, const int groups, const 
     }
 }
 
+#define WINDOW3X3_MODES(j, it, q, offset, groups, full, mode)                                      \
+    switch (mode) {                                                                                 \
+    case REQUANTIZE_FLOAT: window3x3(j, it, q, offset, groups, full, REQUANTIZE_FLOAT); break;      \
+    case REQUANTIZE_SINGLE: window3x3(j, it, q, offset, groups, full, REQUANTIZE_SINGLE); break;    \
+    case REQUANTIZE_SINGLE_SIGNED: window3x3(j, it, q, offset, groups, full, REQUANTIZE_SINGLE_SIGNED); break; \
+    default: window3x3(j, it, q, offset, groups, full, REQUANTIZE_GENERAL); break;                 \
+    }
+
 VNNI static void item3x3_vnni(const rc_depthwise_u8_job *j, const item *it) {
-    if (it->c1 - it->c0 == BLOCK) window3x3(j, it, 4, 1);
-    else window3x3(j, it, (int)((it->c1 - it->c0 + 15) / 16), 0);
+    const long block = it->c1 - it->c0;
+    const int groups = (int)((block + 15) / 16);
+    requantization16 q[4];
+    __m512i offset[4];
+    int mode = j->requantization.scheme == 0 ? REQUANTIZE_SINGLE : REQUANTIZE_FLOAT;
+    for (int g = 0; g < groups; ++g) {
+        const __mmask16 gm = tail16(block - 16 * g);
+        q[g] = requantization16_load(&j->requantization, it->c0 + 16 * g, gm);
+        offset[g] = _mm512_add_epi32(_mm512_maskz_loadu_epi32(gm, j->zero_point_offset + it->c0 + 16 * g), q[g].bias);
+        if (q[g].scheme == 0 && (!q[g].single || q[g].shifts_left)) mode = REQUANTIZE_GENERAL;
+    }
+    if (mode == REQUANTIZE_SINGLE && q[0].sf.sign_correction) mode = REQUANTIZE_SINGLE_SIGNED;
+    if (block == BLOCK) WINDOW3X3_MODES(j, it, q, offset, 4, 1, mode)
+    else WINDOW3X3_MODES(j, it, q, offset, groups, 0, mode)
 }
 
 AVX512 static void item_avx512(const rc_depthwise_u8_job *j, const item *it) {

@@ -76,6 +76,8 @@ final class FusedConvTests: XCTestCase {
             ([1, 24, 9, 9], [5, 5], 2, Padding2D.symmetric(2)), ([1, 19, 6, 8], [1, 3], 1, Padding2D(top: 0, bottom: 0, left: 1, right: 1)),
             ([1, 32, 2, 3], [3, 3], 1, same),
         ]
+        var shiftsSeen: Set<String> = []
+        defer { XCTAssertEqual(shiftsSeen, ["left", "none", "beyond 22", "within"]) }
         for (inputShape, kernel, stride, padding) in geometries {
             let channels = inputShape[1]
             let weightShape = [channels, 1, kernel[0], kernel[1]]
@@ -90,9 +92,15 @@ final class FusedConvTests: XCTestCase {
                     let bias = (0..<channels).map { _ in Int32.random(in: -2000...2000, using: &generator) }
                     let layer = QuantizedLayer(weights: weights, weightShape: weightShape, weightScales: weightScales, bias: bias)
                     let input = AffineQuantization(scale: 0.02, zeroPoint: inputZeroPoint)
-                    for (outputScale, zeroPoint, clamp) in [(Float(0.5), Int32(128), FusedClamp.none), (0.02, 0, .relu6), (1e-3, 9, .relu)] {
+                    // Right shifts in the one-floor range with and without the sign test
+                    // (no clamp below the zero point, ReLU6, ReLU), a multiplier above 1 (TFLite's
+                    // left shift) and right shifts past 22: the three requantization modes of
+                    // the VNNI kernel.
+                    for (outputScale, zeroPoint, clamp) in [(Float(0.5), Int32(128), FusedClamp.none), (0.02, 0, .relu6), (1e-3, 9, .relu),
+                                                            (1e-4, 128, .none), (3000, 120, .none)] {
                         let requantizer = Requantizer(layer: layer, input: input, output: AffineQuantization(scale: outputScale, zeroPoint: zeroPoint),
                                                       clamp: clamp, scheme: scheme)
+                        shiftsSeen.formUnion(requantizer.leftShifts.map { $0 > 0 ? "left" : "none" } + requantizer.rightShifts.map { $0 > 22 ? "beyond 22" : "within" })
                         let value = QuantizedValue(buffer: IntegerBuffer(x), shape: inputShape)
                         let reference = try twoPass(value, layer: layer, config: config, inputZeroPoint: inputZeroPoint, requantizer: requantizer)
                         let fused = FusedDepthwiseConv(weights: weights, shape: weightShape, config: config, inputZeroPoint: inputZeroPoint,
