@@ -175,6 +175,7 @@ window3x3(const rc_depthwise_u8_job *j, const item *it, const requantization16 q
     }
 }
 
+// window3x3 with `mode` as a compile-time constant.
 #define WINDOW3X3_MODES(j, it, q, offset, groups, full, mode)                                      \
     switch (mode) {                                                                                 \
     case REQUANTIZE_FLOAT: window3x3(j, it, q, offset, groups, full, REQUANTIZE_FLOAT); break;      \

@@ -92,10 +92,10 @@ final class FusedConvTests: XCTestCase {
                     let bias = (0..<channels).map { _ in Int32.random(in: -2000...2000, using: &generator) }
                     let layer = QuantizedLayer(weights: weights, weightShape: weightShape, weightScales: weightScales, bias: bias)
                     let input = AffineQuantization(scale: 0.02, zeroPoint: inputZeroPoint)
-                    // Right shifts in the one-floor range with and without the sign test
-                    // (no clamp below the zero point, ReLU6, ReLU), a multiplier above 1 (TFLite's
-                    // left shift) and right shifts past 22: the three requantization modes of
-                    // the VNNI kernel.
+                    // In the TFLite scheme: right shifts in the one-floor range with and without
+                    // the sign test (no clamp below the zero point; ReLU6, ReLU), a multiplier
+                    // above 1 (TFLite's left shift) and right shifts past 22 — each of the VNNI
+                    // kernel's requantization modes (QNNPACK's scheme takes its float one).
                     for (outputScale, zeroPoint, clamp) in [(Float(0.5), Int32(128), FusedClamp.none), (0.02, 0, .relu6), (1e-3, 9, .relu),
                                                             (1e-4, 128, .none), (3000, 120, .none)] {
                         let requantizer = Requantizer(layer: layer, input: input, output: AffineQuantization(scale: outputScale, zeroPoint: zeroPoint),
