@@ -184,7 +184,9 @@ window3x3(const rc_depthwise_u8_job *j, const item *it, const requantization16 q
     default: window3x3(j, it, q, offset, groups, full, REQUANTIZE_GENERAL); break;                 \
     }
 
-VNNI static void item3x3_vnni(const rc_depthwise_u8_job *j, const item *it) {
+// Item `it` and the `rows` − 1 output rows after it (same image and channels), row r written
+// at it->out + r·out_row_stride: the parameters are loaded and the mode chosen once.
+VNNI static void item3x3_vnni(const rc_depthwise_u8_job *j, const item *it, long rows, long out_row_stride) {
     const long block = it->c1 - it->c0;
     const int groups = (int)((block + 15) / 16);
     requantization16 q[4];
@@ -197,8 +199,14 @@ VNNI static void item3x3_vnni(const rc_depthwise_u8_job *j, const item *it) {
         if (q[g].scheme == 0 && (!q[g].single || q[g].shifts_left)) mode = REQUANTIZE_GENERAL;
     }
     if (mode == REQUANTIZE_SINGLE && q[0].sf.sign_correction) mode = REQUANTIZE_SINGLE_SIGNED;
-    if (block == BLOCK) WINDOW3X3_MODES(j, it, q, offset, 4, 1, mode)
-    else WINDOW3X3_MODES(j, it, q, offset, groups, 0, mode)
+    for (long r = 0; r < rows; ++r) {
+        item row = *it;
+        row.row += r;
+        row.y += r;
+        row.out += r * out_row_stride;
+        if (block == BLOCK) WINDOW3X3_MODES(j, &row, q, offset, 4, 1, mode)
+        else WINDOW3X3_MODES(j, &row, q, offset, groups, 0, mode)
+    }
 }
 
 AVX512 static void item_avx512(const rc_depthwise_u8_job *j, const item *it) {
@@ -216,17 +224,27 @@ AVX512 static void item_avx512(const rc_depthwise_u8_job *j, const item *it) {
     }
 }
 
-// One work item on the kernel this job and CPU take.
-static void run_item(const rc_depthwise_u8_job *j, const item *it) {
-    if (rc_use_vnni() && j->kernel_h == 3 && j->kernel_w == 3) item3x3_vnni(j, it);
-    else if (rc_use_avx512() && j->kernel_h * j->kernel_w <= MAX_TAPS) item_avx512(j, it);
-    else item_generic(j, it);
+// Work item `it` and the `rows` − 1 output rows after it in the same image, row r written at
+// it->out + r·out_row_stride, on the kernel this job and CPU take.
+static void run_rows(const rc_depthwise_u8_job *j, const item *it, long rows, long out_row_stride) {
+    if (rc_use_vnni() && j->kernel_h == 3 && j->kernel_w == 3) {
+        item3x3_vnni(j, it, rows, out_row_stride);
+        return;
+    }
+    for (long r = 0; r < rows; ++r) {
+        item row = *it;
+        row.row += r;
+        row.y += r;
+        row.out += r * out_row_stride;
+        if (rc_use_avx512() && j->kernel_h * j->kernel_w <= MAX_TAPS) item_avx512(j, &row);
+        else item_generic(j, &row);
+    }
 }
 
 void rc_depthwise_u8_run(const rc_depthwise_u8_job *job, long first_item, long last_item) {
     for (long index = first_item; index < last_item; ++index) {
         const item it = item_at(job, index);
-        run_item(job, &it);
+        run_rows(job, &it, 1, 0);
     }
 }
 
@@ -237,38 +255,52 @@ void rc_depthwise_u8_run(const rc_depthwise_u8_job *job, long first_item, long l
 
 long rc_depthwise_project_u8_items(const rc_depthwise_project_u8_job *job) { return job->depthwise.batch * job->bands; }
 
-// Bytes of an item's scratch row, with 64 bytes of slack for the GEMM's reads.
-static long scratch_row_bytes(const rc_depthwise_project_u8_job *job) {
-    return (job->depthwise.output_width * job->depthwise.channels + 64 + 63) / 64 * 64;
+// Depthwise rows per projection call: narrow rows go several at a time, so that the per-row
+// set-up (each channel block's parameters and weights, the GEMM's job) is shared and the
+// projection's tiles run over more pixels; about 16 KiB of depthwise output at most, so that
+// it stays in L1 for the projection.
+static long chunk_rows(const rc_depthwise_project_u8_job *job) {
+    const rc_depthwise_u8_job *d = &job->depthwise;
+    const long rows = 16384 / (d->output_width * d->channels), band = (d->output_height + job->bands - 1) / job->bands;
+    return rows < 1 ? 1 : (rows < band ? rows : band);
+}
+
+// Bytes of an item's scratch: a chunk of depthwise rows, with 64 bytes of slack for the GEMM's reads.
+static long scratch_bytes(const rc_depthwise_project_u8_job *job) {
+    return (chunk_rows(job) * job->depthwise.output_width * job->depthwise.channels + 64 + 63) / 64 * 64;
 }
 
 long rc_depthwise_project_u8_scratch_size(const rc_depthwise_project_u8_job *job) {
-    return rc_depthwise_project_u8_items(job) * scratch_row_bytes(job);
+    return rc_depthwise_project_u8_items(job) * scratch_bytes(job);
 }
 
 void rc_depthwise_project_u8_run(const rc_depthwise_project_u8_job *job, long first_item, long last_item) {
     const rc_depthwise_u8_job *d = &job->depthwise;
-    const long blocks = (d->channels + BLOCK - 1) / BLOCK, width = d->output_width;
+    const long blocks = (d->channels + BLOCK - 1) / BLOCK, width = d->output_width, line = width * d->channels;
+    const long chunk = chunk_rows(job);
     for (long index = first_item; index < last_item; ++index) {
         const long b = index / job->bands, band = index % job->bands;
         const long y0 = band * d->output_height / job->bands, y1 = (band + 1) * d->output_height / job->bands;
-        uint8_t *row = job->scratch + index * scratch_row_bytes(job);
-        for (long y = y0; y < y1; ++y) {
+        uint8_t *rows = job->scratch + index * scratch_bytes(job);
+        for (long y = y0; y < y1; y += chunk) {
+            const long count = y + chunk < y1 ? chunk : y1 - y;
             for (long block = 0; block < blocks; ++block) {
                 item it = item_at(d, (b * d->output_height + y) * blocks + block);
-                it.out = row;
-                run_item(d, &it);
+                it.out = rows;
+                run_rows(d, &it, count, line);
             }
+            // The chunk's rows lie one after the other in the scratch and in the output: one
+            // row of count · width pixels for the GEMM.
             rc_gemm_u8_job p = job->project;
-            p.input = row;
+            p.input = rows;
             p.rows = 1;
-            p.columns = width;
+            p.columns = count * width;
             p.rows_per_image = 1;
-            p.image_stride = width * d->channels;
-            p.row_stride = width * d->channels;
+            p.image_stride = count * line;
+            p.row_stride = count * line;
             p.column_stride = d->channels;
             p.output = job->project.output + (b * d->output_height + y) * width * p.n;
-            p.column_block = width;
+            p.column_block = count * width;
             p.channel_major = 0;
             p.segments = 0;
             rc_gemm_u8_run(&p, 0, rc_gemm_u8_items(&p));

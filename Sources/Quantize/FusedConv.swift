@@ -236,8 +236,8 @@ final class FusedDepthwiseConv: @unchecked Sendable {
         return QuantizedValue(buffer: output, shape: outputShape)
     }
 
-    /// The output of `project` (`FusedInt8Conv.projects`) on this layer's output, each
-    /// depthwise row projected while in cache (`rc_depthwise_project_u8_run`): the bytes of
+    /// The output of `project` (`FusedInt8Conv.projects`) on this layer's output, each chunk
+    /// of depthwise rows projected while in cache (`rc_depthwise_project_u8_run`): the bytes of
     /// the two layers in turn, without the depthwise map in memory or a second parallel step.
     func apply(_ x: QuantizedValue, projectingWith project: FusedInt8Conv) -> QuantizedValue {
         let depthwiseShape = config.outputShape(input: x.shape, weight: weightShape)

@@ -113,6 +113,46 @@ final class FusedConvTests: XCTestCase {
         }
     }
 
+    /// A depthwise layer and the 1×1 projection reading it as one kernel give the bytes of the
+    /// two layers in turn, with the depthwise rows taken in chunks of several rows per
+    /// projection call: maps narrow enough for several rows per chunk, bands that end in a
+    /// partial chunk, one and two threads (hence two and four bands), both schemes.
+    func testDepthwiseProjectionEqualsLayersInTurn() throws {
+        // (input [N, C, H, W], depthwise stride, projection outputs): 40 × 64 rows make chunks
+        // of 6 (16 KiB), 20 × 200 chunks of 4, 7 × 96 whole bands, 112 × 16 one row.
+        let geometries: [([Int], Int, Int)] = [([1, 64, 40, 40], 1, 24), ([2, 200, 20, 20], 1, 40), ([1, 96, 14, 14], 2, 32),
+                                               ([1, 16, 12, 112], 1, 8)]
+        for (inputShape, stride, outputs) in geometries {
+            let channels = inputShape[1]
+            let config = Conv2DConfig(stride: stride, padding: .symmetric(1), groups: channels)
+            let depthwiseShape = [channels, 1, 3, 3], projectShape = [outputs, channels, 1, 1]
+            let depthwiseWeights = (0..<depthwiseShape.reduce(1, *)).map { _ in Int8.random(in: -127...127, using: &generator) }
+            let projectWeights = (0..<projectShape.reduce(1, *)).map { _ in Int8.random(in: -127...127, using: &generator) }
+            for scheme in QuantizationScheme.allCases {
+                let x = (0..<inputShape.reduce(1, *)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                let value = QuantizedValue(buffer: IntegerBuffer(x), shape: inputShape)
+                let depthwiseLayer = QuantizedLayer(weights: depthwiseWeights, weightShape: depthwiseShape,
+                                                    weightScales: (0..<channels).map { _ in Float.random(in: 1e-2...5e-2, using: &generator) },
+                                                    bias: (0..<channels).map { _ in Int32.random(in: -2000...2000, using: &generator) })
+                let middle = AffineQuantization(scale: 0.05, zeroPoint: 0)
+                let depthwise = FusedDepthwiseConv(weights: depthwiseWeights, shape: depthwiseShape, config: config, inputZeroPoint: 37,
+                                                   requantizer: Requantizer(layer: depthwiseLayer, input: AffineQuantization(scale: 0.02, zeroPoint: 37),
+                                                                            output: middle, clamp: .relu6, scheme: scheme))
+                let projectLayer = QuantizedLayer(weights: projectWeights, weightShape: projectShape,
+                                                  weightScales: (0..<outputs).map { _ in Float.random(in: 1e-3...1e-2, using: &generator) },
+                                                  bias: (0..<outputs).map { _ in Int32.random(in: -20000...20000, using: &generator) })
+                let project = FusedInt8Conv(weights: projectWeights, shape: projectShape, config: Conv2DConfig(), inputZeroPoint: 0,
+                                            requantizer: Requantizer(layer: projectLayer, input: middle, output: AffineQuantization(scale: 0.1, zeroPoint: 120),
+                                                                     clamp: .none, scheme: scheme))
+                XCTAssertTrue(project.projects)
+                let reference = project.apply(depthwise.apply(value))
+                XCTAssertGreaterThan(Set(reference.buffer.array).count, 20, "projected values spread")
+                assertEveryPath(depthwise.apply(value, projectingWith: project), equals: reference.buffer.array, shape: reference.shape,
+                                "\(scheme) depthwise \(inputShape) stride \(stride) + projection to \(outputs)")
+            }
+        }
+    }
+
     /// Right shifts from 18 to 25 within one layer, so that groups of sixteen channels take
     /// the kernels' precomputed one-floor constants (shifts 1…22 on every channel) or derive the
     /// two-rounding form (any channel beyond 22), with accumulators near their extremes

@@ -240,7 +240,8 @@ long rc_depthwise_u8_items(const rc_depthwise_u8_job *job);
 void rc_depthwise_u8_run(const rc_depthwise_u8_job *job, long first_item, long last_item);
 
 /// A depthwise int8 convolution and the stride-1 1×1 convolution reading its output, fused
-/// (depthwise_u8.c): each depthwise output row goes through `project` (an rc_gemm_u8_job whose
+/// (depthwise_u8.c): each chunk of depthwise output rows (several when rows are narrow) goes
+/// through `project` (an rc_gemm_u8_job whose
 /// input, rows, columns, strides, column_block, channel_major and segments fields are unused;
 /// its output is the whole map's) from `scratch` while in cache; `depthwise`'s output field is
 /// unused. Results equal the two kernels run one after the other, byte for byte.
