@@ -338,14 +338,25 @@ void rc_depthwise_f32_run(const rc_depthwise_f32_job *job, long first_item, long
 // residual blocks), fused: each work item (image, band of output rows) computes the
 // expanded rows its depthwise rows need into a ring of three rows, so the expanded map —
 // 4.8 MB at 112 × 112 × 96 — never goes out to memory and back; with a projection, each
-// depthwise row goes through it while still in cache, and the depthwise map is not stored
-// either. Without the expansion, the depthwise rows read the input map itself.
+// chunk of depthwise rows goes through it while still in cache, and the depthwise map is not
+// stored either. Without the expansion, the depthwise rows read the input map itself.
 
-// Floats of an item's scratch: the ring's three expanded rows, then a depthwise row when
-// the job projects.
+// Depthwise rows per projection call: up to 128 KiB of them (all of a 7² or 14² band), so
+// that the projection's weights — 1.2 MB for MobileNetV2's last block — are read once per
+// chunk rather than once per row, and its tiles run over more pixels.
+static long projected_rows(const rc_expand_depthwise_f32_job *job) {
+    const rc_depthwise_f32_job *d = &job->depthwise;
+    if (!job->projects) return 0;
+    const long rows = 128 * 1024 / (d->output_width * d->channels * (long)sizeof(float));
+    const long band = (d->output_height + job->bands - 1) / job->bands;
+    return rows < 1 ? 1 : (rows < band ? rows : band);
+}
+
+// Floats of an item's scratch: the ring's three expanded rows, then the depthwise rows of a
+// projection chunk when the job projects.
 static long item_scratch_floats(const rc_expand_depthwise_f32_job *job) {
     const rc_depthwise_f32_job *d = &job->depthwise;
-    return ((job->expands ? 3 * d->width : 0) + (job->projects ? d->output_width : 0)) * d->channels;
+    return ((job->expands ? 3 * d->width : 0) + projected_rows(job) * d->output_width) * d->channels;
 }
 
 long rc_expand_depthwise_f32_items(const rc_expand_depthwise_f32_job *job) { return job->depthwise.batch * job->bands; }
@@ -406,13 +417,14 @@ AVX512 static void depthwise3x3_row_all(const rc_depthwise_f32_job *j, const flo
 void rc_expand_depthwise_f32_run(const rc_expand_depthwise_f32_job *job, long first_item, long last_item) {
     const rc_depthwise_f32_job *d = &job->depthwise;
     const int vector = rc_use_avx512();
-    const long row_floats = d->width * d->channels;
+    const long row_floats = d->width * d->channels, chunk = projected_rows(job);
     for (long item = first_item; item < last_item; ++item) {
         const long b = item / job->bands, band = item % job->bands;
         const long y0 = band * d->output_height / job->bands, y1 = (band + 1) * d->output_height / job->bands;
         float *ring = job->scratch + item * item_scratch_floats(job);
         float *projected = job->expands ? ring + 3 * row_floats : ring;
         long held[3] = {-1, -1, -1};
+        long chunk_start = y0;
         for (long y = y0; y < y1; ++y) {
             long ky0, ky1;
             valid_rows(d, y, &ky0, &ky1);
@@ -431,12 +443,16 @@ void rc_expand_depthwise_f32_run(const rc_expand_depthwise_f32_job *job, long fi
                 rows[k] = ring + slot * row_floats;
             }
             const long pixel = (b * d->output_height + y) * d->output_width;
-            float *out = job->projects ? projected : d->output + pixel * d->channels;
+            float *out = job->projects ? projected + (y - chunk_start) * d->output_width * d->channels : d->output + pixel * d->channels;
             if (vector) depthwise3x3_row_all(d, rows, ky0, ky1, out);
             else depthwise3x3_row_generic(d, rows, ky0, ky1, out);
-            if (job->projects) {
+            if (job->projects && (y + 1 - chunk_start == chunk || y + 1 == y1)) {
+                // The chunk's rows lie one after the other in the scratch and in the output.
                 const rc_conv1x1_f32_job *p = &job->project;
-                pointwise_row(p, out, d->output_width, p->output + pixel * p->n, p->residual ? p->residual + pixel * p->n : NULL, vector);
+                const long first = (b * d->output_height + chunk_start) * d->output_width;
+                pointwise_row(p, projected, (y + 1 - chunk_start) * d->output_width, p->output + first * p->n,
+                              p->residual ? p->residual + first * p->n : NULL, vector);
+                chunk_start = y + 1;
             }
         }
     }

@@ -194,8 +194,8 @@ void rc_depthwise_f32_run(const rc_depthwise_f32_job *job, long first_item, long
 /// `expand` describes the 1×1 layer on the whole input (its output, residual, rows and
 /// columns fields are unused) and `depthwise` the 3×3 layer (its input field is unused;
 /// height, width and channels are the expanded map's); without, the depthwise layer reads
-/// its input field. With `projects`, a stride-1 1×1 convolution `project` reads each
-/// depthwise output row from `scratch` too (its input, rows and columns fields are unused;
+/// its input field. With `projects`, a stride-1 1×1 convolution `project` reads the
+/// depthwise output rows from `scratch` too, a chunk of rows at a time (its input, rows and columns fields are unused;
 /// its output and residual, when set, are the whole map's, channels-last) and the depthwise
 /// output field is unused: a MobileNetV2 inverted residual block in one kernel. Results equal
 /// the kernels run one after the other, bit for bit.
