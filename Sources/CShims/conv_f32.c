@@ -347,9 +347,7 @@ void rc_depthwise_f32_run(const rc_depthwise_f32_job *job, long first_item, long
 static long projected_rows(const rc_expand_depthwise_f32_job *job) {
     const rc_depthwise_f32_job *d = &job->depthwise;
     if (!job->projects) return 0;
-    const long rows = 128 * 1024 / (d->output_width * d->channels * (long)sizeof(float));
-    const long band = (d->output_height + job->bands - 1) / job->bands;
-    return rows < 1 ? 1 : (rows < band ? rows : band);
+    return band_chunk_rows(d->output_width * d->channels * (long)sizeof(float), 128 * 1024, d->output_height, job->bands);
 }
 
 // Floats of an item's scratch: the ring's three expanded rows, then the depthwise rows of a

@@ -44,6 +44,15 @@ static inline item item_at(const rc_depthwise_u8_job *j, long index) {
     return it;
 }
 
+// Item `it` moved down `r` output rows of the same image, its output `r · out_row_stride` bytes on.
+static inline item item_row(const item *it, long r, long out_row_stride) {
+    item row = *it;
+    row.row += r;
+    row.y += r;
+    row.out += r * out_row_stride;
+    return row;
+}
+
 static void item_generic(const rc_depthwise_u8_job *j, const item *it) {
     const long channels = j->channels;
     for (long x = 0; x < j->output_width; ++x) {
@@ -200,10 +209,7 @@ VNNI static void item3x3_vnni(const rc_depthwise_u8_job *j, const item *it, long
     }
     if (mode == REQUANTIZE_SINGLE && q[0].sf.sign_correction) mode = REQUANTIZE_SINGLE_SIGNED;
     for (long r = 0; r < rows; ++r) {
-        item row = *it;
-        row.row += r;
-        row.y += r;
-        row.out += r * out_row_stride;
+        const item row = item_row(it, r, out_row_stride);
         if (block == BLOCK) WINDOW3X3_MODES(j, &row, q, offset, 4, 1, mode)
         else WINDOW3X3_MODES(j, &row, q, offset, groups, 0, mode)
     }
@@ -232,10 +238,7 @@ static void run_rows(const rc_depthwise_u8_job *j, const item *it, long rows, lo
         return;
     }
     for (long r = 0; r < rows; ++r) {
-        item row = *it;
-        row.row += r;
-        row.y += r;
-        row.out += r * out_row_stride;
+        const item row = item_row(it, r, out_row_stride);
         if (rc_use_avx512() && j->kernel_h * j->kernel_w <= MAX_TAPS) item_avx512(j, &row);
         else item_generic(j, &row);
     }
@@ -250,7 +253,7 @@ void rc_depthwise_u8_run(const rc_depthwise_u8_job *job, long first_item, long l
 
 // ---------------------------------------------------------------------------------------
 // A depthwise layer and the 1×1 projection reading it, fused: each work item (image, band of
-// output rows) writes a depthwise row into its scratch and projects it at once, so the
+// output rows) writes a chunk of depthwise rows into its scratch and projects it at once, so the
 // depthwise map is never stored.
 
 long rc_depthwise_project_u8_items(const rc_depthwise_project_u8_job *job) { return job->depthwise.batch * job->bands; }
@@ -261,8 +264,7 @@ long rc_depthwise_project_u8_items(const rc_depthwise_project_u8_job *job) { ret
 // it stays in L1 for the projection.
 static long chunk_rows(const rc_depthwise_project_u8_job *job) {
     const rc_depthwise_u8_job *d = &job->depthwise;
-    const long rows = 16384 / (d->output_width * d->channels), band = (d->output_height + job->bands - 1) / job->bands;
-    return rows < 1 ? 1 : (rows < band ? rows : band);
+    return band_chunk_rows(d->output_width * d->channels, 16384, d->output_height, job->bands);
 }
 
 // Bytes of an item's scratch: a chunk of depthwise rows, with 64 bytes of slack for the GEMM's reads.

@@ -433,6 +433,14 @@ AVX512 static inline __m512i tflite_add16_unclamped(__m512i a, __m512i b, const 
     return single_floor16_apply_limit(sum, &p->out, sign_correction, p->limit);
 }
 
+// Rows per chunk of a fused depthwise + projection work item (depthwise_u8.c, conv_f32.c):
+// as many `row_bytes`-byte depthwise rows as fit in `budget` bytes, at least one and at most
+// a band's (the longest of `bands` bands of `height` rows).
+static inline long band_chunk_rows(long row_bytes, long budget, long height, long bands) {
+    const long rows = budget / row_bytes, band = (height + bands - 1) / bands;
+    return rows < 1 ? 1 : (rows < band ? rows : band);
+}
+
 // The GEMM kernels' tile loop: `tile(j, row, x, c0, pixels, vectors)` over columns
 // [x0, x1) of `row` in tiles of up to 8 pixels, with the pixel and vector counts as constants
 // (so that each instance keeps its accumulators in registers). `tile` is the including

@@ -107,7 +107,7 @@ final class FusedInt8Conv: @unchecked Sendable {
     }
 
     /// Whether this is a stride-1 1×1 layer, which `FusedDepthwiseConv.apply(_:projectingWith:)`
-    /// can run on each depthwise row.
+    /// can run on chunks of depthwise rows.
     var projects: Bool {
         windowRowBytes == 0 && weightShape[2] == 1 && weightShape[3] == 1 && config.strideH == 1 && config.strideW == 1
     }

@@ -104,7 +104,7 @@ enum ThinConvolution {
     /// Runs a stride-1 1×1 convolution `expand` and the 3×3 depthwise convolution `depthwise`
     /// reading its output as one kernel (`rc_expand_depthwise_f32_run`): the same bits as the
     /// two in turn, without the expanded map ever going to memory. With `project`, the
-    /// projection reading the depthwise output runs in the same kernel, row by row, and
+    /// projection reading the depthwise output runs in the same kernel, a chunk of rows at a time, and
     /// `output` receives its result: an inverted residual block whose inner maps never leave
     /// the cache. Without `expand` (then `project` is given), the depthwise layer reads `input`.
     /// - Precondition: `canFuse(expand:depthwise:)`, and `canProject(depthwise:project:)` for a projection.
