@@ -58,6 +58,15 @@ static void gemm_generic(const rc_gemm_u8_job *j, long row, long x0, long x1, lo
     }
 }
 
+// One pixel's 48 channels (three vectors of requantized values before their clamp) stored as
+// 48 bytes: the packs leave each 128-bit lane L holding a, b, c's dwords 4L … 4L + 3 in turn
+// (and c's again), and one dword permutation restores channel order.
+VNNI static inline void store_pixel48(uint8_t *out, __m512i a, __m512i b, __m512i c, int32_t lo, int32_t hi) {
+    const __m512i bytes = pack64_clamped(a, b, c, c, lo, hi);
+    const __m512i order = _mm512_set_epi32(0, 0, 0, 0, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    _mm512_mask_storeu_epi8(out, 0xFFFFFFFFFFFFull, _mm512_permutexvar_epi32(order, bytes));
+}
+
 // A tile's TFLite epilogue: its accumulators (bias included) requantized and stored. Out of
 // line, so that the compiler keeps the requantization's constants out of the tile's sums,
 // where they took registers that the accumulators need (the inlined form was 25–30 % slower
@@ -125,6 +134,18 @@ tile(const rc_gemm_u8_job *j, long row, long x, long c, const int pixels, const 
     const rc_requantization *rq = &j->requantization;
     if (rq->scheme == 0) {
         store_tflite(j, row, x, c, pixels, vectors, scratch);
+        return;
+    }
+    if (vectors == VECTORS && c + BLOCK <= j->n) {
+        const __m512 s0 = _mm512_loadu_ps(rq->scale + c), s1 = _mm512_loadu_ps(rq->scale + c + 16), s2 = _mm512_loadu_ps(rq->scale + c + 32);
+        const __m512i zero_point = _mm512_set1_epi32(rq->zero_point);
+        uint8_t *out = j->output + (row * j->columns + x) * j->n + c;
+        for (int r = 0; r < pixels; ++r) {
+            const __m512i a = float_requantize16_unclamped(_mm512_load_si512(&scratch[r * VECTORS]), s0, zero_point);
+            const __m512i b = float_requantize16_unclamped(_mm512_load_si512(&scratch[r * VECTORS + 1]), s1, zero_point);
+            const __m512i d = float_requantize16_unclamped(_mm512_load_si512(&scratch[r * VECTORS + 2]), s2, zero_point);
+            store_pixel48(out + r * j->n, a, b, d, rq->lo, rq->hi);
+        }
         return;
     }
     for (int v = 0; v < vectors; ++v) {
