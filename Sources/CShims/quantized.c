@@ -89,7 +89,7 @@ AVX512 static void requantize_float_avx512(const int32_t *accumulators, long pix
         uint8_t *o = output + p * channels;
         long c = 0;
 #define FLOAT_REQUANTIZED(c) \
-    float_requantize16_unclamped(_mm512_add_epi32(_mm512_loadu_si512(a + (c)), _mm512_loadu_si512(bias + (c))), _mm512_loadu_ps(scale + (c)), zp)
+    float_requantize16_unclamped(_mm512_add_epi32(_mm512_loadu_si512(a + (c)), _mm512_loadu_si512(bias + (c))), _mm512_loadu_ps(scale + (c)), zp, 0)
         // 64 channels at a time: one packed store.
         for (; c + 64 <= channels; c += 64)
             _mm512_storeu_si512(o + c, dword_transpose4x4(pack64_clamped(FLOAT_REQUANTIZED(c), FLOAT_REQUANTIZED(c + 16),

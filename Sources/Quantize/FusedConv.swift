@@ -290,7 +290,8 @@ extension Requantizer {
                 prepared.withUnsafeBufferPointer { p in
                     body(rc_requantization(scheme: scheme == .tflite ? 0 : 1, bias: b.baseAddress, multiplier: m.baseAddress,
                                            left_shift: l.baseAddress, right_shift: r.baseAddress, scale: s.baseAddress,
-                                           zero_point: zeroPoint, lo: lower, hi: upper, prepared: p.isEmpty ? nil : p.baseAddress))
+                                           zero_point: zeroPoint, lo: lower, hi: upper, prepared: p.isEmpty ? nil : p.baseAddress,
+                                           bounded: floatBounded ? 1 : 0))
                 }
             } } }
         } }

@@ -118,7 +118,7 @@ public enum Int8KernelBenchmarks {
                 try accumulating.accumulate(x.buffer, inputShape: inputShape, into: accumulators)
                 requantizer.apply(accumulators, pixels: accumulators.count / outputs, into: IntegerBuffer<UInt8>(count: accumulators.count))
             }
-            if let exact = requantizer.floatRequantization(weights: weights, inputZeroPoint: 0) {
+            if let exact = requantizer.floatRequantization() {
                 let requantizing = QuantizedConv2D(weights: weights, shape: weightShape, config: config, inputZeroPoint: 0, requantization: exact)
                 try time("onednn-u8-\(tag)") {
                     try requantizing.requantize(x.buffer, inputShape: inputShape, into: IntegerBuffer<UInt8>(count: outputShape.reduce(1, *)))

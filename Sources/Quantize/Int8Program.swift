@@ -82,7 +82,7 @@ final class Int8Program: @unchecked Sendable {
                 let depthwise = FusedDepthwiseConv.supports(weightShape: layer.weightShape, config: config, requantizer: requantizer)
                 let vnniDepthwise = depthwise && FusedDepthwiseConv.hasVNNIKernel(weightShape: layer.weightShape)
                 let fusedGemm = FusedInt8Conv.supports(weightShape: layer.weightShape, config: config, requantizer: requantizer)
-                let oneDNNRequantization = vnniDepthwise || fusedGemm ? nil : requantizer.floatRequantization(weights: layer.weights, inputZeroPoint: input.zeroPoint)
+                let oneDNNRequantization = vnniDepthwise || fusedGemm ? nil : requantizer.floatRequantization()
                 if vnniDepthwise || (depthwise && oneDNNRequantization == nil) {
                     steps[index] = .fusedDepthwise(FusedDepthwiseConv(weights: layer.weights, shape: layer.weightShape, config: config,
                                                                       inputZeroPoint: input.zeroPoint, requantizer: requantizer))
@@ -227,6 +227,12 @@ struct Requantizer {
     /// The TFLite scheme's per-channel constants as the vector kernels take them
     /// (`rc_requantization_prepare`), derived once instead of once per tile; empty for QNNPACK.
     let prepared: [Int64]
+    /// QNNPACK: a bound on |acc|, |bias| and |acc + bias| over every accumulator the layer's
+    /// weights can produce from uint8 inputs (0 for TFLite, which does not use it).
+    let accumulatorLimit: Int
+    /// QNNPACK: whether |acc + bias| · scale stays below 2³⁰, so that the vector kernels may
+    /// drop the limit that guards their float → int32 conversion (`rc_requantization.bounded`).
+    let floatBounded: Bool
 
     init(layer: QuantizedLayer, input: AffineQuantization, output: AffineQuantization, clamp: FusedClamp, scheme: QuantizationScheme) {
         self.scheme = scheme
@@ -250,6 +256,14 @@ struct Requantizer {
         (lower, upper) = output.clampRange(clamp)
         prepared = scheme == .tflite ? Self.prepare(multipliers: multipliers, leftShifts: leftShifts, rightShifts: rightShifts,
                                                     zeroPoint: zeroPoint, lower: lower, upper: upper) : []
+        if scheme == .qnnpack {
+            accumulatorLimit = QuantizedConv2D.accumulatorBound(weights: layer.weights, outputChannels: channels, inputZeroPoint: input.zeroPoint)
+                + (layer.bias.map { Int($0.magnitude) }.max() ?? 0)
+            floatBounded = Double(accumulatorLimit) * Double(scales.max() ?? .infinity) < 0x1p30
+        } else {
+            accumulatorLimit = 0
+            floatBounded = false
+        }
     }
 
     private static func prepare(multipliers: [Int32], leftShifts: [Int32], rightShifts: [Int32],
@@ -259,7 +273,7 @@ struct Requantizer {
         multipliers.withUnsafeBufferPointer { m in leftShifts.withUnsafeBufferPointer { l in rightShifts.withUnsafeBufferPointer { r in
             var parameters = rc_requantization(scheme: 0, bias: nil, multiplier: m.baseAddress, left_shift: l.baseAddress,
                                                right_shift: r.baseAddress, scale: nil, zero_point: zeroPoint, lo: lower, hi: upper,
-                                               prepared: nil)
+                                               prepared: nil, bounded: 0)
             table.withUnsafeMutableBufferPointer { rc_requantization_prepare(&parameters, channels, $0.baseAddress) }
         } } }
         return table
@@ -268,14 +282,9 @@ struct Requantizer {
     /// This requantization as oneDNN's kernels can perform it, when that is exact: the
     /// QNNPACK scheme (float scale, nearest even) with output zero point 0 and no clamp
     /// beyond [0, 255] — oneDNN adds a destination zero point before rounding, which moves
-    /// ties — and accumulators that cannot reach 2²⁴ (exact int32 → float conversions) for
-    /// these weights, bias and input zero point.
-    func floatRequantization(weights: [Int8], inputZeroPoint: Int32) -> QuantizedConv2D.FloatRequantization? {
-        guard scheme == .qnnpack, zeroPoint == 0, lower == 0, upper == 255 else { return nil }
-        let exact = 1 << 24
-        let largestBias = bias.map { Int($0.magnitude) }.max() ?? 0
-        let bound = QuantizedConv2D.accumulatorBound(weights: weights, outputChannels: bias.count, inputZeroPoint: inputZeroPoint)
-        guard bound + largestBias < exact else { return nil }
+    /// ties — and accumulators that cannot reach 2²⁴ (exact int32 → float conversions).
+    func floatRequantization() -> QuantizedConv2D.FloatRequantization? {
+        guard scheme == .qnnpack, zeroPoint == 0, lower == 0, upper == 255, accumulatorLimit < 1 << 24 else { return nil }
         return QuantizedConv2D.FloatRequantization(scales: scales, bias: bias)
     }
 

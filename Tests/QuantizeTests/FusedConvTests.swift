@@ -178,6 +178,47 @@ final class FusedConvTests: XCTestCase {
         assertEveryPath(fused.apply(value), equals: reference, shape: [1, outputs, 2, 9], "right shifts 18…25")
     }
 
+    /// QNNPACK's float epilogue keeps the limit that guards its float → int32 conversion where
+    /// a layer's accumulators, scaled, can pass 2³⁰ (here up to 2³², where the conversion would
+    /// overflow), and drops it where they cannot: both give the two-pass bytes, in the 1×1 and
+    /// the depthwise kernels.
+    func testFloatEpilogueLimitIsKeptWhereScaledAccumulatorsCanOverflow() throws {
+        let layers: [(weightShape: [Int], inputShape: [Int], config: Conv2DConfig)] = [
+            ([48, 1024, 1, 1], [1, 1024, 2, 9], Conv2DConfig()),
+            ([64, 1, 3, 3], [1, 64, 5, 6], Conv2DConfig(stride: 1, padding: .symmetric(1), groups: 64)),
+        ]
+        for (weightShape, inputShape, config) in layers {
+            let perChannel = weightShape[1] * weightShape[2] * weightShape[3]
+            // Channels of all +127 and all −127 weights, inputs mostly 255: accumulators near
+            // both extremes.
+            let weights = (0..<weightShape.reduce(1, *)).map { i in (i / perChannel) % 2 == 0 ? Int8(127) : -127 }
+            let layer = QuantizedLayer(weights: weights, weightShape: weightShape, weightScales: [1e-2],
+                                       bias: Array(repeating: 0, count: weightShape[0]))
+            let x = (0..<inputShape.reduce(1, *)).map { i in i % 5 == 0 ? UInt8.random(in: 0...255, using: &generator) : 255 }
+            let value = QuantizedValue(buffer: IntegerBuffer(x), shape: inputShape)
+            let input = AffineQuantization(scale: 0.02, zeroPoint: 0)
+            // Effective scale 2e-4 / output scale: the largest accumulator scaled to 2⁻⁶ of its
+            // own size, or to 2³².
+            let largest = Float(perChannel * 127 * 255)
+            for (outputScale, bounded) in [(Float(1e-2), true), (2e-4 * largest / 0x1p32, false)] {
+                let requantizer = Requantizer(layer: layer, input: input, output: AffineQuantization(scale: outputScale, zeroPoint: 128),
+                                              clamp: .none, scheme: .qnnpack)
+                XCTAssertEqual(requantizer.floatBounded, bounded, "\(weightShape), output scale \(outputScale)")
+                let reference = try twoPass(value, layer: layer, config: config, inputZeroPoint: 0, requantizer: requantizer)
+                if !bounded { XCTAssertTrue(reference.contains(255) && reference.contains(0), "values saturate both ways") }
+                let shape = config.outputShape(input: inputShape, weight: weightShape)
+                let label = "\(weightShape), output scale \(outputScale)"
+                if weightShape[1] == 1 {
+                    let fused = FusedDepthwiseConv(weights: weights, shape: weightShape, config: config, inputZeroPoint: 0, requantizer: requantizer)
+                    assertEveryPath(fused.apply(value), equals: reference, shape: shape, label)
+                } else {
+                    let fused = FusedInt8Conv(weights: weights, shape: weightShape, config: config, inputZeroPoint: 0, requantizer: requantizer)
+                    assertEveryPath(fused.apply(value), equals: reference, shape: shape, label)
+                }
+            }
+        }
+    }
+
     /// Fully connected layers take the same kernel: rank-2 [N, C] values keep their rank.
     func testFullyConnectedShapeIsKept() throws {
         let (batch, inputs, outputs) = (3, 20, 10)

@@ -100,13 +100,17 @@ void rc_channels_last_f32(const float *planes, long channels, long plane, long f
 /// none INT32_MIN) or scheme 1 (QNNPACK float: scale per channel), plus the zero point,
 /// clamped to [lo, hi]. `prepared`: NULL, or scheme 0's per-channel constants from
 /// rc_requantization_prepare for these multipliers, shifts, zero point and lo (the vector
-/// kernels then load them instead of deriving them for every tile).
+/// kernels then load them instead of deriving them for every tile). `bounded`: scheme 1,
+/// nonzero when the caller has shown |acc + bias[c]| · scale[c] < 2^30 for every reachable
+/// accumulator (the vector kernels then skip a limit that only guards the float → int32
+/// conversion against overflow).
 typedef struct {
     int scheme;
     const int32_t *bias, *multiplier, *left_shift, *right_shift;
     const float *scale;
     int32_t zero_point, lo, hi;
     const int64_t *prepared;
+    int bounded;
 } rc_requantization;
 /// Elements of rc_requantization_prepare's table for n channels.
 long rc_requantization_prepared_count(long n);
