@@ -283,19 +283,6 @@ AVX512 static inline __m512i requantize16_unclamped(const requantization16 *p, _
     return float_requantize16_unclamped(x, p->scale, p->zero_point, 0);
 }
 
-// requantize16_unclamped for the sixteen accumulators at `x`, with 4 more bytes readable
-// after them. The single-floor form takes its odd lanes from a load 4 bytes further on
-// (x[1], x[3], …, x[15] in the even dwords) instead of a 64-bit shift of the loaded vector:
-// on this core shifts share one vector pipe with the multiplies and the VNNI dot products,
-// plain loads do not (one core, a 64 → 256 1×1 layer's TFLite epilogue 3 % faster; a masked
-// load, which would need no readable bytes past x, was slower than the shift).
-AVX512 static inline __m512i requantize16_unclamped_at(const requantization16 *p, const int32_t *x) {
-    if (p->scheme == 0 && p->single && !p->shifts_left)
-        return single_floor16_apply_pair(_mm512_loadu_si512(x), _mm512_loadu_si512(x + 1), &p->sf, p->sf.sign_correction,
-                                         _mm512_set1_epi64(-(1LL << 30)));
-    return requantize16_unclamped(p, _mm512_loadu_si512(x));
-}
-
 // The same, clamped.
 AVX512 static inline __m512i requantize16_biased(const requantization16 *p, __m512i x) {
     return clamp16(requantize16_unclamped(p, x), p->lo, p->hi);
@@ -445,25 +432,25 @@ static inline long band_chunk_rows(long row_bytes, long budget, long height, lon
     return rows < 1 ? 1 : (rows < band ? rows : band);
 }
 
-// The GEMM kernels' tile loop: `tile(j, row, x, c0, pixels, vectors)` over columns
+// The GEMM kernels' tile loop: `tile(j, row, x, c0, pixels, vectors, ...)` over columns
 // [x0, x1) of `row` in tiles of up to 8 pixels, with the pixel and vector counts as constants
-// (so that each instance keeps its accumulators in registers). `tile` is the including
-// file's microkernel.
-#define GEMM_TILE_CASE(j, row, x, c0, vectors, pixels)                     \
-    case pixels:                                                           \
-        if (vectors == 3) tile(j, row, x, c0, pixels, 3);                  \
-        else if (vectors == 2) tile(j, row, x, c0, pixels, 2);             \
-        else tile(j, row, x, c0, pixels, 1);                               \
+// (so that each instance keeps its accumulators in registers) and any further arguments
+// passed on. `tile` is the including file's microkernel.
+#define GEMM_TILE_CASE(j, row, x, c0, vectors, pixels, ...)                         \
+    case pixels:                                                                    \
+        if (vectors == 3) tile(j, row, x, c0, pixels, 3, ##__VA_ARGS__);            \
+        else if (vectors == 2) tile(j, row, x, c0, pixels, 2, ##__VA_ARGS__);       \
+        else tile(j, row, x, c0, pixels, 1, ##__VA_ARGS__);                         \
         break;
 
-#define GEMM_TILES(j, row, x0, x1, c0, vectors)                                                           \
-    for (long x = (x0); x < (x1); x += 8) {                                                               \
-        switch ((x1) - x < 8 ? (x1) - x : 8) {                                                            \
-            GEMM_TILE_CASE(j, row, x, c0, vectors, 1) GEMM_TILE_CASE(j, row, x, c0, vectors, 2)           \
-            GEMM_TILE_CASE(j, row, x, c0, vectors, 3) GEMM_TILE_CASE(j, row, x, c0, vectors, 4)           \
-            GEMM_TILE_CASE(j, row, x, c0, vectors, 5) GEMM_TILE_CASE(j, row, x, c0, vectors, 6)           \
-            GEMM_TILE_CASE(j, row, x, c0, vectors, 7) GEMM_TILE_CASE(j, row, x, c0, vectors, 8)           \
-        }                                                                                                 \
+#define GEMM_TILES(j, row, x0, x1, c0, vectors, ...)                                                              \
+    for (long x = (x0); x < (x1); x += 8) {                                                                       \
+        switch ((x1) - x < 8 ? (x1) - x : 8) {                                                                    \
+            GEMM_TILE_CASE(j, row, x, c0, vectors, 1, ##__VA_ARGS__) GEMM_TILE_CASE(j, row, x, c0, vectors, 2, ##__VA_ARGS__) \
+            GEMM_TILE_CASE(j, row, x, c0, vectors, 3, ##__VA_ARGS__) GEMM_TILE_CASE(j, row, x, c0, vectors, 4, ##__VA_ARGS__) \
+            GEMM_TILE_CASE(j, row, x, c0, vectors, 5, ##__VA_ARGS__) GEMM_TILE_CASE(j, row, x, c0, vectors, 6, ##__VA_ARGS__) \
+            GEMM_TILE_CASE(j, row, x, c0, vectors, 7, ##__VA_ARGS__) GEMM_TILE_CASE(j, row, x, c0, vectors, 8, ##__VA_ARGS__) \
+        }                                                                                                         \
     }
 
 // A GEMM kernel's work item: output row, columns [x0, x1), channels [c0, c1). Items are
