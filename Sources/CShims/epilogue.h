@@ -149,6 +149,26 @@ AVX512 static inline __m512i single_floor16_apply_pair(__m512i x, __m512i x_odd,
     return _mm512_mask_blend_epi32(0xAAAA, _mm512_srav_epi64(e, p->shift_even), _mm512_srav_epi64(o, p->shift_odd));
 }
 
+// The single floor with its sign test in 32-bit lanes, for |x| < 2^30 and h′ (below) and
+// h′ − 1 within int32 (rc_requantization_prepare checks both against the layer's accumulator
+// bound). h′ = floor((x·M + C) / 2^31) = h + 2^(r−1) + zp·2^r, h = floor((x·M + 2^30) / 2^31)
+// being the doubling high multiply's result, is the high dword of 2x·M + 2C: the odd lanes'
+// is in place and one dword shuffle moves the even lanes'. The sign test s = [h < 0] may be
+// taken as [x < 0]: the two differ only where x < 0 and h = 0, and subtracting s changes
+// floor(h′ / 2^r) only where h ≡ −2^(r−1) (mod 2^r). The result is floor((h′ − s) / 2^r).
+// `constant_even`, `constant_odd`: 2C; `right_shift`: r, in 32-bit lanes. Against
+// single_floor16_apply_limit with the sign test: one 32-bit compare and subtraction for two
+// 64-bit ones each, one 32-bit variable shift for two 64-bit ones.
+AVX512 static inline __m512i single_floor16_narrow(__m512i x, const single_floor16 *p, __m512i constant_even, __m512i constant_odd,
+                                                   __m512i right_shift) {
+    const __m512i twice = _mm512_add_epi32(x, x);
+    const __m512i e = _mm512_add_epi64(_mm512_mul_epi32(twice, p->multiplier), constant_even);
+    const __m512i o = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(twice, 32), p->multiplier_odd), constant_odd);
+    __m512i h = _mm512_mask_shuffle_epi32(o, 0x5555, e, _MM_PERM_CDAB);
+    h = _mm512_mask_sub_epi32(h, _mm512_movepi32_mask(x), h, _mm512_set1_epi32(1));
+    return _mm512_srav_epi32(h, right_shift);
+}
+
 AVX512 static inline __m512i single_floor16_apply_limit(__m512i x, const single_floor16 *p, int sign_correction, __m512i limit) {
     return single_floor16_apply_pair(x, _mm512_srli_epi64(x, 32), p, sign_correction, limit);
 }
@@ -225,10 +245,12 @@ typedef struct {
 } requantization16;
 
 // rc_requantization_prepare's table: per group of sixteen channels, PREPARED_GROUP int64s —
-// [0] single_floor_lanes over the group's real channels, [1] whether any shifts left, then
-// single_floor16's multiplier_odd, constant_even, constant_odd, shift_even and shift_odd
-// (8 lanes each), derived by single_floor_params from the group's parameters.
-enum { PREPARED_GROUP = 48 };
+// [0] single_floor_lanes over the group's real channels, [1] whether any shifts left, [2]
+// whether single_floor16_narrow is exact for the group, then single_floor16's multiplier_odd,
+// constant_even, constant_odd, shift_even and shift_odd (8 lanes each), derived by
+// single_floor_params from the group's parameters, then the narrow form's doubled constants
+// (8 lanes each) and right shifts (16 int32 lanes).
+enum { PREPARED_GROUP = 72 };
 
 AVX512 static inline requantization16 requantization16_load(const rc_requantization *q, long c, __mmask16 m) {
     requantization16 p;

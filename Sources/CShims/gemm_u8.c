@@ -68,20 +68,31 @@ VNNI static inline void store_pixel48(uint8_t *out, __m512i a, __m512i b, __m512
 }
 
 // How a work item's tiles requantize in the TFLite scheme, fixed per item: the single floor
-// with or without its sign test (see single_floor16) when every channel group of the item
-// takes it, with its constants loaded once per item; requantization16's general case
-// otherwise. (One core, against choosing per group and tile: 1×1 16 → 96 @ 112 and
-// 24 → 144 @ 56 9 % faster, 64 → 256 @ 56 without ReLU 5 %.)
-enum { TFLITE_GENERAL, TFLITE_SINGLE, TFLITE_SINGLE_SIGNED };
-typedef struct { single_floor16 groups[VECTORS]; } tflite_item;
+// without its sign test, with it in 64-bit lanes, or with it in 32-bit lanes (see
+// single_floor16 and single_floor16_narrow) when every channel group of the item takes it,
+// with its constants loaded once per item; requantization16's general case otherwise.
+// (One core, against choosing per group and tile: 1×1 16 → 96 @ 112 and 24 → 144 @ 56 9 %
+// faster, 64 → 256 @ 56 without ReLU 5 %; the narrow form a further 4.5 % on 64 → 256 @ 56
+// with the sign test, 3 % on 128 → 512 @ 28.)
+enum { TFLITE_GENERAL, TFLITE_SINGLE, TFLITE_SINGLE_SIGNED, TFLITE_SINGLE_NARROW };
+typedef struct { single_floor16 groups[VECTORS]; __m512i narrow_even[VECTORS], narrow_odd[VECTORS], narrow_shift[VECTORS]; } tflite_item;
 
 // The item's single-floor constants for channels c0 … c0 + 16·vectors, and its mode.
 AVX512 static inline int tflite_item_load(const rc_requantization *q, long c0, int vectors, long n, tflite_item *item) {
-    int mode = q->lo < q->zero_point ? TFLITE_SINGLE_SIGNED : TFLITE_SINGLE;
+    int mode = q->lo < q->zero_point ? TFLITE_SINGLE_NARROW : TFLITE_SINGLE;
     for (int v = 0; v < vectors; ++v) {
-        const requantization16 p = requantization16_load(q, c0 + 16 * v, tail16(n - c0 - 16 * v));
+        const long c = c0 + 16 * v;
+        const requantization16 p = requantization16_load(q, c, tail16(n - c));
         if (!p.single || p.shifts_left) mode = TFLITE_GENERAL;
         item->groups[v] = p.sf;
+        // requantization16_load took its constants from the table only where single and prepared.
+        const int64_t *g = q->prepared && p.single ? q->prepared + c / 16 * PREPARED_GROUP : NULL;
+        if (mode == TFLITE_SINGLE_NARROW && !(g && g[0] && g[2])) mode = TFLITE_SINGLE_SIGNED;
+        if (g) {
+            item->narrow_even[v] = _mm512_loadu_si512(g + 48);
+            item->narrow_odd[v] = _mm512_loadu_si512(g + 56);
+            item->narrow_shift[v] = _mm512_loadu_si512(g + 64);
+        }
     }
     return mode;
 }
@@ -90,11 +101,11 @@ AVX512 static inline int tflite_item_load(const rc_requantization *q, long c0, i
 // line, so that the compiler keeps the requantization's constants out of the tile's sums,
 // where they took registers that the accumulators need (the inlined form was 25–30 % slower
 // on MobileNetV2's expansion layers). The float epilogue is short enough to stay inline.
-// This one for items whose groups all take the single floor, `sign` its sign test; the two
-// forms in one function with the general case were 3–7 % slower.
+// This one for items whose groups all take the single floor, `mode` its form; these forms
+// in one function with the general case were 3–7 % slower.
 VNNI static __attribute__((noinline)) void
 store_single_floor(const rc_gemm_u8_job *j, long row, long x, long c, int pixels, int vectors, const __m512i *scratch,
-                   const tflite_item *item, int sign) {
+                   const tflite_item *item, int mode) {
     const __m512i limit = _mm512_set1_epi64(-(1LL << 30));
     const int32_t lo = j->requantization.lo, hi = j->requantization.hi;
     for (int v = 0; v < vectors; ++v) {
@@ -106,8 +117,16 @@ store_single_floor(const rc_gemm_u8_job *j, long row, long x, long c, int pixels
         const single_floor16 sf = item->groups[v];
 #define SIGNED_VALUE(r) single_floor16_apply_limit(_mm512_load_si512(&scratch[(r) * VECTORS + v]), &sf, 1, limit)
 #define UNSIGNED_VALUE(r) single_floor16_apply_limit(_mm512_load_si512(&scratch[(r) * VECTORS + v]), &sf, 0, limit)
-        if (sign) STORE_ROWS16(out, j->n, m, 0, pixels, SIGNED_VALUE, lo, hi);
-        else STORE_ROWS16(out, j->n, m, 0, pixels, UNSIGNED_VALUE, lo, hi);
+#define NARROW_VALUE(r) single_floor16_narrow(_mm512_load_si512(&scratch[(r) * VECTORS + v]), &sf, even, odd, shift)
+        if (mode == TFLITE_SINGLE_NARROW) {
+            const __m512i even = item->narrow_even[v], odd = item->narrow_odd[v], shift = item->narrow_shift[v];
+            STORE_ROWS16(out, j->n, m, 0, pixels, NARROW_VALUE, lo, hi);
+        } else if (mode == TFLITE_SINGLE_SIGNED) {
+            STORE_ROWS16(out, j->n, m, 0, pixels, SIGNED_VALUE, lo, hi);
+        } else {
+            STORE_ROWS16(out, j->n, m, 0, pixels, UNSIGNED_VALUE, lo, hi);
+        }
+#undef NARROW_VALUE
 #undef UNSIGNED_VALUE
 #undef SIGNED_VALUE
     }
@@ -204,9 +223,8 @@ tile(const rc_gemm_u8_job *j, long row, long x, long c, const int pixels, const 
         for (int v = 0; v < vectors; ++v) _mm512_store_si512(&scratch[r * VECTORS + v], acc[r][v]);
     const rc_requantization *rq = &j->requantization;
     if (rq->scheme == 0) {
-        if (mode == TFLITE_SINGLE) store_single_floor(j, row, x, c, pixels, vectors, scratch, item, 0);
-        else if (mode == TFLITE_SINGLE_SIGNED) store_single_floor(j, row, x, c, pixels, vectors, scratch, item, 1);
-        else store_tflite(j, row, x, c, pixels, vectors, scratch);
+        if (mode == TFLITE_GENERAL) store_tflite(j, row, x, c, pixels, vectors, scratch);
+        else store_single_floor(j, row, x, c, pixels, vectors, scratch, item, mode);
     }
     else if (rq->bounded) store_float(j, row, x, c, pixels, vectors, scratch, 1);
     else store_float(j, row, x, c, pixels, vectors, scratch, 0);

@@ -547,7 +547,15 @@ void rc_concat_u8(const uint8_t *const *sources, const long *channels, const uin
 
 long rc_requantization_prepared_count(long n) { return (n + 15) / 16 * PREPARED_GROUP; }
 
-AVX512 static void prepare_avx512(const rc_requantization *q, long n, int64_t *prepared) {
+// Whether single_floor16_narrow is exact for channel c when |acc + bias| ≤ bound: 2x must fit
+// in int32, and h′ (which lies within (−|x| − 1, |x| + 1 + 2^(r−1) + zp·2^r]) and h′ − 1 too.
+static int narrow_applies(const rc_requantization *q, long c, long bound) {
+    const int32_t r = q->right_shift[c];
+    if (!single_floor_applies(r) || q->left_shift[c] != 0 || bound < 0 || bound >= (1L << 30) || q->zero_point < 0) return 0;
+    return (int64_t)bound + 2 + (1LL << (r - 1)) + ((int64_t)q->zero_point << r) < (1LL << 31);
+}
+
+AVX512 static void prepare_avx512(const rc_requantization *q, long n, long accumulator_bound, int64_t *prepared) {
     for (long c = 0; c < n; c += 16) {
         const __mmask16 m = tail16(n - c);
         int64_t *g = prepared + c / 16 * PREPARED_GROUP;
@@ -561,13 +569,19 @@ AVX512 static void prepare_avx512(const rc_requantization *q, long n, int64_t *p
         _mm512_storeu_si512(g + 24, sf.constant_odd);
         _mm512_storeu_si512(g + 32, sf.shift_even);
         _mm512_storeu_si512(g + 40, sf.shift_odd);
+        int narrow = 1;
+        for (long lane = c; lane < c + 16 && lane < n; ++lane) narrow = narrow && narrow_applies(q, lane, accumulator_bound);
+        g[2] = narrow;
+        _mm512_storeu_si512(g + 48, _mm512_add_epi64(sf.constant_even, sf.constant_even));
+        _mm512_storeu_si512(g + 56, _mm512_add_epi64(sf.constant_odd, sf.constant_odd));
+        _mm512_storeu_si512(g + 64, shift);
     }
 }
 
-void rc_requantization_prepare(const rc_requantization *q, long n, int64_t *prepared) {
+void rc_requantization_prepare(const rc_requantization *q, long n, long accumulator_bound, int64_t *prepared) {
     memset(prepared, 0, (size_t)rc_requantization_prepared_count(n) * sizeof(int64_t));
     // Only the AVX-512 kernels read the table; elsewhere every group stays "derive it".
-    if (q->scheme == 0 && rc_use_avx512()) prepare_avx512(q, n, prepared);
+    if (q->scheme == 0 && rc_use_avx512()) prepare_avx512(q, n, accumulator_bound, prepared);
 }
 
 // The window of output (y, x) clipped to the image: rows [*y0, *y1), columns [*x0, *x1).

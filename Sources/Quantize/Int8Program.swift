@@ -227,8 +227,8 @@ struct Requantizer {
     /// The TFLite scheme's per-channel constants as the vector kernels take them
     /// (`rc_requantization_prepare`), derived once instead of once per tile; empty for QNNPACK.
     let prepared: [Int64]
-    /// QNNPACK: a bound on |acc|, |bias| and |acc + bias| over every accumulator the layer's
-    /// weights can produce from uint8 inputs (0 for TFLite, which does not use it).
+    /// A bound on |acc|, |bias| and |acc + bias| over every accumulator the layer's weights can
+    /// produce from uint8 inputs.
     let accumulatorLimit: Int
     /// QNNPACK: whether |acc + bias| · scale stays below 2³⁰, so that the vector kernels may
     /// drop the limit that guards their float → int32 conversion (`rc_requantization.bounded`).
@@ -254,27 +254,22 @@ struct Requantizer {
         }
         zeroPoint = output.zeroPoint
         (lower, upper) = output.clampRange(clamp)
+        accumulatorLimit = QuantizedConv2D.accumulatorBound(weights: layer.weights, outputChannels: channels, inputZeroPoint: input.zeroPoint)
+            + (layer.bias.map { Int($0.magnitude) }.max() ?? 0)
+        floatBounded = scheme == .qnnpack && Double(accumulatorLimit) * Double(scales.max() ?? .infinity) < 0x1p30
         prepared = scheme == .tflite ? Self.prepare(multipliers: multipliers, leftShifts: leftShifts, rightShifts: rightShifts,
-                                                    zeroPoint: zeroPoint, lower: lower, upper: upper) : []
-        if scheme == .qnnpack {
-            accumulatorLimit = QuantizedConv2D.accumulatorBound(weights: layer.weights, outputChannels: channels, inputZeroPoint: input.zeroPoint)
-                + (layer.bias.map { Int($0.magnitude) }.max() ?? 0)
-            floatBounded = Double(accumulatorLimit) * Double(scales.max() ?? .infinity) < 0x1p30
-        } else {
-            accumulatorLimit = 0
-            floatBounded = false
-        }
+                                                    zeroPoint: zeroPoint, lower: lower, upper: upper, accumulatorBound: accumulatorLimit) : []
     }
 
     private static func prepare(multipliers: [Int32], leftShifts: [Int32], rightShifts: [Int32],
-                                zeroPoint: Int32, lower: Int32, upper: Int32) -> [Int64] {
+                                zeroPoint: Int32, lower: Int32, upper: Int32, accumulatorBound: Int) -> [Int64] {
         let channels = multipliers.count
         var table = [Int64](repeating: 0, count: rc_requantization_prepared_count(channels))
         multipliers.withUnsafeBufferPointer { m in leftShifts.withUnsafeBufferPointer { l in rightShifts.withUnsafeBufferPointer { r in
             var parameters = rc_requantization(scheme: 0, bias: nil, multiplier: m.baseAddress, left_shift: l.baseAddress,
                                                right_shift: r.baseAddress, scale: nil, zero_point: zeroPoint, lo: lower, hi: upper,
                                                prepared: nil, bounded: 0)
-            table.withUnsafeMutableBufferPointer { rc_requantization_prepare(&parameters, channels, $0.baseAddress) }
+            table.withUnsafeMutableBufferPointer { rc_requantization_prepare(&parameters, channels, accumulatorBound, $0.baseAddress) }
         } } }
         return table
     }

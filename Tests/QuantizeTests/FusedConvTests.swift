@@ -219,6 +219,36 @@ final class FusedConvTests: XCTestCase {
         }
     }
 
+    /// The TFLite single floor's sign test runs in 32-bit lanes only where the layer's
+    /// accumulators (with the bias) stay below 2³⁰: a layer well inside takes that form, one
+    /// with a bias of 2³⁰ − 1 keeps the 64-bit form (2·acc would overflow), and both give the
+    /// two-pass bytes.
+    func testSignTestIn32BitLanesOnlyWhereAccumulatorsAllowIt() throws {
+        let (inputs, outputs) = (64, 48)
+        let inputShape = [1, inputs, 3, 7]
+        let weights = (0..<(outputs * inputs)).map { i in i / inputs == 0 ? Int8(127) : Int8.random(in: -127...127, using: &generator) }
+        let x = (0..<inputShape.reduce(1, *)).map { i in i % 3 == 0 ? UInt8.random(in: 0...255, using: &generator) : 255 }
+        let value = QuantizedValue(buffer: IntegerBuffer(x), shape: inputShape)
+        let input = AffineQuantization(scale: 0.02, zeroPoint: 0)
+        // (bias, output scale): effective scales 2e-4 / output scale; the second's, 1.5 · 2⁻²³,
+        // keeps right shifts at 22, within the single floor, with values spread around the
+        // zero point by biases up to ±2³⁰.
+        let small = (0..<outputs).map { _ in Int32.random(in: -20000...20000, using: &generator) }
+        let large = (0..<outputs).map { c in c == 0 ? Int32(1 << 30) - 1 : Int32.random(in: -(1 << 30) + (1 << 22)...(1 << 30) - (1 << 22), using: &generator) }
+        for (bias, outputScale, narrow) in [(small, Float(0.05), true), (large, Float(2e-4 * 0x1p23 / 1.5), false)] {
+            let layer = QuantizedLayer(weights: weights, weightShape: [outputs, inputs, 1, 1], weightScales: [1e-2], bias: bias)
+            let requantizer = Requantizer(layer: layer, input: input, output: AffineQuantization(scale: outputScale, zeroPoint: 128),
+                                          clamp: .none, scheme: .tflite)
+            XCTAssertTrue(requantizer.rightShifts.allSatisfy { (1...22).contains($0) } && requantizer.leftShifts.allSatisfy { $0 == 0 })
+            let groupSize = requantizer.prepared.count / 3
+            XCTAssertEqual((0..<3).map { requantizer.prepared[$0 * groupSize + 2] }, Array(repeating: narrow ? 1 : 0, count: 3), "bias up to \(bias.map(\.magnitude).max()!)")
+            let reference = try twoPass(value, layer: layer, config: Conv2DConfig(), inputZeroPoint: 0, requantizer: requantizer)
+            XCTAssertGreaterThan(Set(reference).count, 20, "requantized values spread")
+            let fused = FusedInt8Conv(weights: weights, shape: layer.weightShape, config: Conv2DConfig(), inputZeroPoint: 0, requantizer: requantizer)
+            assertEveryPath(fused.apply(value), equals: reference, shape: [1, outputs, 3, 7], "narrow \(narrow)")
+        }
+    }
+
     /// Fully connected layers take the same kernel: rank-2 [N, C] values keep their rank.
     func testFullyConnectedShapeIsKept() throws {
         let (batch, inputs, outputs) = (3, 20, 10)

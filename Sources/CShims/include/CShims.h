@@ -115,8 +115,10 @@ typedef struct {
 /// Elements of rc_requantization_prepare's table for n channels.
 long rc_requantization_prepared_count(long n);
 /// Fills `prepared` (rc_requantization_prepared_count(n) elements) for a scheme-0
-/// requantization of n channels (its bias and `prepared` are not read). Complexity O(n).
-void rc_requantization_prepare(const rc_requantization *q, long n, int64_t *prepared);
+/// requantization of n channels (its bias and `prepared` are not read). `accumulator_bound`:
+/// the largest |acc + bias| the layer can reach, or −1 if unknown (below 2^30, the GEMM may
+/// requantize in 32-bit lanes where the sign test runs). Complexity O(n).
+void rc_requantization_prepare(const rc_requantization *q, long n, long accumulator_bound, int64_t *prepared);
 
 /// 1×1 int8 convolution (any stride) with the requantization fused into its GEMM
 /// (gemm_u8.c): output[r, x, c] = requantize(Σ_i input[base(r, x) + offset(i)] · w[c, i])
