@@ -135,12 +135,9 @@ AVX512 static inline int single_floor_lanes(__m512i right_shift, __mmask16 m) {
 
 // With the sign test against `limit` (−2^30 unless the caller folded a constant out of x) and
 // applied when `sign_correction` (p->sign_correction, or a compile-time constant equal to it).
-// `x_odd` holds the odd lanes' values in its even dwords (x shifted right by 32 bits in each
-// 64-bit lane, or the same values loaded from 4 bytes further on); its odd dwords are ignored.
-AVX512 static inline __m512i single_floor16_apply_pair(__m512i x, __m512i x_odd, const single_floor16 *p, int sign_correction,
-                                                       __m512i limit) {
+AVX512 static inline __m512i single_floor16_apply_limit(__m512i x, const single_floor16 *p, int sign_correction, __m512i limit) {
     const __m512i two31 = _mm512_set1_epi64(1LL << 31);
-    __m512i even = _mm512_mul_epi32(x, p->multiplier), odd = _mm512_mul_epi32(x_odd, p->multiplier_odd);
+    __m512i even = _mm512_mul_epi32(x, p->multiplier), odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), p->multiplier_odd);
     __m512i e = _mm512_add_epi64(even, p->constant_even), o = _mm512_add_epi64(odd, p->constant_odd);
     if (sign_correction) {
         e = _mm512_mask_sub_epi64(e, _mm512_cmplt_epi64_mask(even, limit), e, two31);
@@ -167,10 +164,6 @@ AVX512 static inline __m512i single_floor16_narrow(__m512i x, const single_floor
     __m512i h = _mm512_mask_shuffle_epi32(o, 0x5555, e, _MM_PERM_CDAB);
     h = _mm512_mask_sub_epi32(h, _mm512_movepi32_mask(x), h, _mm512_set1_epi32(1));
     return _mm512_srav_epi32(h, right_shift);
-}
-
-AVX512 static inline __m512i single_floor16_apply_limit(__m512i x, const single_floor16 *p, int sign_correction, __m512i limit) {
-    return single_floor16_apply_pair(x, _mm512_srli_epi64(x, 32), p, sign_correction, limit);
 }
 
 AVX512 static inline __m512i single_floor16_apply(__m512i x, const single_floor16 *p) {

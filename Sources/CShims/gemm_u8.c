@@ -225,9 +225,11 @@ tile(const rc_gemm_u8_job *j, long row, long x, long c, const int pixels, const 
     if (rq->scheme == 0) {
         if (mode == TFLITE_GENERAL) store_tflite(j, row, x, c, pixels, vectors, scratch);
         else store_single_floor(j, row, x, c, pixels, vectors, scratch, item, mode);
+    } else if (rq->bounded) {
+        store_float(j, row, x, c, pixels, vectors, scratch, 1);
+    } else {
+        store_float(j, row, x, c, pixels, vectors, scratch, 0);
     }
-    else if (rq->bounded) store_float(j, row, x, c, pixels, vectors, scratch, 1);
-    else store_float(j, row, x, c, pixels, vectors, scratch, 0);
 }
 
 VNNI static void gemm_vnni(const rc_gemm_u8_job *j, long row, long x0, long x1, long c0, long c1) {
