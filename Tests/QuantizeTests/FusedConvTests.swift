@@ -220,32 +220,43 @@ final class FusedConvTests: XCTestCase {
     }
 
     /// The TFLite single floor's sign test runs in 32-bit lanes only where the layer's
-    /// accumulators (with the bias) stay below 2³⁰: a layer well inside takes that form, one
-    /// with a bias of 2³⁰ − 1 keeps the 64-bit form (2·acc would overflow), and both give the
-    /// two-pass bytes.
+    /// accumulators (with the bias) stay below 2³⁰: a layer well inside takes that form, layers
+    /// with a bias of 2³⁰ − 1 keep the 64-bit one (2·acc would overflow), and all give the
+    /// two-pass bytes — among them a layer whose other channels have right shifts of 4 and
+    /// multipliers of exactly 2³⁰, so that the sign test's rounding ties occur often.
     func testSignTestIn32BitLanesOnlyWhereAccumulatorsAllowIt() throws {
         let (inputs, outputs) = (64, 48)
-        let inputShape = [1, inputs, 3, 7]
-        let weights = (0..<(outputs * inputs)).map { i in i / inputs == 0 ? Int8(127) : Int8.random(in: -127...127, using: &generator) }
+        let inputShape = [1, inputs, 8, 16]
         let x = (0..<inputShape.reduce(1, *)).map { i in i % 3 == 0 ? UInt8.random(in: 0...255, using: &generator) : 255 }
         let value = QuantizedValue(buffer: IntegerBuffer(x), shape: inputShape)
-        let input = AffineQuantization(scale: 0.02, zeroPoint: 0)
-        // (bias, output scale): effective scales 2e-4 / output scale; the second's, 1.5 · 2⁻²³,
-        // keeps right shifts at 22, within the single floor, with values spread around the
-        // zero point by biases up to ±2³⁰.
-        let small = (0..<outputs).map { _ in Int32.random(in: -20000...20000, using: &generator) }
-        let large = (0..<outputs).map { c in c == 0 ? Int32(1 << 30) - 1 : Int32.random(in: -(1 << 30) + (1 << 22)...(1 << 30) - (1 << 22), using: &generator) }
-        for (bias, outputScale, narrow) in [(small, Float(0.05), true), (large, Float(2e-4 * 0x1p23 / 1.5), false)] {
-            let layer = QuantizedLayer(weights: weights, weightShape: [outputs, inputs, 1, 1], weightScales: [1e-2], bias: bias)
-            let requantizer = Requantizer(layer: layer, input: input, output: AffineQuantization(scale: outputScale, zeroPoint: 128),
-                                          clamp: .none, scheme: .tflite)
-            XCTAssertTrue(requantizer.rightShifts.allSatisfy { (1...22).contains($0) } && requantizer.leftShifts.allSatisfy { $0 == 0 })
+        // Channel 0: all +127, so that with a bias of 2³⁰ − 1 its accumulators pass 2³⁰.
+        func weights(_ range: ClosedRange<Int8>) -> [Int8] {
+            (0..<(outputs * inputs)).map { i in i / inputs == 0 ? 127 : Int8.random(in: range, using: &generator) }
+        }
+        let small = (0..<outputs).map { _ in Int32.random(in: -2000...2000, using: &generator) }
+        let nearLimit = (0..<outputs).map { c in c == 0 ? Int32(1 << 30) - 1 : Int32.random(in: -(1 << 30) + (1 << 22)...(1 << 30) - (1 << 22), using: &generator) }
+        // (weights, weight scales, bias, input scale, output scale, narrow): effective scales
+        // input · weight / output scale. 1.5 · 2⁻²³ keeps right shifts at 22, within the single
+        // floor, for values spread by biases up to ±2³⁰; 2⁻⁵ is a multiplier of 2³⁰ and a right
+        // shift of 4.
+        let cases: [([Int8], [Float], [Int32], Float, Float, Bool)] = [
+            (weights(-127...127), [1e-2], small.map { $0 * 10 }, 0.02, 0.05, true),
+            (weights(-127...127), [1e-2], nearLimit, 0.02, Float(2e-4 * 0x1p23 / 1.5), false),
+            (weights(-3...3), [0x1.8p-21] + Array(repeating: 0.125, count: outputs - 1), small.enumerated().map { $0 == 0 ? Int32(1 << 30) - 1 : $1 },
+             0.25, 1, false),
+        ]
+        for (weights, weightScales, bias, inputScale, outputScale, narrow) in cases {
+            let layer = QuantizedLayer(weights: weights, weightShape: [outputs, inputs, 1, 1], weightScales: weightScales, bias: bias)
+            let requantizer = Requantizer(layer: layer, input: AffineQuantization(scale: inputScale, zeroPoint: 0),
+                                          output: AffineQuantization(scale: outputScale, zeroPoint: 128), clamp: .none, scheme: .tflite)
+            let label = "bias up to \(bias.map(\.magnitude).max()!), right shifts \(Set(requantizer.rightShifts).sorted())"
+            XCTAssertTrue(requantizer.rightShifts.allSatisfy { (1...22).contains($0) } && requantizer.leftShifts.allSatisfy { $0 == 0 }, label)
             let groupSize = requantizer.prepared.count / 3
-            XCTAssertEqual((0..<3).map { requantizer.prepared[$0 * groupSize + 2] }, Array(repeating: narrow ? 1 : 0, count: 3), "bias up to \(bias.map(\.magnitude).max()!)")
+            XCTAssertEqual((0..<3).map { requantizer.prepared[$0 * groupSize + 2] }, Array(repeating: narrow ? 1 : 0, count: 3), label)
             let reference = try twoPass(value, layer: layer, config: Conv2DConfig(), inputZeroPoint: 0, requantizer: requantizer)
-            XCTAssertGreaterThan(Set(reference).count, 20, "requantized values spread")
+            XCTAssertGreaterThan(Set(reference).count, 20, "requantized values spread, \(label)")
             let fused = FusedInt8Conv(weights: weights, shape: layer.weightShape, config: Conv2DConfig(), inputZeroPoint: 0, requantizer: requantizer)
-            assertEveryPath(fused.apply(value), equals: reference, shape: [1, outputs, 3, 7], "narrow \(narrow)")
+            assertEveryPath(fused.apply(value), equals: reference, shape: [1, outputs, 8, 16], label)
         }
     }
 
