@@ -241,9 +241,8 @@ typedef struct {
 // [0] single_floor_lanes over the group's real channels, [1] whether any shifts left, [2]
 // whether single_floor16_narrow is exact for the group, then single_floor16's multiplier_odd,
 // constant_even, constant_odd, shift_even and shift_odd (8 lanes each), derived by
-// single_floor_params from the group's parameters, then the narrow form's doubled constants
-// (8 lanes each) and right shifts (16 int32 lanes).
-enum { PREPARED_GROUP = 72 };
+// single_floor_params from the group's parameters.
+enum { PREPARED_GROUP = 48 };
 
 AVX512 static inline requantization16 requantization16_load(const rc_requantization *q, long c, __mmask16 m) {
     requantization16 p;

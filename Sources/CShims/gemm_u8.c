@@ -85,14 +85,12 @@ AVX512 static inline int tflite_item_load(const rc_requantization *q, long c0, i
         const requantization16 p = requantization16_load(q, c, tail16(n - c));
         if (!p.single || p.shifts_left) mode = TFLITE_GENERAL;
         item->groups[v] = p.sf;
-        // requantization16_load took its constants from the table only where single and prepared.
-        const int64_t *g = q->prepared && p.single ? q->prepared + c / 16 * PREPARED_GROUP : NULL;
+        // Whether the narrow form is exact for the group: rc_requantization_prepare's flag.
+        const int64_t *g = q->prepared ? q->prepared + c / 16 * PREPARED_GROUP : NULL;
         if (mode == TFLITE_SINGLE_NARROW && !(g && g[0] && g[2])) mode = TFLITE_SINGLE_SIGNED;
-        if (g) {
-            item->narrow_even[v] = _mm512_loadu_si512(g + 48);
-            item->narrow_odd[v] = _mm512_loadu_si512(g + 56);
-            item->narrow_shift[v] = _mm512_loadu_si512(g + 64);
-        }
+        item->narrow_even[v] = _mm512_add_epi64(p.sf.constant_even, p.sf.constant_even);
+        item->narrow_odd[v] = _mm512_add_epi64(p.sf.constant_odd, p.sf.constant_odd);
+        item->narrow_shift[v] = _mm512_maskz_loadu_epi32(tail16(n - c), q->right_shift + c);
     }
     return mode;
 }

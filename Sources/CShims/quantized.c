@@ -572,9 +572,6 @@ AVX512 static void prepare_avx512(const rc_requantization *q, long n, long accum
         int narrow = 1;
         for (long lane = c; lane < c + 16 && lane < n; ++lane) narrow = narrow && narrow_applies(q, lane, accumulator_bound);
         g[2] = narrow;
-        _mm512_storeu_si512(g + 48, _mm512_add_epi64(sf.constant_even, sf.constant_even));
-        _mm512_storeu_si512(g + 56, _mm512_add_epi64(sf.constant_odd, sf.constant_odd));
-        _mm512_storeu_si512(g + 64, shift);
     }
 }
 

@@ -203,8 +203,8 @@ void rc_depthwise_f32_run(const rc_depthwise_f32_job *job, long first_item, long
 /// its input field. With `projects`, a stride-1 1×1 convolution `project` reads the
 /// depthwise output rows from `scratch` too, a chunk of rows at a time (its input, rows and
 /// columns fields are unused; its output and residual, when set, are the whole map's,
-/// channels-last) and the depthwise output field is unused: a MobileNetV2 inverted residual block in one kernel. Results equal
-/// the kernels run one after the other, bit for bit.
+/// channels-last) and the depthwise output field is unused: a MobileNetV2 inverted residual
+/// block in one kernel. Results equal the kernels run one after the other, bit for bit.
 typedef struct {
     int expands;
     rc_conv1x1_f32_job expand;
@@ -248,8 +248,9 @@ void rc_depthwise_u8_run(const rc_depthwise_u8_job *job, long first_item, long l
 /// A depthwise int8 convolution and the stride-1 1×1 convolution reading its output, fused
 /// (depthwise_u8.c): each chunk of depthwise output rows (several when rows are narrow) goes
 /// through `project` (an rc_gemm_u8_job whose input, rows, columns, strides, column_block,
-/// channel_major and segments fields are unused; its output is the whole map's) from `scratch` while in cache; `depthwise`'s output field is
-/// unused. Results equal the two kernels run one after the other, byte for byte.
+/// channel_major and segments fields are unused; its output is the whole map's) from
+/// `scratch` while in cache; `depthwise`'s output field is unused. Results equal the two
+/// kernels run one after the other, byte for byte.
 typedef struct {
     rc_depthwise_u8_job depthwise;
     rc_gemm_u8_job project;
