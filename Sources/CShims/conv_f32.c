@@ -1,7 +1,7 @@
 // Float32 channels-last convolutions for the fp32 channels-last program's thin layers: 1×1
-// convolutions as a GEMM and depthwise convolutions, bias, clamp and an optional residual add
-// applied before each output's one store, and an expansion fused into the depthwise layer
-// reading it. Per layer they are level with oneDNN's NHWC kernels; what they add is those
+// convolutions as a GEMM, depthwise convolutions and first layers on few channels, bias,
+// clamp and an optional residual add applied before each output's one store, and an
+// expansion (or a first layer) fused into the depthwise layer reading it. Per layer they are level with oneDNN's NHWC kernels; what they add is those
 // fusions, which keep large intermediate maps out of memory, and a fixed summation order per
 // output (bias, then inputs or taps in order). AVX-512 kernels and a portable C definition of
 // the same arithmetic.
@@ -334,9 +334,183 @@ void rc_depthwise_f32_run(const rc_depthwise_f32_job *job, long first_item, long
 }
 
 // ---------------------------------------------------------------------------------------
+// A k×k convolution of an input with few channels (a network's first layer, on an image's
+// three colour channels), direct: an output pixel's window row is kernel_w · channels
+// contiguous floats of the NHWC input, each broadcast against 16-channel weight vectors. A
+// tile holds up to 24 accumulators (pixels × vectors). Alone it is level with oneDNN's kernel;
+// its point is that it can produce one output row at a time, so that MobileNetV2's stem runs
+// inside its first block's fused kernel (below). Work items are (image row of the output,
+// 64-channel block) pairs; each output sums its taps in (ky, kx, channel) order, skipping
+// the taps outside the image (zero padding), and then adds its bias: the order of oneDNN's
+// kernel (and so of PyTorch's CPU convolution), which iterated sign-gradient attacks on the
+// PC engine would otherwise amplify into different adversarials (GradientAttackTests).
+
+enum { DIRECT_BLOCK = 64 };
+
+long rc_conv_direct_f32_packed_size(long n, long taps) { return (n + 15) / 16 * taps * 16; }
+
+void rc_conv_direct_f32_pack(const float *weights, long n, long channels, long kernel_h, long kernel_w, float *packed) {
+    const long taps = channels * kernel_h * kernel_w;
+    for (long block = 0; block < (n + 15) / 16; ++block)
+        for (long ky = 0; ky < kernel_h; ++ky)
+            for (long kx = 0; kx < kernel_w; ++kx)
+                for (long c = 0; c < channels; ++c)
+                    for (long lane = 0; lane < 16; ++lane) {
+                        const long o = block * 16 + lane, tap = (ky * kernel_w + kx) * channels + c;
+                        packed[(block * taps + tap) * 16 + lane] = o < n ? weights[((o * channels + c) * kernel_h + ky) * kernel_w + kx] : 0;
+                    }
+}
+
+long rc_conv_direct_f32_items(const rc_conv_direct_f32_job *job) {
+    return gemm_item_count(job->n, job->batch * job->output_height, 1, 1, DIRECT_BLOCK);
+}
+
+// The window of output (y, x): its input rows [*ky0, *ky1) inside the image, and a pointer to
+// tap (ky0, 0, 0) as if the row were unpadded.
+static inline const float *direct_window(const rc_conv_direct_f32_job *j, long b, long y, long x, long *ky0, long *ky1) {
+    const long iy = y * j->stride_h - j->pad_top, ix = x * j->stride_w - j->pad_left;
+    *ky0 = iy < 0 ? -iy : 0;
+    *ky1 = iy + j->kernel_h > j->height ? j->height - iy : j->kernel_h;
+    return j->input + ((b * j->height + iy + *ky0) * j->width + ix) * j->channels;
+}
+
+// Output row (b, y), channels [c0, c1), into `row` (output_width × n floats).
+static void direct_generic(const rc_conv_direct_f32_job *j, long b, long y, long c0, long c1, float *row) {
+    const long taps = j->kernel_h * j->kernel_w * j->channels, row_taps = j->kernel_w * j->channels;
+    for (long x = 0; x < j->output_width; ++x) {
+        long ky0, ky1;
+        const float *a = direct_window(j, b, y, x, &ky0, &ky1);
+        const long ix = x * j->stride_w - j->pad_left;
+        for (long o = c0; o < c1; ++o) {
+            const float *w = j->packed + (o / 16 * taps) * 16 + o % 16;
+            float acc = 0;
+            for (long ky = ky0; ky < ky1; ++ky)
+                for (long kx = 0; kx < j->kernel_w; ++kx) {
+                    if (ix + kx < 0 || ix + kx >= j->width) continue;
+                    for (long c = 0; c < j->channels; ++c) {
+                        const long t = (ky - ky0) * j->width * j->channels + kx * j->channels + c;
+                        acc = fmaf(a[t], w[(ky * row_taps + kx * j->channels + c) * 16], acc);
+                    }
+                }
+            row[x * j->n + o] = clamp_value(acc + j->bias[o], j->lower, j->upper);
+        }
+    }
+}
+
+// `pixels` outputs from column x (every tap inside the image's columns when `interior`;
+// otherwise one pixel, its outside columns skipped) × `vectors` 16-channel groups from c.
+// `fixed_step`: the input floats between neighbouring outputs when known at compile time
+// (then one address register serves every pixel), or 0.
+AVX512 static inline __attribute__((always_inline)) void
+direct_tile(const rc_conv_direct_f32_job *j, long b, long y, long x, long c, float *row, const int pixels, const int vectors,
+            const int interior, const long fixed_step) {
+    enum { MAX_PIXELS = 12, MAX_VECTORS = 4 };
+    const long taps = j->kernel_h * j->kernel_w * j->channels, row_taps = j->kernel_w * j->channels;
+    const long step = fixed_step ? fixed_step : j->stride_w * j->channels, image_row = j->width * j->channels;
+    long ky0, ky1;
+    const float *a = direct_window(j, b, y, x, &ky0, &ky1);
+    long t0 = 0, t1 = row_taps;
+    if (!interior) {
+        const long ix = x * j->stride_w - j->pad_left;
+        t0 = (ix < 0 ? -ix : 0) * j->channels;
+        t1 = (ix + j->kernel_w > j->width ? j->width - ix : j->kernel_w) * j->channels;
+    }
+    const float *w = j->packed + (c / 16) * taps * 16;
+    // Fully unrolled over pixels and vectors (also at -O2), so the accumulators stay in registers.
+    __m512 acc[MAX_PIXELS][MAX_VECTORS];
+#pragma clang loop unroll(full)
+    for (int p = 0; p < pixels; ++p)
+#pragma clang loop unroll(full)
+        for (int v = 0; v < vectors; ++v) acc[p][v] = _mm512_setzero_ps();
+    for (long ky = ky0; ky < ky1; ++ky, a += image_row) {
+        const float *wr = w + ky * row_taps * 16;
+        for (long t = t0; t < t1; ++t) {
+            __m512 wv[MAX_VECTORS];
+#pragma clang loop unroll(full)
+            for (int v = 0; v < vectors; ++v) wv[v] = _mm512_loadu_ps(wr + (v * taps + t) * 16);
+#pragma clang loop unroll(full)
+            for (int p = 0; p < pixels; ++p) {
+                const __m512 in = _mm512_set1_ps(a[p * step + t]);
+#pragma clang loop unroll(full)
+                for (int v = 0; v < vectors; ++v) acc[p][v] = _mm512_fmadd_ps(in, wv[v], acc[p][v]);
+            }
+        }
+    }
+    const __m512 lower = _mm512_set1_ps(j->lower), upper = _mm512_set1_ps(j->upper);
+    // Locals, not j's fields: the intrinsic stores may alias anything.
+    const long n = j->n;
+    float *out = row + x * n + c;
+#pragma clang loop unroll(full)
+    for (int v = 0; v < vectors; ++v) {
+        const __mmask16 m = tail16(n - c - v * 16);
+        const __m512 bias = _mm512_maskz_loadu_ps(m, j->bias + c + v * 16);
+#pragma clang loop unroll(full)
+        for (int p = 0; p < pixels; ++p) _mm512_mask_storeu_ps(out + p * n + v * 16, m, clamp_ps16(_mm512_add_ps(acc[p][v], bias), lower, upper));
+    }
+}
+
+// One output row's channels [c, c + 16 · vectors): interior columns in tiles of 24 / vectors
+// pixels (at most 12), then fours, then ones; border columns one at a time.
+AVX512 static inline __attribute__((always_inline)) void
+direct_row(const rc_conv_direct_f32_job *j, long b, long y, long c, float *row, long x_lo, long x_hi, const int vectors,
+           const long fixed_step) {
+    const int tile_pixels = 24 / vectors < 12 ? 24 / vectors : 12;
+    for (long x = 0; x < x_lo; ++x) direct_tile(j, b, y, x, c, row, 1, vectors, 0, fixed_step);
+    long x = x_lo;
+    for (; x + tile_pixels <= x_hi; x += tile_pixels) direct_tile(j, b, y, x, c, row, tile_pixels, vectors, 1, fixed_step);
+    for (; x + 4 <= x_hi; x += 4) direct_tile(j, b, y, x, c, row, 4, vectors, 1, fixed_step);
+    for (; x < x_hi; ++x) direct_tile(j, b, y, x, c, row, 1, vectors, 1, fixed_step);
+    for (x = x_hi > x_lo ? x_hi : x_lo; x < j->output_width; ++x) direct_tile(j, b, y, x, c, row, 1, vectors, 0, fixed_step);
+}
+
+// The tiles for `vectors` 16-channel groups, with the step of a stride-2 layer on three
+// channels (every first layer here) fixed.
+AVX512 static inline __attribute__((always_inline)) void
+direct_row_step(const rc_conv_direct_f32_job *j, long b, long y, long c, float *row, long x_lo, long x_hi, const int vectors) {
+    if (j->stride_w * j->channels == 6) direct_row(j, b, y, c, row, x_lo, x_hi, vectors, 6);
+    else direct_row(j, b, y, c, row, x_lo, x_hi, vectors, 0);
+}
+
+AVX512 static void direct_avx512(const rc_conv_direct_f32_job *j, long b, long y, long c0, long c1, float *row) {
+    // Columns whose windows lie inside the image: x·stride − pad_left ≥ 0 and
+    // x·stride − pad_left + kernel_w ≤ width.
+    long x_lo = (j->pad_left + j->stride_w - 1) / j->stride_w;
+    long x_hi = j->width + j->pad_left >= j->kernel_w ? (j->width + j->pad_left - j->kernel_w) / j->stride_w + 1 : 0;
+    if (x_lo > j->output_width) x_lo = j->output_width;
+    if (x_hi > j->output_width) x_hi = j->output_width;
+    if (x_hi < x_lo) x_hi = x_lo;
+    switch ((c1 - c0 + 15) / 16) {
+    case 1: direct_row_step(j, b, y, c0, row, x_lo, x_hi, 1); break;
+    case 2: direct_row_step(j, b, y, c0, row, x_lo, x_hi, 2); break;
+    case 3: direct_row_step(j, b, y, c0, row, x_lo, x_hi, 3); break;
+    default: direct_row_step(j, b, y, c0, row, x_lo, x_hi, 4); break;
+    }
+}
+
+static void direct_block(const rc_conv_direct_f32_job *j, long b, long y, long c0, long c1, float *row, int vector) {
+    if (vector) direct_avx512(j, b, y, c0, c1, row);
+    else direct_generic(j, b, y, c0, c1, row);
+}
+
+void rc_conv_direct_f32_run(const rc_conv_direct_f32_job *job, long first_item, long last_item) {
+    const int vector = rc_use_avx512();
+    for (long item = first_item; item < last_item; ++item) {
+        const gemm_item it = gemm_item_at(job->n, job->batch * job->output_height, 1, 1, DIRECT_BLOCK, 0, item);
+        direct_block(job, it.row / job->output_height, it.row % job->output_height, it.c0, it.c1,
+                     job->output + it.row * job->output_width * job->n, vector);
+    }
+}
+
+// Output row (b, y), every channel, into `row` (the fused block kernel's producer, below).
+static void direct_full_row(const rc_conv_direct_f32_job *j, long b, long y, float *row, int vector) {
+    for (long c0 = 0; c0 < j->n; c0 += DIRECT_BLOCK) direct_block(j, b, y, c0, c0 + DIRECT_BLOCK < j->n ? c0 + DIRECT_BLOCK : j->n, row, vector);
+}
+
+// ---------------------------------------------------------------------------------------
 // An expanding 1×1 convolution feeding a 3×3 depthwise one (MobileNetV2's inverted
-// residual blocks), fused: each work item (image, band of output rows) computes the
-// expanded rows its depthwise rows need into a ring of three rows, so the expanded map —
+// residual blocks; or MobileNetV2's stem feeding its first block's), fused: each work item
+// (image, band of output rows) computes the expanded rows its depthwise rows need into a
+// ring of three rows, so the expanded map —
 // 4.8 MB at 112 × 112 × 96 — never goes out to memory and back; with a projection, each
 // chunk of depthwise rows goes through it while still in cache, and the depthwise map is not
 // stored either. Without the expansion, the depthwise rows read the input map itself.
@@ -385,6 +559,10 @@ static void pointwise_row(const rc_conv1x1_f32_job *job, const float *input, lon
 
 // Expanded row r of image b into `row`.
 static void expand_row(const rc_expand_depthwise_f32_job *job, long b, long r, float *row, int vector) {
+    if (job->direct) {
+        direct_full_row(job->direct, b, r, row, vector);
+        return;
+    }
     const rc_conv1x1_f32_job *e = &job->expand;
     pointwise_row(e, e->input + b * e->image_stride + r * e->row_stride, job->depthwise.width, row, NULL, vector);
 }

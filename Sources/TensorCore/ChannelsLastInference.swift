@@ -42,7 +42,8 @@ public final class ChannelsLastInference: @unchecked Sendable {
     var steps: [Int: Step] = [:]
     /// What `inputGradient`'s backward pass reads (`savedForBackward(_:in:)`).
     var savedForBackward: Set<Int> = []
-    /// 1×1 expansions that can be fused into the 3×3 depthwise convolution reading them
+    /// 1×1 expansions (and first layers on the direct kernel: MobileNetV2's stem) that can
+    /// be fused into the 3×3 depthwise convolution reading them
     /// (`ThinConvolution.applyExpandDepthwise`), by the expansion node: the depthwise node and
     /// the nodes whose values the fusion never forms (the expansion and any folded padding
     /// between the two).
@@ -144,8 +145,8 @@ public final class ChannelsLastInference: @unchecked Sendable {
         return fused
     }
 
-    /// Depthwise 3×3 convolutions whose input is a stride-1 1×1 convolution read by nothing
-    /// else (possibly through folded padding).
+    /// Depthwise 3×3 convolutions whose input is a stride-1 1×1 convolution (or a direct first
+    /// layer, `ThinConvolution.canFuse`) read by nothing else (possibly through folded padding).
     static func expandDepthwisePairs(_ steps: [Int: Step], in graph: Graph) -> [Int: (depthwise: Int, skipped: [Int])] {
         let readers = graph.readerCounts()
         var pairs: [Int: (depthwise: Int, skipped: [Int])] = [:]

@@ -34,6 +34,10 @@ public enum KernelBenchmarks {
         Layer(name: "1x1_16_96_112", channels: 16, outChannels: 96, kernel: 1, size: 112, stride: 1, depthwise: false),
         Layer(name: "1x1_144_24_56", channels: 144, outChannels: 24, kernel: 1, size: 56, stride: 1, depthwise: false),
         Layer(name: "1x1_960_160_7", channels: 960, outChannels: 160, kernel: 1, size: 7, stride: 1, depthwise: false),
+        // First layers on an image's three channels: MobileNetV2's, ResNet50's, InceptionV3's.
+        Layer(name: "3x3_3_32_224_s2", channels: 3, outChannels: 32, kernel: 3, size: 224, stride: 2, depthwise: false),
+        Layer(name: "7x7_3_64_224_s2", channels: 3, outChannels: 64, kernel: 7, size: 224, stride: 2, depthwise: false),
+        Layer(name: "3x3_3_32_299_s2", channels: 3, outChannels: 32, kernel: 3, size: 299, stride: 2, depthwise: false),
     ]
 
     /// Runs the suite with the current `Threading.threads`.

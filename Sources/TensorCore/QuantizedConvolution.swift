@@ -138,8 +138,9 @@ public final class QuantizedConv2D: @unchecked Sendable {
 /// A float32 convolution on channels-last (NHWC) activations, with its bias and activation
 /// fused, weights packed once per input geometry: the mobile fp32 engine's convolution,
 /// which keeps activations channels-last from layer to layer instead of reordering them
-/// around every call as the PC engine's NCHW convolution does. 1×1 and depthwise layers run
-/// on robustctl's own kernels (`ThinConvolution`), the others on oneDNN.
+/// around every call as the PC engine's NCHW convolution does. 1×1, depthwise and first
+/// layers (few input channels) run on robustctl's own kernels (`ThinConvolution`), the others
+/// on oneDNN.
 public final class ChannelsLastConv2D: @unchecked Sendable {
     public let weightShape: [Int]
     public let config: Conv2DConfig

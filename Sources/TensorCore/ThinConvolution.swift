@@ -1,12 +1,12 @@
 import CShims
 
 /// robustctl's own float32 channels-last kernels for thin layers (`CShims/conv_f32.c`):
-/// 1×1 convolutions as a register-tiled GEMM and depthwise convolutions, bias and the
-/// fused activation applied before the one store.
+/// 1×1 convolutions as a register-tiled GEMM, depthwise convolutions and first layers on
+/// few input channels (direct), bias and the fused activation applied before the one store.
 ///
 /// Per layer they are level with oneDNN's NHWC kernels (Docs/PERFORMANCE.md); they allow the
-/// fusions oneDNN cannot do here — an expansion computed inside the depthwise layer reading
-/// it and the projection run on its rows (a whole inverted residual block in one kernel), a
+/// fusions oneDNN cannot do here — an expansion (or MobileNetV2's stem) computed inside the
+/// depthwise layer reading it and the projection run on its rows (a whole inverted residual block in one kernel), a
 /// residual add in a 1×1 layer's store — and fix the summation order per output (bias,
 /// then inputs or taps in order), so results do not depend on the thread count.
 enum ThinConvolution {
@@ -14,9 +14,13 @@ enum ThinConvolution {
     case pointwise(packed: [Float], outputs: Int, inputs: Int)
     /// A depthwise convolution's weights as [kernel_h · kernel_w][channels].
     case depthwise(taps: [Float], channels: Int)
+    /// A k×k convolution of few input channels (a first layer), weights packed for
+    /// `rc_conv_direct_f32_run`.
+    case direct(packed: [Float], outputs: Int)
 
-    /// The kernel for a convolution, or nil when oneDNN should run it (full k×k layers,
-    /// grouped but not depthwise, dilated, or padded 1×1 layers).
+    /// The kernel for a convolution, or nil when oneDNN should run it (k×k layers on more
+    /// than `directInputChannels` channels, grouped but not depthwise, dilated, or padded 1×1
+    /// layers).
     init?(weights: Tensor, config: Conv2DConfig) {
         let shape = weights.shape
         guard config.dilationH == 1, config.dilationW == 1 else { return nil }
@@ -38,6 +42,14 @@ enum ThinConvolution {
                 }
             }
             self = .depthwise(taps: transposed, channels: outputs)
+        } else if config.groups == 1, inputsPerGroup <= Self.directInputChannels, kh * kw > 1 {
+            var packed = [Float](repeating: 0, count: rc_conv_direct_f32_packed_size(outputs, inputsPerGroup * kh * kw))
+            weights.withUnsafeBufferPointer { w in
+                packed.withUnsafeMutableBufferPointer { p in
+                    rc_conv_direct_f32_pack(w.baseAddress, outputs, inputsPerGroup, kh, kw, p.baseAddress)
+                }
+            }
+            self = .direct(packed: packed, outputs: outputs)
         } else {
             return nil
         }
@@ -74,8 +86,35 @@ enum ThinConvolution {
                     weights: w.baseAddress, bias: bias, lower: lower, upper: upper, output: output)
                 Self.run(&job, items: rc_depthwise_f32_items(&job), rc_depthwise_f32_run)
             }
+        case .direct:
+            precondition(residual == nil, "direct convolution: no fused residual")
+            withDirectJob(input, inputShape: inputShape, outputShape: outputShape, weightShape: weightShape, config: config, bias: bias,
+                          activation: activation, output: output) { job in
+                var job = job
+                Self.run(&job, items: rc_conv_direct_f32_items(&job), rc_conv_direct_f32_run)
+            }
         }
     }
+
+    /// `body` with the direct kernel's description of this layer on NHWC `input` (writing
+    /// `output`, which may be nil when the job only produces rows for a fused block).
+    func withDirectJob(_ input: UnsafePointer<Float>, inputShape: [Int], outputShape: [Int], weightShape: [Int], config: Conv2DConfig,
+                       bias: UnsafePointer<Float>, activation: FusedActivation, output: UnsafeMutablePointer<Float>?,
+                       _ body: (rc_conv_direct_f32_job) -> Void) {
+        guard case let .direct(packed, outputs) = self else { preconditionFailure("a direct job for a layer without the direct kernel") }
+        let (lower, upper) = activation.bounds
+        packed.withUnsafeBufferPointer { p in
+            body(rc_conv_direct_f32_job(
+                input: input, batch: inputShape[0], height: inputShape[2], width: inputShape[3], channels: inputShape[1],
+                kernel_h: weightShape[2], kernel_w: weightShape[3], stride_h: config.strideH, stride_w: config.strideW,
+                pad_top: config.padding.top, pad_left: config.padding.left,
+                output_height: outputShape[2], output_width: outputShape[3], n: outputs,
+                packed: p.baseAddress, bias: bias, lower: lower, upper: upper, output: output))
+        }
+    }
+
+    /// Input channels up to which a k×k layer runs on the direct kernel (an image's 3, or 4).
+    static let directInputChannels = 4
 
     /// A 1×1 convolution run inside `applyExpandDepthwise` on the depthwise rows, with a
     /// residual added before `activation`'s clamp when given (`canProject(depthwise:project:)`).
@@ -101,8 +140,8 @@ enum ThinConvolution {
         }
     }
 
-    /// Runs a stride-1 1×1 convolution `expand` and the 3×3 depthwise convolution `depthwise`
-    /// reading its output as one kernel (`rc_expand_depthwise_f32_run`): the same bits as the
+    /// Runs a stride-1 1×1 convolution (or a direct first layer) `expand` and the 3×3
+    /// depthwise convolution `depthwise` reading its output as one kernel (`rc_expand_depthwise_f32_run`): the same bits as the
     /// two in turn, without the expanded map ever going to memory. With `project`, the
     /// projection reading the depthwise output runs in the same kernel, a chunk of rows at a time, and
     /// `output` receives its result: an inverted residual block whose inner maps never leave
@@ -120,7 +159,7 @@ enum ThinConvolution {
         let depthwiseBounds = depthwise.activation.bounds
         let c = depthwise.config
         taps.withUnsafeBufferPointer { w in
-            expand.withJob(input: input, inputShape: inputShape) { expandJob in depthwise.withBias { depthwiseBias in
+            expand.withJob(input: input, inputShape: inputShape) { expandJob, directJob in depthwise.withBias { depthwiseBias in
                 project.withJob(output: output) { projection in
                     let depthwiseJob = rc_depthwise_f32_job(
                         input: expand == nil ? input : nil, batch: inputShape[0], height: height, width: width, channels: channels,
@@ -128,8 +167,8 @@ enum ThinConvolution {
                         pad_left: c.padding.left, output_height: outputShape[2], output_width: outputShape[3], weights: w.baseAddress,
                         bias: depthwiseBias, lower: depthwiseBounds.lower, upper: depthwiseBounds.upper,
                         output: projection == nil ? output : nil)
-                    var job = rc_expand_depthwise_f32_job(expands: expandJob == nil ? 0 : 1, expand: expandJob ?? rc_conv1x1_f32_job(),
-                                                          depthwise: depthwiseJob, projects: projection == nil ? 0 : 1,
+                    var job = rc_expand_depthwise_f32_job(expands: expand == nil ? 0 : 1, expand: expandJob ?? rc_conv1x1_f32_job(),
+                                                          direct: directJob, depthwise: depthwiseJob, projects: projection == nil ? 0 : 1,
                                                           project: projection ?? rc_conv1x1_f32_job(),
                                                           bands: Swift.min(Threading.threads, outputShape[2]), scratch: nil)
                     let scratch = Tensor(uninitializedShape: [Swift.max(rc_expand_depthwise_f32_scratch_size(&job), 1)])
@@ -149,10 +188,15 @@ enum ThinConvolution {
             && project.config.strideW == 1 && inputs == depthwise.weightShape[0]
     }
 
-    /// Whether `applyExpandDepthwise` can run the pair.
+    /// Whether `applyExpandDepthwise` can run the pair: a stride-1 1×1 expansion, or a first
+    /// layer on the direct kernel, feeding a 3×3 depthwise layer.
     static func canFuse(expand: ChannelsLastConv2D, depthwise: ChannelsLastConv2D) -> Bool {
-        guard case .pointwise? = expand.thin, case .depthwise? = depthwise.thin else { return false }
-        return expand.config.strideH == 1 && expand.config.strideW == 1 && depthwise.weightShape[2] == 3 && depthwise.weightShape[3] == 3
+        guard case .depthwise? = depthwise.thin, depthwise.weightShape[2] == 3, depthwise.weightShape[3] == 3 else { return false }
+        switch expand.thin {
+        case .pointwise?: return expand.config.strideH == 1 && expand.config.strideW == 1
+        case .direct?: return true
+        default: return false
+        }
     }
 
     /// Whether fusing pays for an expanded map of `shape` (NCHW, per image): the fused
@@ -193,12 +237,24 @@ extension Optional where Wrapped == ThinConvolution.Projection {
 }
 
 extension Optional where Wrapped == ChannelsLastConv2D {
-    /// `body` with the kernel's description of this stride-1 1×1 expansion of NHWC `input`
-    /// (of NCHW-described `inputShape`), or with nil when there is none.
-    func withJob(input: UnsafePointer<Float>, inputShape: [Int], _ body: (rc_conv1x1_f32_job?) -> Void) {
-        guard let expand = self else { return body(nil) }
+    /// `body` with the kernel's description of this expansion of NHWC `input` (of
+    /// NCHW-described `inputShape`): a stride-1 1×1 layer's job, or a direct first layer's
+    /// (then the 1×1 job is nil); both nil when there is none.
+    func withJob(input: UnsafePointer<Float>, inputShape: [Int],
+                 _ body: (rc_conv1x1_f32_job?, UnsafePointer<rc_conv_direct_f32_job>?) -> Void) {
+        guard let expand = self else { return body(nil, nil) }
+        if case .direct? = expand.thin {
+            expand.withBias { bias in
+                expand.thin!.withDirectJob(input, inputShape: inputShape, outputShape: expand.outputShape(input: inputShape),
+                                           weightShape: expand.weightShape, config: expand.config, bias: bias,
+                                           activation: expand.activation, output: nil) { job in
+                    withUnsafePointer(to: job) { body(nil, $0) }
+                }
+            }
+            return
+        }
         guard case let .pointwise(packed, outputs, inputs)? = expand.thin else {
-            preconditionFailure("expand/depthwise fusion of an expansion without the own 1×1 kernel")
+            preconditionFailure("expand/depthwise fusion of an expansion without the own 1×1 or direct kernel")
         }
         let (height, width) = (inputShape[2], inputShape[3])
         let bounds = expand.activation.bounds
@@ -207,7 +263,7 @@ extension Optional where Wrapped == ChannelsLastConv2D {
                 body(rc_conv1x1_f32_job(
                     input: input, k: inputs, rows: 0, columns: 0, rows_per_image: 0, image_stride: height * width * inputs,
                     row_stride: width * inputs, column_stride: inputs, n: outputs, packed: p.baseAddress, bias: bias,
-                    residual: nil, lower: bounds.lower, upper: bounds.upper, output: nil, column_block: 0))
+                    residual: nil, lower: bounds.lower, upper: bounds.upper, output: nil, column_block: 0), nil)
             }
         }
     }

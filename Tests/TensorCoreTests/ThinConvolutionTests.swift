@@ -37,6 +37,23 @@ final class ThinConvolutionTests: XCTestCase {
         Case(input: [1, 16, 9, 9], weight: [16, 1, 3, 3], config: Conv2DConfig(stride: 3, padding: .symmetric(1), groups: 16), activation: .none),
     ]
 
+    /// First layers on few channels (the direct kernel): MobileNetV2's stem with Keras's
+    /// bottom/right padding and with torchvision's symmetric one, ResNet50's 7 × 7, InceptionV3's
+    /// unpadded stem; channel tails (40 = 16 + 16 + 8, 70 = a 64-channel block and 6),
+    /// four input channels, stride 1, batch 2, and a map narrower than the window (every
+    /// column a border column).
+    static let directCases: [Case] = [
+        Case(input: [1, 3, 30, 30], weight: [32, 3, 3, 3],
+             config: Conv2DConfig(strideH: 2, strideW: 2, padding: Padding2D(top: 0, bottom: 1, left: 0, right: 1), dilationH: 1, dilationW: 1, groups: 1),
+             activation: .relu6),
+        Case(input: [1, 3, 33, 31], weight: [32, 3, 3, 3], config: Conv2DConfig(stride: 2, padding: .symmetric(1)), activation: .relu6),
+        Case(input: [1, 3, 40, 38], weight: [64, 3, 7, 7], config: Conv2DConfig(stride: 2, padding: .symmetric(3)), activation: .none),
+        Case(input: [2, 3, 35, 35], weight: [40, 3, 3, 3], config: Conv2DConfig(stride: 2), activation: .relu),
+        Case(input: [1, 4, 17, 29], weight: [70, 4, 3, 3], config: Conv2DConfig(stride: 1, padding: .symmetric(1)), activation: .none),
+        Case(input: [1, 1, 9, 5], weight: [16, 1, 5, 7], config: Conv2DConfig(stride: 1, padding: Padding2D(top: 2, bottom: 2, left: 3, right: 3)),
+             activation: .none),
+    ]
+
     /// Output of `conv` on NHWC `input` (and `residual`, when given).
     func run(_ conv: ChannelsLastConv2D, _ input: [Float], shape: [Int], residual: [Float]? = nil) throws -> [Float] {
         let count = conv.outputShape(input: shape).reduce(1, *)
@@ -67,10 +84,11 @@ final class ThinConvolutionTests: XCTestCase {
 
     func testOwnKernelsMatchOneDNN() throws {
         var generator = SeededGenerator(seed: 21)
-        for (index, item) in (Self.pointwiseCases + Self.depthwiseCases).enumerated() {
+        for (index, item) in (Self.pointwiseCases + Self.depthwiseCases + Self.directCases).enumerated() {
             let weights = Tensor.randomUniform(shape: item.weight, lower: -1, upper: 1, generator: &generator)
             let bias = Tensor.randomUniform(shape: [item.weight[0]], lower: -1, upper: 1, generator: &generator)
             let own = ChannelsLastConv2D(weights: weights, bias: bias, config: item.config, activation: item.activation)
+            XCTAssertNotNil(own.thin, "case \(index) runs on an own kernel")
             let reference = ChannelsLastConv2D(weights: weights, bias: bias, config: item.config, activation: item.activation, ownKernels: false)
             let x = random(item.input.reduce(1, *), &generator)
             for threads in [1, 2] {
@@ -105,7 +123,7 @@ final class ThinConvolutionTests: XCTestCase {
     func testVectorKernelsEqualPortableC() throws {
         try XCTSkipUnless(rc_use_avx512() != 0, "no AVX-512 on this machine")
         var generator = SeededGenerator(seed: 23)
-        for item in Self.pointwiseCases + Self.depthwiseCases {
+        for item in Self.pointwiseCases + Self.depthwiseCases + Self.directCases {
             let weights = Tensor.randomUniform(shape: item.weight, lower: -1, upper: 1, generator: &generator)
             let bias = Tensor.randomUniform(shape: [item.weight[0]], lower: -1, upper: 1, generator: &generator)
             let own = ChannelsLastConv2D(weights: weights, bias: bias, config: item.config, activation: item.activation)
@@ -191,22 +209,65 @@ final class ThinConvolutionTests: XCTestCase {
             let x = Tensor.randomUniform(shape: [batch, 16, size, size], lower: -1, upper: 1, generator: &generator)
             XCTAssertEqual(ThinConvolution.fusionPays(expandedShape: [1, 128, size, size]), size > 9)
             XCTAssertEqual(ThinConvolution.fusionPays(expandedShape: [1, 512, (size + 1) / 2, (size + 1) / 2]), size > 9)
-            for threads in [1, 2] {
-                let previous = Threading.threads
-                Threading.setThreads(threads)
-                defer { Threading.setThreads(previous) }
-                let fused = try program.run(x)
-                // Asking to keep a value turns the fusion off.
-                let layered = ChannelsLastKernels.toChannelsFirst(try program.forwardSteps(ChannelsLastKernels.toChannelsLast(x), keeping: [graph.output]).values[graph.output]!)
-                XCTAssertEqual(fused.shape, layered.shape)
-                XCTAssertEqual(fused.scalars, layered.scalars, "batch \(batch), \(size)², \(threads) threads")
-                assertClose(fused, Executor().forward(graph, parameters: parameters, input: x), absolute: 1e-4, relative: 1e-4)
-                if rc_use_avx512() != 0 {
-                    rc_force_generic(1)
-                    defer { rc_force_generic(0) }
-                    XCTAssertEqual(try program.run(x).scalars, fused.scalars, "portable C, batch \(batch), \(size)², \(threads) threads")
-                }
+            try assertFusedEqualsLayered(program, graph, parameters, x, "batch \(batch), \(size)²")
+        }
+    }
+
+    /// On one and two threads: the program's fused run gives the bits of its layers in turn
+    /// (and of the portable C kernels), and agrees with the NCHW executor.
+    func assertFusedEqualsLayered(_ program: ChannelsLastInference, _ graph: Graph, _ parameters: Parameters, _ x: Tensor, _ label: String,
+                                  file: StaticString = #filePath, line: UInt = #line) throws {
+        for threads in [1, 2] {
+            let previous = Threading.threads
+            Threading.setThreads(threads)
+            defer { Threading.setThreads(previous) }
+            let fused = try program.run(x)
+            // Asking to keep a value turns the fusion off.
+            let layered = ChannelsLastKernels.toChannelsFirst(try program.forwardSteps(ChannelsLastKernels.toChannelsLast(x), keeping: [graph.output]).values[graph.output]!)
+            XCTAssertEqual(fused.shape, layered.shape, file: file, line: line)
+            XCTAssertEqual(fused.scalars, layered.scalars, "\(label), \(threads) threads", file: file, line: line)
+            assertClose(fused, Executor().forward(graph, parameters: parameters, input: x), absolute: 1e-4, relative: 1e-4)
+            if rc_use_avx512() != 0 {
+                rc_force_generic(1)
+                defer { rc_force_generic(0) }
+                XCTAssertEqual(try program.run(x).scalars, fused.scalars, "portable C, \(label), \(threads) threads", file: file, line: line)
             }
+        }
+    }
+
+    /// MobileNetV2's first block: the stem (3 × 3, stride 2, Keras's bottom/right padding, BN,
+    /// ReLU6) on the direct kernel feeding a 3 × 3 depthwise layer and its projection — the
+    /// stem's rows are produced inside the fused kernel, its map (64 × 64 × 32 floats, 512 KiB,
+    /// at 128²) never stored.
+    func testStemFusedIntoTheFirstBlockEqualsLayerByLayer() throws {
+        var g = Graph()
+        var generator = SeededGenerator(seed: 26)
+        var parameters: Parameters = [:]
+        func param(_ name: String, _ shape: [Int], lower: Float = -0.5) -> String {
+            parameters[name] = Tensor.randomUniform(shape: shape, lower: lower, upper: lower + 1, generator: &generator)
+            return name
+        }
+        func normalised(_ name: String, _ input: Int, _ channels: Int) -> Int {
+            g.add(name, .batchNorm(scale: param("\(name).weight", [channels], lower: 0.5), shift: param("\(name).bias", [channels]),
+                                   mean: param("\(name).mean", [channels]), variance: param("\(name).var", [channels], lower: 0.5),
+                                   epsilon: 1e-3, momentum: 0.1), inputs: [input])
+        }
+        let padded = g.add("pad", .zeroPad(Padding2D(top: 0, bottom: 1, left: 0, right: 1)), inputs: [0])
+        let stem = g.add("stem", .conv2d(Conv2DConfig(stride: 2), weight: param("stem.weight", [32, 3, 3, 3]), bias: nil), inputs: [padded])
+        let stemOut = g.add("stem.relu6", .relu6, inputs: [normalised("stem.bn", stem, 32)])
+        let depthwise = g.add("depthwise", .conv2d(Conv2DConfig(stride: 1, padding: .symmetric(1), groups: 32),
+                                                    weight: param("depthwise.weight", [32, 1, 3, 3]), bias: nil), inputs: [stemOut])
+        let clipped = g.add("depthwise.relu6", .relu6, inputs: [normalised("depthwise.bn", depthwise, 32)])
+        g.add("project", .conv2d(Conv2DConfig(), weight: param("project.weight", [16, 32, 1, 1]), bias: param("project.bias", [16])),
+              inputs: [clipped])
+        (g, parameters) = InferenceFusion.fuse(g, parameters: parameters)
+        let program = try XCTUnwrap(ChannelsLastInference(graph: g, parameters: parameters))
+        XCTAssertEqual(program.expandDepthwise.count, 1, "the stem and the depthwise layer are a fusion candidate")
+        XCTAssertEqual(program.projections.count, 1, "the projection runs inside the fused kernel")
+        for (batch, size) in [(1, 128), (2, 131)] {
+            XCTAssertTrue(ThinConvolution.fusionPays(expandedShape: [1, 32, (size + 1) / 2, (size + 1) / 2]))
+            let x = Tensor.randomUniform(shape: [batch, 3, size, size], lower: 0, upper: 1, generator: &generator)
+            try assertFusedEqualsLayered(program, g, parameters, x, "batch \(batch), \(size)²")
         }
     }
 }

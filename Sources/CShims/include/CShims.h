@@ -195,6 +195,30 @@ typedef struct {
 long rc_depthwise_f32_items(const rc_depthwise_f32_job *job);
 void rc_depthwise_f32_run(const rc_depthwise_f32_job *job, long first_item, long last_item);
 
+/// Float32 k×k convolution of an input with few channels (a first layer), direct, with bias
+/// and clamp fused (conv_f32.c): output[b, y, x, o] = clamp(Σ_taps input[b, iy, ix, c]
+/// · w[o, c, ky, kx] + bias[o], lower, upper) over the taps inside the image (zero padding),
+/// summed in (ky, kx, c) order, the bias last; channels-last input and output, weights packed
+/// by rc_conv_direct_f32_pack. Meant for few input channels: every tap is one broadcast.
+typedef struct {
+    const float *input;
+    long batch, height, width, channels;
+    long kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left;
+    long output_height, output_width;
+    long n;
+    const float *packed, *bias;
+    float lower, upper;
+    float *output;
+} rc_conv_direct_f32_job;
+/// Floats of packed weights for n output channels of `taps` = channels · kernel_h · kernel_w.
+long rc_conv_direct_f32_packed_size(long n, long taps);
+/// Packs OIHW float weights [n][channels][kernel_h][kernel_w]: blocks of 16 output channels,
+/// tap-major ((ky, kx, c) order) within a block, zero padded.
+void rc_conv_direct_f32_pack(const float *weights, long n, long channels, long kernel_h, long kernel_w, float *packed);
+/// Work items of a job: (output row, 64-channel block) pairs; split them between threads freely.
+long rc_conv_direct_f32_items(const rc_conv_direct_f32_job *job);
+void rc_conv_direct_f32_run(const rc_conv_direct_f32_job *job, long first_item, long last_item);
+
 /// A stride-1 1×1 convolution feeding a 3×3 depthwise convolution, fused (conv_f32.c): the
 /// expanded map exists only as three rows per work item in `scratch`. With `expands`,
 /// `expand` describes the 1×1 layer on the whole input (its output, residual, rows and
@@ -208,6 +232,9 @@ void rc_depthwise_f32_run(const rc_depthwise_f32_job *job, long first_item, long
 typedef struct {
     int expands;
     rc_conv1x1_f32_job expand;
+    /// NULL, or (with `expands`) the k×k convolution whose output rows the depthwise layer
+    /// reads instead of `expand`'s (a first layer: MobileNetV2's stem).
+    const rc_conv_direct_f32_job *direct;
     rc_depthwise_f32_job depthwise;
     int projects;
     rc_conv1x1_f32_job project;
