@@ -1,10 +1,11 @@
 // Float32 channels-last convolutions for the fp32 channels-last program's thin layers: 1×1
 // convolutions as a GEMM, depthwise convolutions and first layers on few channels, bias,
 // clamp and an optional residual add applied before each output's one store, and an
-// expansion (or a first layer) fused into the depthwise layer reading it. Per layer they are level with oneDNN's NHWC kernels; what they add is those
-// fusions, which keep large intermediate maps out of memory, and a fixed summation order per
-// output (bias, then inputs or taps in order). AVX-512 kernels and a portable C definition of
-// the same arithmetic.
+// expansion (or a first layer) fused into the depthwise layer reading it. Per layer they are
+// level with oneDNN's NHWC kernels; what they add is those fusions, which keep large
+// intermediate maps out of memory, and a fixed summation order per output (bias, then inputs
+// or taps in order; a first layer's taps, then its bias). AVX-512 kernels and a portable C
+// definition of the same arithmetic.
 #include "include/CShims.h"
 #include <string.h>
 
@@ -547,10 +548,10 @@ static void direct_full_row(const rc_conv_direct_f32_job *j, long b, long y, flo
 // An expanding 1×1 convolution feeding a 3×3 depthwise one (MobileNetV2's inverted
 // residual blocks; or MobileNetV2's stem feeding its first block's), fused: each work item
 // (image, band of output rows) computes the expanded rows its depthwise rows need into a
-// ring of three rows, so the expanded map —
-// 4.8 MB at 112 × 112 × 96 — never goes out to memory and back; with a projection, each
-// chunk of depthwise rows goes through it while still in cache, and the depthwise map is not
-// stored either. Without the expansion, the depthwise rows read the input map itself.
+// ring of three rows, so the expanded map — 4.8 MB at 112 × 112 × 96 — never goes out to
+// memory and back; with a projection, each chunk of depthwise rows goes through it while
+// still in cache, and the depthwise map is not stored either. Without the expansion, the
+// depthwise rows read the input map itself.
 
 // Depthwise rows per projection call: up to 128 KiB of them (all of a 7² or 14² band), so
 // that the projection's weights — 1.2 MB for MobileNetV2's last block — are read once per

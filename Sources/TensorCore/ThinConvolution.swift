@@ -6,9 +6,10 @@ import CShims
 ///
 /// Per layer they are level with oneDNN's NHWC kernels (Docs/PERFORMANCE.md); they allow the
 /// fusions oneDNN cannot do here — an expansion (or MobileNetV2's stem) computed inside the
-/// depthwise layer reading it and the projection run on its rows (a whole inverted residual block in one kernel), a
-/// residual add in a 1×1 layer's store — and fix the summation order per output (bias,
-/// then inputs or taps in order), so results do not depend on the thread count.
+/// depthwise layer reading it and the projection run on its rows (a whole inverted residual
+/// block in one kernel), a residual add in a 1×1 layer's store — and fix the summation order
+/// per output (bias, then inputs or taps in order; the direct kernel's taps, then its bias,
+/// as oneDNN's), so results do not depend on the thread count.
 enum ThinConvolution {
     /// A 1×1 convolution's weights packed for `rc_conv1x1_f32_run`.
     case pointwise(packed: [Float], outputs: Int, inputs: Int)
@@ -141,11 +142,12 @@ enum ThinConvolution {
     }
 
     /// Runs a stride-1 1×1 convolution (or a direct first layer) `expand` and the 3×3
-    /// depthwise convolution `depthwise` reading its output as one kernel (`rc_expand_depthwise_f32_run`): the same bits as the
-    /// two in turn, without the expanded map ever going to memory. With `project`, the
-    /// projection reading the depthwise output runs in the same kernel, a chunk of rows at a time, and
-    /// `output` receives its result: an inverted residual block whose inner maps never leave
-    /// the cache. Without `expand` (then `project` is given), the depthwise layer reads `input`.
+    /// depthwise convolution `depthwise` reading its output as one kernel
+    /// (`rc_expand_depthwise_f32_run`): the same bits as the two in turn, without the expanded
+    /// map ever going to memory. With `project`, the projection reading the depthwise output
+    /// runs in the same kernel, a chunk of rows at a time, and `output` receives its result: an
+    /// inverted residual block whose inner maps never leave the cache. Without `expand` (then
+    /// `project` is given), the depthwise layer reads `input`.
     /// - Precondition: `canFuse(expand:depthwise:)`, and `canProject(depthwise:project:)` for a projection.
     static func applyExpandDepthwise(expand: ChannelsLastConv2D?, depthwise: ChannelsLastConv2D, project: Projection? = nil,
                                      _ input: UnsafePointer<Float>, inputShape: [Int], into output: UnsafeMutablePointer<Float>) {
