@@ -156,40 +156,28 @@ final class ThinConvolutionTests: XCTestCase {
     /// add + ReLU (ResNet style) — whose expanded maps (32 × 32 × 128 floats, 512 KiB) are
     /// large enough to run fused.
     static func makeBlocks() -> (Graph, Parameters) {
-        var g = Graph()
-        var generator = SeededGenerator(seed: 24)
-        var parameters: Parameters = [:]
-        func param(_ name: String, _ shape: [Int], lower: Float = -0.5) -> String {
-            parameters[name] = Tensor.randomUniform(shape: shape, lower: lower, upper: lower + 1, generator: &generator)
-            return name
-        }
-        // Batch norms, as in the real networks: InferenceFusion folds them and fuses the ReLU6.
-        func normalised(_ name: String, _ input: Int, _ channels: Int) -> Int {
-            g.add(name, .batchNorm(scale: param("\(name).weight", [channels], lower: 0.5), shift: param("\(name).bias", [channels]),
-                                   mean: param("\(name).mean", [channels]), variance: param("\(name).var", [channels], lower: 0.5),
-                                   epsilon: 1e-3, momentum: 0.1), inputs: [input])
-        }
+        var n = SeededNetwork(seed: 24)
         func block(_ name: String, _ input: Int, inputs: Int, expanded: Int, outputs: Int, stride: Int) -> Int {
-            let expand = g.add("\(name).expand", .conv2d(Conv2DConfig(), weight: param("\(name).expand.weight", [expanded, inputs, 1, 1]),
-                                                          bias: nil), inputs: [input])
-            var x = g.add("\(name).expand.relu6", .relu6, inputs: [normalised("\(name).expand.bn", expand, expanded)])
+            let expand = n.graph.add("\(name).expand", .conv2d(Conv2DConfig(), weight: n.param("\(name).expand.weight", [expanded, inputs, 1, 1]),
+                                                                bias: nil), inputs: [input])
+            var x = n.graph.add("\(name).expand.relu6", .relu6, inputs: [n.normalised("\(name).expand.bn", expand, expanded)])
             var padding = Padding2D.symmetric(1)
             if stride == 2 {
-                x = g.add("\(name).pad", .zeroPad(Padding2D(top: 0, bottom: 1, left: 0, right: 1)), inputs: [x])
+                x = n.graph.add("\(name).pad", .zeroPad(Padding2D(top: 0, bottom: 1, left: 0, right: 1)), inputs: [x])
                 padding = .zero
             }
-            let depthwise = g.add("\(name).depthwise", .conv2d(Conv2DConfig(stride: stride, padding: padding, groups: expanded),
-                                                                weight: param("\(name).depthwise.weight", [expanded, 1, 3, 3]),
-                                                                bias: nil), inputs: [x])
-            let clipped = g.add("\(name).depthwise.relu6", .relu6, inputs: [normalised("\(name).depthwise.bn", depthwise, expanded)])
-            return g.add("\(name).project", .conv2d(Conv2DConfig(), weight: param("\(name).project.weight", [outputs, expanded, 1, 1]),
-                                                     bias: param("\(name).project.bias", [outputs])), inputs: [clipped])
+            let depthwise = n.graph.add("\(name).depthwise", .conv2d(Conv2DConfig(stride: stride, padding: padding, groups: expanded),
+                                                                      weight: n.param("\(name).depthwise.weight", [expanded, 1, 3, 3]),
+                                                                      bias: nil), inputs: [x])
+            let clipped = n.graph.add("\(name).depthwise.relu6", .relu6, inputs: [n.normalised("\(name).depthwise.bn", depthwise, expanded)])
+            return n.graph.add("\(name).project", .conv2d(Conv2DConfig(), weight: n.param("\(name).project.weight", [outputs, expanded, 1, 1]),
+                                                           bias: n.param("\(name).project.bias", [outputs])), inputs: [clipped])
         }
         let first = block("block1", 0, inputs: 16, expanded: 128, outputs: 32, stride: 2)
         let second = block("block2", first, inputs: 32, expanded: 512, outputs: 32, stride: 1)
-        let sum = g.add("add", .add, inputs: [first, second])
-        g.add("add.relu", .relu, inputs: [sum])
-        return InferenceFusion.fuse(g, parameters: parameters)
+        let sum = n.graph.add("add", .add, inputs: [first, second])
+        n.graph.add("add.relu", .relu, inputs: [sum])
+        return InferenceFusion.fuse(n.graph, parameters: n.parameters)
     }
 
     /// The fused blocks — expansion (on large maps), depthwise and projection in one kernel, the
@@ -240,34 +228,47 @@ final class ThinConvolutionTests: XCTestCase {
     /// stem's rows are produced inside the fused kernel, its map (64 × 64 × 32 floats, 512 KiB,
     /// at 128²) never stored.
     func testStemFusedIntoTheFirstBlockEqualsLayerByLayer() throws {
-        var g = Graph()
-        var generator = SeededGenerator(seed: 26)
-        var parameters: Parameters = [:]
-        func param(_ name: String, _ shape: [Int], lower: Float = -0.5) -> String {
-            parameters[name] = Tensor.randomUniform(shape: shape, lower: lower, upper: lower + 1, generator: &generator)
-            return name
-        }
-        func normalised(_ name: String, _ input: Int, _ channels: Int) -> Int {
-            g.add(name, .batchNorm(scale: param("\(name).weight", [channels], lower: 0.5), shift: param("\(name).bias", [channels]),
-                                   mean: param("\(name).mean", [channels]), variance: param("\(name).var", [channels], lower: 0.5),
-                                   epsilon: 1e-3, momentum: 0.1), inputs: [input])
-        }
-        let padded = g.add("pad", .zeroPad(Padding2D(top: 0, bottom: 1, left: 0, right: 1)), inputs: [0])
-        let stem = g.add("stem", .conv2d(Conv2DConfig(stride: 2), weight: param("stem.weight", [32, 3, 3, 3]), bias: nil), inputs: [padded])
-        let stemOut = g.add("stem.relu6", .relu6, inputs: [normalised("stem.bn", stem, 32)])
-        let depthwise = g.add("depthwise", .conv2d(Conv2DConfig(stride: 1, padding: .symmetric(1), groups: 32),
-                                                    weight: param("depthwise.weight", [32, 1, 3, 3]), bias: nil), inputs: [stemOut])
-        let clipped = g.add("depthwise.relu6", .relu6, inputs: [normalised("depthwise.bn", depthwise, 32)])
-        g.add("project", .conv2d(Conv2DConfig(), weight: param("project.weight", [16, 32, 1, 1]), bias: param("project.bias", [16])),
-              inputs: [clipped])
-        (g, parameters) = InferenceFusion.fuse(g, parameters: parameters)
+        var n = SeededNetwork(seed: 26)
+        let padded = n.graph.add("pad", .zeroPad(Padding2D(top: 0, bottom: 1, left: 0, right: 1)), inputs: [0])
+        let stem = n.graph.add("stem", .conv2d(Conv2DConfig(stride: 2), weight: n.param("stem.weight", [32, 3, 3, 3]), bias: nil),
+                               inputs: [padded])
+        let stemOut = n.graph.add("stem.relu6", .relu6, inputs: [n.normalised("stem.bn", stem, 32)])
+        let depthwise = n.graph.add("depthwise", .conv2d(Conv2DConfig(stride: 1, padding: .symmetric(1), groups: 32),
+                                                          weight: n.param("depthwise.weight", [32, 1, 3, 3]), bias: nil), inputs: [stemOut])
+        let clipped = n.graph.add("depthwise.relu6", .relu6, inputs: [n.normalised("depthwise.bn", depthwise, 32)])
+        n.graph.add("project", .conv2d(Conv2DConfig(), weight: n.param("project.weight", [16, 32, 1, 1]), bias: n.param("project.bias", [16])),
+                    inputs: [clipped])
+        let (g, parameters) = InferenceFusion.fuse(n.graph, parameters: n.parameters)
         let program = try XCTUnwrap(ChannelsLastInference(graph: g, parameters: parameters))
         XCTAssertEqual(program.expandDepthwise.count, 1, "the stem and the depthwise layer are a fusion candidate")
         XCTAssertEqual(program.projections.count, 1, "the projection runs inside the fused kernel")
         for (batch, size) in [(1, 128), (2, 131)] {
             XCTAssertTrue(ThinConvolution.fusionPays(expandedShape: [1, 32, (size + 1) / 2, (size + 1) / 2]))
-            let x = Tensor.randomUniform(shape: [batch, 3, size, size], lower: 0, upper: 1, generator: &generator)
+            let x = Tensor.randomUniform(shape: [batch, 3, size, size], lower: 0, upper: 1, generator: &n.generator)
             try assertFusedEqualsLayered(program, g, parameters, x, "batch \(batch), \(size)²")
         }
+    }
+}
+
+/// A graph under construction with seeded random parameters, for the fused-block tests.
+struct SeededNetwork {
+    var graph = Graph()
+    var parameters: Parameters = [:]
+    var generator: SeededGenerator
+
+    init(seed: UInt64) { generator = SeededGenerator(seed: seed) }
+
+    /// A parameter of `shape`, uniform in [lower, lower + 1); returns its name.
+    mutating func param(_ name: String, _ shape: [Int], lower: Float = -0.5) -> String {
+        parameters[name] = Tensor.randomUniform(shape: shape, lower: lower, upper: lower + 1, generator: &generator)
+        return name
+    }
+
+    /// A batch norm on `input`, as in the real networks: InferenceFusion folds it and fuses the ReLU6.
+    mutating func normalised(_ name: String, _ input: Int, _ channels: Int) -> Int {
+        let operation = Operation.batchNorm(scale: param("\(name).weight", [channels], lower: 0.5), shift: param("\(name).bias", [channels]),
+                                            mean: param("\(name).mean", [channels]), variance: param("\(name).var", [channels], lower: 0.5),
+                                            epsilon: 1e-3, momentum: 0.1)
+        return graph.add(name, operation, inputs: [input])
     }
 }
