@@ -70,6 +70,31 @@ int64_t rc_h5_string_list_attribute(int64_t file, const char *object_path, const
     return result;
 }
 
+int64_t rc_h5_group_members(int64_t file, const char *path, char **buffer) {
+    *buffer = NULL;
+    if (strcmp(path, "/") != 0 && H5Lexists((hid_t)file, path, H5P_DEFAULT) <= 0) return -1;
+    hid_t group = H5Gopen2((hid_t)file, path, H5P_DEFAULT); /* fails unless `path` is a group */
+    if (group < 0) return -1;
+    H5G_info_t info;
+    int64_t result = -1;
+    if (H5Gget_info(group, &info) >= 0) {
+        size_t total = 1;
+        int ok = 1;
+        for (hsize_t i = 0; ok && i < info.nlinks; i++) {
+            ssize_t length = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, NULL, 0, H5P_DEFAULT);
+            if (length < 0) ok = 0; else total += (size_t)length + 1;
+        }
+        char *out = ok ? malloc(total) : NULL, *cursor = out;
+        for (hsize_t i = 0; out && i < info.nlinks; i++) {
+            ssize_t length = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, cursor, (size_t)(out + total - cursor), H5P_DEFAULT);
+            if (length < 0) { free(out); out = NULL; } else cursor += length + 1;
+        }
+        if (out) { *buffer = out; result = (int64_t)info.nlinks; }
+    }
+    H5Gclose(group);
+    return result;
+}
+
 int rc_h5_dataset_shape(int64_t file, const char *path, int64_t *dims, int capacity) {
     if (H5Lexists((hid_t)file, path, H5P_DEFAULT) <= 0) return -1;
     hid_t dataset = H5Dopen2((hid_t)file, path, H5P_DEFAULT);

@@ -39,6 +39,17 @@ struct KerasWeight: Hashable, Sendable {
 struct KerasLayer: Hashable, Sendable {
     let name: String
     let weights: [KerasWeight]
+
+    /// The layer's Keras class in snake case, as Keras 3 names it in `.weights.h5` files:
+    /// told by its kernel's layout (batch norm has vectors only).
+    var kerasClassName: String {
+        switch weights.first?.layout {
+        case .convolution: "conv2d"
+        case .depthwise: "depthwise_conv2d"
+        case .dense: "dense"
+        case .vector, nil: "batch_normalization"
+        }
+    }
 }
 
 /// Builds a network graph while tracking each node's [C, H, W] shape and registering the

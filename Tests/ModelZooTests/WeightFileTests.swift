@@ -21,6 +21,45 @@ final class WeightFileTests: XCTestCase {
         XCTAssertEqual(reference["bn1.num_batches_tracked"]?.shape, [], "int64 scalars are read too")
     }
 
+    /// The Keras fixtures as Keras 3 saves them (Tools/reference/make_keras3_fixtures.py): its
+    /// own `.weights.h5` layout and a whole model saved as HDF5 hold the same weights as the
+    /// legacy `save_weights` file, bit for bit, mapped onto the same parameters.
+    func testKeras3LayoutsReadTheSameWeightsAsTheLegacyFile() throws {
+        let files = ["mobilenet_v2": "mobilenet_v2_keras.weights.h5", "inception_v3": "inception_v3_keras.weights.h5",
+                     "resnet50": "resnet50_keras_model.h5"]
+        for entry in try ParityTests.manifest() where entry.flavor == "keras" {
+            let definition = try NetworkDefinition(ParityTests.config(entry))
+            let legacy = try WeightFiles.read(fixtures.appendingPathComponent(entry.files["h5"]!).path, for: definition)
+            let file = try XCTUnwrap(files[entry.architecture])
+            let tensors = try WeightFiles.read(fixtures.appendingPathComponent(file).path, for: definition)
+            XCTAssertEqual(Set(tensors.keys), Set(legacy.keys), file)
+            XCTAssertEqual(tensors.count, definition.parameters.count, file)
+            for (name, tensor) in legacy { XCTAssertEqual(tensors[name], tensor, "\(file) \(name)") }
+        }
+    }
+
+    /// A Keras 3 file whose layers do not fit: mis-shaped datasets are named together, and a
+    /// file of another network names the layer groups it lacks and those it has in excess.
+    func testKeras3LayoutMismatchesAreReportedTogether() throws {
+        let entry = try XCTUnwrap(ParityTests.manifest().first { $0.architecture == "mobilenet_v2" && $0.flavor == "keras" })
+        var config = ParityTests.config(entry)
+        config.numClasses = 7
+        let path = fixtures.appendingPathComponent("mobilenet_v2_keras.weights.h5").path
+        XCTAssertThrowsError(try Model(config: config, weights: path)) { error in
+            guard case let WeightFileError.mismatch(file, _, problems) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(file, path)
+            XCTAssertEqual(problems.count, 2, "\(problems)")
+            XCTAssertTrue(problems.contains { $0.hasPrefix("'layers/dense/vars/0' has shape") }, "\(problems)")
+            XCTAssertTrue(problems.contains { $0.hasPrefix("'layers/dense/vars/1' has shape [10], expected [7]") }, "\(problems)")
+        }
+        let inception = fixtures.appendingPathComponent("inception_v3_keras.weights.h5").path
+        XCTAssertThrowsError(try Model(config: ParityTests.config(entry), weights: inception)) { error in
+            guard case let WeightFileError.mismatch(_, _, problems) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(problems.contains { $0.hasPrefix("missing layer group layers/depthwise_conv2d") }, "\(problems)")
+            XCTAssertTrue(problems.contains { $0.hasPrefix("unexpected layers") }, "\(problems)")
+        }
+    }
+
     func testFormatIsRecognisedByContent() throws {
         let entry = try resnetEntry()
         XCTAssertEqual(try WeightFiles.format(of: fixtures.appendingPathComponent(entry.files["pth"]!).path), .torchZip)

@@ -16,6 +16,10 @@ void rc_h5_close(int64_t file);
 /// Returns -1 if the attribute is missing or not a string list.
 int64_t rc_h5_string_list_attribute(int64_t file, const char *object_path, const char *attribute, char **buffer);
 
+/// The names of the members of group `path` in name order, as NUL-terminated strings one after
+/// another (free with `rc_h5_free`); -1 when `path` is not a group.
+int64_t rc_h5_group_members(int64_t file, const char *path, char **buffer);
+
 /// The rank of a dataset (≤ `capacity` dimensions written to `dims`), or -1 if missing.
 int rc_h5_dataset_shape(int64_t file, const char *path, int64_t *dims, int capacity);
 

@@ -2,43 +2,48 @@ import CHDF5Shim
 import Foundation
 import TensorCore
 
-/// Reads Keras HDF5 weight files in the layout of the Keras Applications downloads
-/// (`model.save_weights('x.h5')`): a root attribute `layer_names`, and per layer an
-/// attribute `weight_names` naming its datasets in the order the layer declares them.
+/// Reads Keras HDF5 weight files in the three layouts Keras writes:
+/// - weights alone in the layout of the Keras Applications downloads and of Keras 2's
+///   `model.save_weights('x.h5')`: a root attribute `layer_names`, and per layer an
+///   attribute `weight_names` naming its datasets in the order the layer declares them;
+/// - a whole model saved as HDF5 (`model.save('x.h5')`, Keras 2 and 3): the same under the
+///   group `/model_weights` (the model's configuration beside it is not read);
+/// - Keras 3's `model.save_weights('x.weights.h5')`: a group `/layers/NAME/vars` per layer
+///   with datasets `0`, `1`, … in declaration order, NAME being the layer's class in snake
+///   case numbered in model order (`conv2d`, `conv2d_1`, …, `batch_normalization_3`).
 ///
-/// Layers are matched by name when every layer of the network appears in the file, and
-/// otherwise by position among the layers that have weights (auto-generated names such as
-/// `conv2d_57` differ between Keras versions; the order does not).
+/// In the first two, layers are matched by name when every layer of the network appears in
+/// the file, and otherwise by position among the layers that have weights (auto-generated
+/// names such as `conv2d_57` differ between Keras versions; the order does not).
 public enum KerasWeights {
+    /// One layer's weights in the file: its name there and its datasets' paths.
+    private struct FileLayer {
+        let name: String
+        let datasets: [String]
+    }
+
     static func read(_ path: String, layers: [KerasLayer]) throws -> [String: Tensor] {
         let file = rc_h5_open(path)
         guard file > 0 else { throw WeightFileError.corrupt(file: path, reason: "not a readable HDF5 file") }
         defer { rc_h5_close(file) }
-        guard let layerNames = stringList(file, "/", "layer_names") else {
-            throw WeightFileError.unsupportedFormat(file: path, reason: "HDF5 without a 'layer_names' attribute (not a Keras weight file)")
-        }
-        var fileLayers: [(name: String, weights: [String])] = []
-        for name in layerNames {
-            guard let weights = stringList(file, "/" + name, "weight_names") else {
-                throw WeightFileError.corrupt(file: path, reason: "layer '\(name)' has no 'weight_names' attribute")
-            }
-            if !weights.isEmpty { fileLayers.append((name, weights)) }
-        }
-        let byName = Dictionary(fileLayers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let matchByName = layers.allSatisfy { byName[$0.name] != nil }
         var problems: [String] = []
-        if !matchByName && fileLayers.count != layers.count {
-            problems.append("the file has \(fileLayers.count) layers with weights, the network \(layers.count)")
+        let sources: [FileLayer?]
+        if let root = ["", "/model_weights"].first(where: { stringList(file, $0.isEmpty ? "/" : $0, "layer_names") != nil }) {
+            sources = try namedLayers(file, path, root: root, layers: layers, problems: &problems)
+        } else if groupMembers(file, "/layers") != nil {
+            sources = numberedLayers(file, layers: layers, problems: &problems)
+        } else {
+            throw WeightFileError.unsupportedFormat(file: path, reason: "HDF5 without Keras weights (no 'layer_names' attribute "
+                + "at the root or in /model_weights, and no Keras 3 /layers group)")
         }
         var tensors: [String: Tensor] = [:]
-        for (index, layer) in layers.enumerated() {
-            guard let source = matchByName ? byName[layer.name] : (index < fileLayers.count ? fileLayers[index] : nil) else { break }
-            guard source.weights.count == layer.weights.count else {
-                problems.append("layer '\(source.name)' has \(source.weights.count) weights, expected \(layer.weights.count) for '\(layer.name)'")
+        for (layer, source) in zip(layers, sources) {
+            guard let source else { continue }
+            guard source.datasets.count == layer.weights.count else {
+                problems.append("layer '\(source.name)' has \(source.datasets.count) weights, expected \(layer.weights.count) for '\(layer.name)'")
                 continue
             }
-            for (weightName, weight) in zip(source.weights, layer.weights) {
-                let datasetPath = "/\(source.name)/\(weightName)"
+            for (datasetPath, weight) in zip(source.datasets, layer.weights) {
                 var dims = [Int64](repeating: 0, count: 8)
                 let rank = Int(rc_h5_dataset_shape(file, datasetPath, &dims, 8))
                 guard rank >= 0 else {
@@ -47,7 +52,7 @@ public enum KerasWeights {
                 }
                 let shape = dims.prefix(rank).map { Int($0) }
                 guard shape == weight.kerasShape else {
-                    problems.append("'\(source.name)/\(weightName)' has shape \(shape), expected \(weight.kerasShape) for '\(weight.parameter)'")
+                    problems.append("'\(datasetPath.dropFirst())' has shape \(shape), expected \(weight.kerasShape) for '\(weight.parameter)'")
                     continue
                 }
                 var raw = Tensor(shape: shape)
@@ -56,13 +61,67 @@ public enum KerasWeights {
                 tensors[weight.parameter] = convert(raw, weight.layout)
             }
         }
-        if !matchByName && fileLayers.count > layers.count {
-            problems.append("unexpected layers " + fileLayers[layers.count...].prefix(5).map { "'\($0.name)'" }.joined(separator: ", "))
-        }
         if !problems.isEmpty {
             throw WeightFileError.mismatch(file: path, expected: "the network's Keras layers", problems: Array(problems.prefix(25)))
         }
         return tensors
+    }
+
+    /// The file layers of the `layer_names` layouts (at the root or under `/model_weights`),
+    /// one per network layer (nil past the file's end); unmatched layers go to `problems`.
+    private static func namedLayers(_ file: Int64, _ path: String, root: String, layers: [KerasLayer],
+                                    problems: inout [String]) throws -> [FileLayer?] {
+        var fileLayers: [FileLayer] = []
+        for name in stringList(file, root.isEmpty ? "/" : root, "layer_names") ?? [] {
+            guard let weights = stringList(file, "\(root)/\(name)", "weight_names") else {
+                throw WeightFileError.corrupt(file: path, reason: "layer '\(name)' has no 'weight_names' attribute")
+            }
+            if !weights.isEmpty { fileLayers.append(FileLayer(name: name, datasets: weights.map { "\(root)/\(name)/\($0)" })) }
+        }
+        let byName = Dictionary(fileLayers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        if layers.allSatisfy({ byName[$0.name] != nil }) { return layers.map { byName[$0.name] } }
+        if fileLayers.count != layers.count {
+            problems.append("the file has \(fileLayers.count) layers with weights, the network \(layers.count)")
+        }
+        if fileLayers.count > layers.count {
+            problems.append("unexpected layers " + fileLayers[layers.count...].prefix(5).map { "'\($0.name)'" }.joined(separator: ", "))
+        }
+        return layers.indices.map { $0 < fileLayers.count ? fileLayers[$0] : nil }
+    }
+
+    /// The file layers of Keras 3's `.weights.h5` layout, one per network layer: each layer's
+    /// group named by its class and its number among the network's layers of that class.
+    /// Layers in the file with weights that no network layer takes go to `problems`.
+    private static func numberedLayers(_ file: Int64, layers: [KerasLayer], problems: inout [String]) -> [FileLayer?] {
+        var counts: [String: Int] = [:]
+        let sources = layers.map { layer -> FileLayer? in
+            let className = layer.kerasClassName
+            let number = counts[className, default: 0]
+            counts[className] = number + 1
+            let name = number == 0 ? className : "\(className)_\(number)"
+            guard let variables = groupMembers(file, "/layers/\(name)/vars") else {
+                problems.append("missing layer group layers/\(name) for '\(layer.name)'")
+                return nil
+            }
+            // Datasets are named 0, 1, …; listed in name order, 10 would come before 2.
+            return FileLayer(name: "layers/\(name)", datasets: variables.indices.map { "/layers/\(name)/vars/\($0)" })
+        }
+        let taken = Set(sources.compactMap { $0?.name })
+        let unexpected = (groupMembers(file, "/layers") ?? []).filter {
+            !taken.contains("layers/\($0)") && !(groupMembers(file, "/layers/\($0)/vars") ?? []).isEmpty
+        }
+        if !unexpected.isEmpty {
+            problems.append("unexpected layers " + unexpected.prefix(5).map { "'layers/\($0)'" }.joined(separator: ", "))
+        }
+        return sources
+    }
+
+    static func groupMembers(_ file: Int64, _ group: String) -> [String]? {
+        var buffer: UnsafeMutablePointer<CChar>?
+        let count = rc_h5_group_members(file, group, &buffer)
+        guard count >= 0 else { return nil }
+        defer { rc_h5_free(buffer) }
+        return unpack(buffer, count: Int(count))
     }
 
     static func stringList(_ file: Int64, _ object: String, _ attribute: String) -> [String]? {
@@ -70,6 +129,11 @@ public enum KerasWeights {
         let count = rc_h5_string_list_attribute(file, object, attribute, &buffer)
         guard count >= 0 else { return nil }
         defer { rc_h5_free(buffer) }
+        return unpack(buffer, count: Int(count))
+    }
+
+    /// `count` NUL-terminated strings stored one after another.
+    private static func unpack(_ buffer: UnsafeMutablePointer<CChar>?, count: Int) -> [String] {
         var strings: [String] = []
         var cursor = buffer
         for _ in 0..<count {
