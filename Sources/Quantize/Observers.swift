@@ -19,15 +19,31 @@ extension ObserverKind {
 }
 
 /// The finite extremes of a tensor (infinities and NaNs ignored, as PyTorch's observers do).
+///
+/// Large tensors are scanned in up to eight parts on the compute threads. The parts depend
+/// on the size only, and are combined in order, so that the result (down to the sign of a
+/// zero extreme) does not depend on the thread count.
 func finiteExtremes(_ values: Tensor) -> (Float, Float)? {
+    let count = values.count
+    let parts = Swift.max(1, Swift.min(8, count / 65_536))
+    var extremes = [(Float, Float)](repeating: (.infinity, -.infinity), count: parts)
     values.withUnsafeBufferPointer { buffer in
-        var low = Float.infinity, high = -Float.infinity
-        for value in buffer where value.isFinite {
-            low = Swift.min(low, value)
-            high = Swift.max(high, value)
+        extremes.withUnsafeMutableBufferPointer { extremes in
+            let (buffer, extremes) = (UncheckedSendable(buffer), UncheckedSendable(extremes))
+            Threading.parallelFor(parts) { range in
+                for part in range {
+                    var low = Float.infinity, high = -Float.infinity
+                    for value in buffer.value[(count * part / parts)..<(count * (part + 1) / parts)] where value.isFinite {
+                        low = Swift.min(low, value)
+                        high = Swift.max(high, value)
+                    }
+                    extremes.value[part] = (low, high)
+                }
+            }
         }
-        return low <= high ? (low, high) : nil
     }
+    let (low, high) = extremes.dropFirst().reduce(extremes[0]) { (Swift.min($0.0, $1.0), Swift.max($0.1, $1.1)) }
+    return low <= high ? (low, high) : nil
 }
 
 /// The extreme values over every batch.
@@ -100,26 +116,60 @@ public struct HistogramObserver: RangeObserver {
     }
 
     /// torch.histc in float32: bin edges from linspace, position by linear interpolation
-    /// corrected against the edges; values outside [low, high] are dropped.
+    /// corrected against the edges; values outside [low, high] (and NaNs) are dropped.
+    ///
+    /// Complexity: O(n + bins). Parts of at least 64 Ki values are counted on separate
+    /// threads. The loop has no data-dependent branch (a mispredicted one per value cost
+    /// more than the rest of the work): the correction reads padded edges, the count goes to
+    /// a padded slot folded into the end bins afterwards, and neighbouring values go to two
+    /// count arrays so that runs in one bin (the zeros after a ReLU) do not wait on each
+    /// other's increments. Counts are integers, summed at the end (exact).
     static func histc(_ values: Tensor, bins: Int, low: Float, high: Float) -> [Double] {
-        var counts = [Double](repeating: 0, count: bins)
         if low == high {
             // torch.histc widens an empty range by ±1.
             return histc(values, bins: bins, low: low - 1, high: high + 1)
         }
-        let edges = linspace(low, high, count: bins + 1)
+        // The edges with −∞ before and +∞ after: torch's three-edge window around a
+        // position, clipped to the edges, then needs no clipping (a leading −∞ counts as
+        // the edge the clipped window starts after, a trailing +∞ as none).
+        let edges = [-Float.infinity] + linspace(low, high, count: bins + 1) + [Float.infinity, Float.infinity]
+        // Slot s counts bin s − 1; slots 0 and bins + 1, bins + 2 are folded into the end bins.
+        // The stride keeps the two arrays' hot slots off each other's 4 KiB aliases.
+        let count = values.count, lanes = 2, stride = bins + 16
+        let parts = Swift.max(1, Swift.min(Threading.threads, count / 65_536))
+        var slots = [UInt32](repeating: 0, count: parts * lanes * stride)
+        let binCount = Float(bins)
         values.withUnsafeBufferPointer { buffer in
-            for value in buffer where value >= low && value <= high {
-                var position = Int((value - low) * Float(bins) / (high - low))
-                let lower = Swift.max(0, position - 1), upper = Swift.min(position + 2, bins + 1)
-                // upper_bound over edges[lower..<upper]
-                var index = lower
-                while index < upper && edges[index] <= value { index += 1 }
-                position = index - 1
-                counts[Swift.min(Swift.max(position, 0), bins - 1)] += 1
+            edges.withUnsafeBufferPointer { edges in
+                slots.withUnsafeMutableBufferPointer { slots in
+                    let (buffer, edges, slots) = (UncheckedSendable(buffer), UncheckedSendable(edges), UncheckedSendable(slots))
+                    Threading.parallelFor(parts) { range in
+                        for part in range {
+                            let counts = slots.value.baseAddress! + part * lanes * stride
+                            let edges = edges.value.baseAddress! + 1, values = buffer.value.baseAddress!
+                            for i in (count * part / parts)..<(count * (part + 1) / parts) {
+                                let value = values[i]
+                                guard value >= low && value <= high else { continue }
+                                // At most `bins` for values in [low, high]; the min keeps the
+                                // reads below inside the padding whatever the rounding.
+                                let position = Int(Swift.min((value - low) * binCount / (high - low), binCount))
+                                // upper_bound over edges[position − 1 ..< position + 2], minus one,
+                                // plus one for the slot.
+                                let a = edges[position &- 1] <= value ? 1 : 0
+                                let b = a & (edges[position] <= value ? 1 : 0), c = b & (edges[position &+ 1] <= value ? 1 : 0)
+                                counts[(i & (lanes - 1)) &* stride &+ position &- 1 &+ a &+ b &+ c] &+= 1
+                            }
+                        }
+                    }
+                }
             }
         }
-        return counts
+        var histogram = [Double](repeating: 0, count: bins)
+        for array in 0..<(parts * lanes) {
+            let base = array * stride
+            for slot in 0...(bins + 2) { histogram[Swift.min(Swift.max(slot - 1, 0), bins - 1)] += Double(slots[base + slot]) }
+        }
+        return histogram
     }
 
     /// torch.linspace for float32: the first half counts up from the start, the second half
