@@ -17,7 +17,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Framework flavour: torch (torchvision) or keras (Keras Applications).")
     var flavor: Flavor?
 
-    @Option(help: "Weight file: .pth (zip or legacy), .safetensors, or Keras .h5 (save_weights, a whole saved model, or Keras 3 .weights.h5).")
+    @Option(help: "Weight file: .pth (zip or legacy), .safetensors, or Keras .h5 (save_weights, a whole saved model, or Keras 3 .weights.h5), or Keras 3 .keras.")
     var weights: String?
 
     @Option(help: "Channel width multiplier for reduced models (MobileNetV2: its own rule; others: exact scaling).")

@@ -21,11 +21,11 @@ final class WeightFileTests: XCTestCase {
         XCTAssertEqual(reference["bn1.num_batches_tracked"]?.shape, [], "int64 scalars are read too")
     }
 
-    /// The Keras fixtures as Keras 3 saves them (Tools/reference/make_keras3_fixtures.py): its
-    /// own `.weights.h5` layout and a whole model saved as HDF5 hold the same weights as the
-    /// legacy `save_weights` file, bit for bit, mapped onto the same parameters.
+    /// The Keras fixtures as Keras 3 saves them (Tools/reference/make_keras3_fixtures.py): a
+    /// `.keras` zip, its own `.weights.h5` layout and a whole model saved as HDF5 hold the same
+    /// weights as the legacy `save_weights` file, bit for bit, mapped onto the same parameters.
     func testKeras3LayoutsReadTheSameWeightsAsTheLegacyFile() throws {
-        let files = ["mobilenet_v2": "mobilenet_v2_keras.weights.h5", "inception_v3": "inception_v3_keras.weights.h5",
+        let files = ["mobilenet_v2": "mobilenet_v2_keras.keras", "inception_v3": "inception_v3_keras.weights.h5",
                      "resnet50": "resnet50_keras_model.h5"]
         for entry in try ParityTests.manifest() where entry.flavor == "keras" {
             let definition = try NetworkDefinition(ParityTests.config(entry))
@@ -44,7 +44,7 @@ final class WeightFileTests: XCTestCase {
         let entry = try XCTUnwrap(ParityTests.manifest().first { $0.architecture == "mobilenet_v2" && $0.flavor == "keras" })
         var config = ParityTests.config(entry)
         config.numClasses = 7
-        let path = fixtures.appendingPathComponent("mobilenet_v2_keras.weights.h5").path
+        let path = fixtures.appendingPathComponent("mobilenet_v2_keras.keras").path
         XCTAssertThrowsError(try Model(config: config, weights: path)) { error in
             guard case let WeightFileError.mismatch(file, _, problems) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(file, path)
@@ -66,6 +66,7 @@ final class WeightFileTests: XCTestCase {
         XCTAssertEqual(try WeightFiles.format(of: fixtures.appendingPathComponent(entry.files["legacy_pth"]!).path), .torchLegacy)
         XCTAssertEqual(try WeightFiles.format(of: fixtures.appendingPathComponent(entry.files["safetensors"]!).path), .safetensors)
         XCTAssertEqual(try WeightFiles.format(of: fixtures.appendingPathComponent("resnet50_keras.h5").path), .kerasH5)
+        XCTAssertEqual(try WeightFiles.format(of: fixtures.appendingPathComponent("mobilenet_v2_keras.keras").path), .kerasArchive)
     }
 
     func testMaliciousPicklesAreRefusedWithoutRunningAnything() throws {
@@ -135,7 +136,7 @@ final class WeightFileTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: directory) }
         let entry = try resnetEntry()
         var cases: [(String, Data)] = []
-        for file in ["safetensors", "pth", "legacy_pth"].map({ entry.files[$0]! }) + ["resnet50_keras.h5"] {
+        for file in ["safetensors", "pth", "legacy_pth"].map({ entry.files[$0]! }) + ["resnet50_keras.h5", "mobilenet_v2_keras.keras"] {
             let data = try Data(contentsOf: fixtures.appendingPathComponent(file))
             cases.append(("truncated_" + file, data.prefix(data.count / 2)))
             cases.append(("stub_" + file, data.prefix(20)))

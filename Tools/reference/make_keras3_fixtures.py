@@ -10,18 +10,24 @@ For each network it builds the same reduced Keras Applications model with Keras 
 legacy fixture's weights into it, checks that Keras 3 then reproduces the fixture's reference
 logits, and saves
 
-- `<name>_keras.weights.h5` with `model.save_weights` (Keras 3's own layout: /layers/<class
-  in snake case, numbered in model order>/vars/0, 1, …), for MobileNetV2 (Conv2D,
-  DepthwiseConv2D, four-vector BatchNorm, Dense) and InceptionV3 (BatchNorm without scale);
+- `<name>_keras.keras` with `model.save` (Keras 3's default: a zip of config.json,
+  metadata.json and model.weights.h5 in Keras 3's own weights layout: /layers/<class in snake
+  case, numbered in model order>/vars/0, 1, …), for MobileNetV2 (Conv2D, DepthwiseConv2D,
+  four-vector BatchNorm, Dense);
+- `<name>_keras.weights.h5` with `model.save_weights` (the same weights layout on its own), for
+  InceptionV3 (BatchNorm without scale);
 - `<name>_keras_model.h5` with `model.save` (a whole model as HDF5: the legacy layout under
   /model_weights, beside the model's configuration), for ResNet50 (Conv2D with biases).
 
-Each is then compacted as the legacy files are (hdf5_compact.py). The tests load each next to
-the legacy file and require the same tensors, bit for bit.
+Each HDF5 file (inside the .keras zip too, whose entries stay stored as Keras writes them) is
+then compacted as the legacy files are (hdf5_compact.py). The tests load each next to the
+legacy file and require the same tensors, bit for bit.
 """
 import json
 import os
 import sys
+import tempfile
+import zipfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402  (Keras 3)
@@ -32,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hdf5_compact  # noqa: E402  (next to this script)
 
 FIXTURES = os.path.join("Tests", "ModelZooTests", "Fixtures")
-LAYOUTS = {"mobilenet_v2": "weights", "inception_v3": "weights", "resnet50": "model"}
+LAYOUTS = {"mobilenet_v2": "archive", "inception_v3": "weights", "resnet50": "model"}
 
 
 def read_safetensors(path):
@@ -76,6 +82,25 @@ def build(arch, width, size, classes):
         module.layers = base
 
 
+def compact_archive(path):
+    """Rewrites a .keras zip with its model.weights.h5 compacted, entries and order unchanged."""
+    with zipfile.ZipFile(path) as source, tempfile.TemporaryDirectory() as scratch:
+        entries = [(info, source.read(info.filename)) for info in source.infolist()]
+        weights = os.path.join(scratch, "model.weights.h5")
+        for info, data in entries:
+            if info.filename == "model.weights.h5":
+                with open(weights, "wb") as f:
+                    f.write(data)
+                hdf5_compact.compact(weights)
+        with zipfile.ZipFile(path + ".tmp", "w") as target:
+            for info, data in entries:
+                if info.filename == "model.weights.h5":
+                    with open(weights, "rb") as f:
+                        data = f.read()
+                target.writestr(info, data, compress_type=info.compress_type)
+    os.replace(path + ".tmp", path)
+
+
 def main():
     with open(os.path.join(FIXTURES, "manifest.json")) as f:
         manifest = json.load(f)
@@ -94,13 +119,18 @@ def main():
         error = np.abs(logits - expected["logits"]).max() / np.abs(expected["logits"]).max()
         if error > 1e-4:
             sys.exit(f"{name}: Keras 3 with the legacy fixture's weights is off by {error:.2e} of max |logit|")
-        if LAYOUTS[arch] == "weights":
+        if LAYOUTS[arch] == "archive":
+            path = os.path.join(FIXTURES, name + ".keras")
+            model.save(path)
+            compact_archive(path)
+        elif LAYOUTS[arch] == "weights":
             path = os.path.join(FIXTURES, name + ".weights.h5")
             model.save_weights(path)
+            hdf5_compact.compact(path)  # same layout and values, smaller B-tree nodes (fixture budget)
         else:
             path = os.path.join(FIXTURES, name + "_model.h5")
             model.save(path)
-        hdf5_compact.compact(path)  # same layout and values, smaller B-tree nodes (fixture budget)
+            hdf5_compact.compact(path)
         print(path, os.path.getsize(path), "bytes; logits within %.1e" % error)
 
 

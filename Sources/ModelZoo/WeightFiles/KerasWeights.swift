@@ -1,6 +1,7 @@
 import CHDF5Shim
 import Foundation
 import TensorCore
+import ZIPFoundation
 
 /// Reads Keras HDF5 weight files in the three layouts Keras writes:
 /// - weights alone in the layout of the Keras Applications downloads and of Keras 2's
@@ -10,7 +11,8 @@ import TensorCore
 ///   group `/model_weights` (the model's configuration beside it is not read);
 /// - Keras 3's `model.save_weights('x.weights.h5')`: a group `/layers/NAME/vars` per layer
 ///   with datasets `0`, `1`, … in declaration order, NAME being the layer's class in snake
-///   case numbered in model order (`conv2d`, `conv2d_1`, …, `batch_normalization_3`).
+///   case numbered in model order (`conv2d`, `conv2d_1`, …, `batch_normalization_3`); and
+///   the same as `model.weights.h5` inside Keras 3's `.keras` zip (`model.save('x.keras')`).
 ///
 /// In the first two, layers are matched by name when every layer of the network appears in
 /// the file, and otherwise by position among the layers that have weights (auto-generated
@@ -22,8 +24,38 @@ public enum KerasWeights {
         let datasets: [String]
     }
 
-    static func read(_ path: String, layers: [KerasLayer]) throws -> [String: Tensor] {
+    /// The entry of a `.keras` zip that holds the weights.
+    static let archiveWeights = "model.weights.h5"
+
+    /// Whether the zip at `path` is a `.keras` file (it holds `model.weights.h5`).
+    static func isArchive(_ path: String) -> Bool {
+        (try? Archive(url: URL(fileURLWithPath: path), accessMode: .read))?[archiveWeights] != nil
+    }
+
+    /// Reads the weights of a `.keras` zip: its `model.weights.h5`, extracted (CRC-checked)
+    /// to a temporary file that libhdf5 opens; errors name the zip.
+    static func readArchive(_ path: String, layers: [KerasLayer]) throws -> [String: Tensor] {
+        let archive: Archive
+        do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {
+            throw WeightFileError.corrupt(file: path, reason: "not a readable zip archive (\(error))")
+        }
+        guard let entry = archive[archiveWeights] else {
+            throw WeightFileError.corrupt(file: path, reason: "zip archive without \(archiveWeights) (not a .keras file)")
+        }
+        let extracted = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-\(UUID().uuidString).weights.h5")
+        defer { try? FileManager.default.removeItem(at: extracted) }
+        do {
+            _ = try archive.extract(entry, to: extracted, bufferSize: 1 << 20, skipCRC32: false)
+        } catch {
+            throw WeightFileError.corrupt(file: path, reason: "cannot extract \(archiveWeights): \(error)")
+        }
+        return try read(extracted.path, layers: layers, naming: path)
+    }
+
+    /// - Parameter source: the file named in errors (the zip a file was extracted from).
+    static func read(_ path: String, layers: [KerasLayer], naming source: String? = nil) throws -> [String: Tensor] {
         let file = rc_h5_open(path)
+        let path = source ?? path
         guard file > 0 else { throw WeightFileError.corrupt(file: path, reason: "not a readable HDF5 file") }
         defer { rc_h5_close(file) }
         var problems: [String] = []

@@ -8,6 +8,8 @@ public enum WeightFiles {
         case torchZip = "pth (zip)"
         case torchLegacy = "pth (legacy)"
         case kerasH5 = "h5"
+        /// Keras 3's `.keras` zip (its `model.weights.h5`).
+        case kerasArchive = "keras"
     }
 
     /// The format of a file, from its signature.
@@ -17,11 +19,11 @@ public enum WeightFiles {
         }
         defer { try? handle.close() }
         let head = [UInt8]((try? handle.read(upToCount: 16)) ?? Data())
-        if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return .torchZip }
+        if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return KerasWeights.isArchive(path) ? .kerasArchive : .torchZip }
         if head.starts(with: [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) { return .kerasH5 }
         if head.starts(with: [0x80]) && head.count >= 2 && head[1] <= 5 { return .torchLegacy }
         if head.count > 8 && head[8] == UInt8(ascii: "{") { return .safetensors }
-        throw WeightFileError.unsupportedFormat(file: path, reason: "not a safetensors, PyTorch (.pth) or Keras HDF5 (.h5) file")
+        throw WeightFileError.unsupportedFormat(file: path, reason: "not a safetensors, PyTorch (.pth), Keras HDF5 (.h5) or .keras file")
     }
 
     /// Named tensors in TensorCore's layout. Keras files are mapped onto the definition's
@@ -31,6 +33,7 @@ public enum WeightFiles {
         case .safetensors: return try SafeTensors.read(path)
         case .torchZip, .torchLegacy: return try TorchCheckpoint.read(path)
         case .kerasH5: return try KerasWeights.read(path, layers: definition.kerasLayers)
+        case .kerasArchive: return try KerasWeights.readArchive(path, layers: definition.kerasLayers)
         }
     }
 }

@@ -26,7 +26,7 @@ struct Models: ParsableCommand {
                 let definition = try NetworkDefinition(ModelConfig(architecture: architecture, flavor: flavor))
                 rows.append(Row(architecture: architecture.rawValue, flavor: flavor.rawValue, input_size: architecture.defaultInputSize,
                                 resize_size: architecture.defaultResizeSize, preprocessing: definition.preprocessing.summary,
-                                weight_formats: flavor == .torch ? [".pth (zip)", ".pth (legacy)", ".safetensors"] : [".h5"],
+                                weight_formats: flavor == .torch ? [".pth (zip)", ".pth (legacy)", ".safetensors"] : [".h5", ".weights.h5", ".keras"],
                                 parameters: definition.parameters.reduce(0) { $0 + $1.shape.reduce(1, *) }))
             }
         }
