@@ -52,7 +52,9 @@ public enum KerasWeights {
         return try read(extracted.path, layers: layers, naming: path)
     }
 
-    /// - Parameter source: the file named in errors (the zip a file was extracted from).
+    /// Reads the weights of an HDF5 file in any of the layouts above, strictly: missing,
+    /// unexpected and mis-shaped weights are reported together.
+    /// - Parameter source: the file to name in errors (the zip it was extracted from).
     static func read(_ path: String, layers: [KerasLayer], naming source: String? = nil) throws -> [String: Tensor] {
         let file = rc_h5_open(path)
         let path = source ?? path
