@@ -96,6 +96,18 @@ final class WeightFileTests: XCTestCase {
         }
     }
 
+    /// A model saved whole (Tools/reference/make_pickled_model_fixture.py) is refused without
+    /// running anything, naming the class and the way forward.
+    func testWholePickledModelsAreNamedAsSuch() throws {
+        let name = "pickled_model.pth"
+        XCTAssertThrowsError(try TorchCheckpoint.read(fixtures.appendingPathComponent(name).path)) { error in
+            guard case let WeightFileError.unsupportedFormat(file, reason) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(file.hasSuffix(name))
+            XCTAssertTrue(reason.contains("'torch.nn.modules.container.Sequential'"), reason)
+            XCTAssertTrue(reason.contains("model.state_dict()"), reason)
+        }
+    }
+
     func testMissingUnexpectedAndMisshapedTensorsAreReportedTogether() throws {
         let entry = try resnetEntry()
         var tensors = try SafeTensors.read(fixtures.appendingPathComponent(entry.files["safetensors"]!).path)

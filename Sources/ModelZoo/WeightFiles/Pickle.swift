@@ -60,6 +60,10 @@ struct Unpickler {
         "torch.device", "torch.Size", "_codecs.encode",
     ]
 
+    /// Where the module classes of a model pickled whole (`torch.save(model)`) live: refused
+    /// like any other class, with a message that says how to save a state dict instead.
+    static let modelClassPrefixes = ["torch.nn.", "torchvision.models.", "timm.models.", "__main__."]
+
     let bytes: [UInt8]
     let file: String
     var position: Int
@@ -246,6 +250,12 @@ struct Unpickler {
             throw WeightFileError.unsupportedFormat(
                 file: file, reason: "a quantized PyTorch checkpoint (its pickle holds int8 tensors: '\(name)'); robustctl reads "
                     + "float checkpoints — pass the float weights and quantize with `robustctl convert --quantize int8`")
+        }
+        if Self.modelClassPrefixes.contains(where: name.hasPrefix) {
+            throw WeightFileError.unsupportedFormat(
+                file: file, reason: "a whole pickled model (torch.save(model): its pickle names the class '\(name)', which only "
+                    + "running code could rebuild); robustctl reads state dicts and never runs code from a weight file — "
+                    + "save `model.state_dict()` instead")
         }
         guard Self.allowedGlobals.contains(name) else { throw WeightFileError.forbiddenGlobal(file: file, global: name) }
         return .global(name)
