@@ -96,15 +96,18 @@ final class WeightFileTests: XCTestCase {
         }
     }
 
-    /// A model saved whole (Tools/reference/make_pickled_model_fixture.py) is refused without
-    /// running anything, naming the class and the way forward.
-    func testWholePickledModelsAreNamedAsSuch() throws {
-        let name = "pickled_model.pth"
-        XCTAssertThrowsError(try TorchCheckpoint.read(fixtures.appendingPathComponent(name).path)) { error in
-            guard case let WeightFileError.unsupportedFormat(file, reason) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(file.hasSuffix(name))
-            XCTAssertTrue(reason.contains("'torch.nn.modules.container.Sequential'"), reason)
-            XCTAssertTrue(reason.contains("model.state_dict()"), reason)
+    /// A model saved whole or as TorchScript (Tools/reference/make_pickled_model_fixture.py)
+    /// is refused without running anything, naming the kind, the class and the way forward.
+    func testWholeModelFilesAreNamedAsSuch() throws {
+        for (name, kind, global) in [("pickled_model.pth", "a whole pickled model", "'torch.nn.modules.container.Sequential'"),
+                                     ("torchscript_model.pt", "a TorchScript archive", "'__torch__.torch.nn.modules.container.Sequential'")] {
+            XCTAssertThrowsError(try TorchCheckpoint.read(fixtures.appendingPathComponent(name).path)) { error in
+                guard case let WeightFileError.unsupportedFormat(file, reason) = error else { return XCTFail("\(name): \(error)") }
+                XCTAssertTrue(file.hasSuffix(name))
+                XCTAssertTrue(reason.hasPrefix(kind), reason)
+                XCTAssertTrue(reason.contains(global), reason)
+                XCTAssertTrue(reason.contains("model.state_dict()"), reason)
+            }
         }
     }
 

@@ -60,9 +60,14 @@ struct Unpickler {
         "torch.device", "torch.Size", "_codecs.encode",
     ]
 
-    /// Where the module classes of a model pickled whole (`torch.save(model)`) live: refused
-    /// like any other class, with a message that says how to save a state dict instead.
-    static let modelClassPrefixes = ["torch.nn.", "torchvision.models.", "timm.models.", "__main__."]
+    /// What kind of whole-model file a global's class betrays — a model pickled whole
+    /// (`torch.save(model)`) or TorchScript (`torch.jit.save`) — or nil. Such classes are
+    /// refused like any other, with a message that says how to save a state dict instead.
+    static func wholeModel(naming global: String) -> String? {
+        if global.hasPrefix("__torch__.") { return "a TorchScript archive (torch.jit.save)" }
+        let modelModules = ["torch.nn.", "torchvision.models.", "timm.models.", "__main__."]
+        return modelModules.contains(where: global.hasPrefix) ? "a whole pickled model (torch.save(model))" : nil
+    }
 
     let bytes: [UInt8]
     let file: String
@@ -251,11 +256,10 @@ struct Unpickler {
                 file: file, reason: "a quantized PyTorch checkpoint (its pickle holds int8 tensors: '\(name)'); robustctl reads "
                     + "float checkpoints — pass the float weights and quantize with `robustctl convert --quantize int8`")
         }
-        if Self.modelClassPrefixes.contains(where: name.hasPrefix) {
+        if let kind = Self.wholeModel(naming: name) {
             throw WeightFileError.unsupportedFormat(
-                file: file, reason: "a whole pickled model (torch.save(model): its pickle names the class '\(name)', which only "
-                    + "running code could rebuild); robustctl reads state dicts and never runs code from a weight file — "
-                    + "save `model.state_dict()` instead")
+                file: file, reason: "\(kind) (its pickle names the class '\(name)', which only running code could rebuild); "
+                    + "robustctl reads state dicts and never runs code from a weight file — save `model.state_dict()` instead")
         }
         guard Self.allowedGlobals.contains(name) else { throw WeightFileError.forbiddenGlobal(file: file, global: name) }
         return .global(name)
