@@ -172,6 +172,27 @@ final class WeightFileTests: XCTestCase {
         }
     }
 
+    /// A flipped byte inside a zip entry's data (torch's and Keras's entries are stored, not
+    /// compressed) fails the entry's CRC-32 instead of loading as weights.
+    func testDamagedZipEntriesFailTheirChecksum() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-crc-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let torch = try resnetEntry()
+        let keras = try XCTUnwrap(ParityTests.manifest().first { $0.architecture == "mobilenet_v2" && $0.flavor == "keras" })
+        for (file, entry) in [(torch.files["pth"]!, torch), ("mobilenet_v2_keras.keras", keras)] {
+            var data = try Data(contentsOf: fixtures.appendingPathComponent(file))
+            data[data.count / 2] ^= 0x40  // the middle lies in the tensor data of both
+            let path = directory.appendingPathComponent("damaged_" + file).path
+            try data.write(to: URL(fileURLWithPath: path))
+            XCTAssertThrowsError(try Model(config: ParityTests.config(entry), weights: path), file) { error in
+                guard case let WeightFileError.corrupt(name, reason) = error else { return XCTFail("\(file): \(error)") }
+                XCTAssertEqual(name, path)
+                XCTAssertTrue(reason.contains("fails its CRC-32 check"), reason)
+            }
+        }
+    }
+
     func testConfigurationConstraintsAreNamed() {
         XCTAssertThrowsError(try NetworkDefinition(ModelConfig(architecture: .inceptionV3, flavor: .torch, inputSize: 64))) { error in
             XCTAssertEqual("\(error)", "inception_v3 needs an input of at least 75x75 pixels, got 64x64")

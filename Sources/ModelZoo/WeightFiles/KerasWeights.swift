@@ -35,20 +35,13 @@ public enum KerasWeights {
     /// Reads the weights of a `.keras` zip: its `model.weights.h5`, extracted (CRC-checked)
     /// to a temporary file that libhdf5 opens; errors name the zip.
     static func readArchive(_ path: String, layers: [KerasLayer]) throws -> [String: Tensor] {
-        let archive: Archive
-        do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {
-            throw WeightFileError.corrupt(file: path, reason: "not a readable zip archive (\(error))")
-        }
+        let archive = try Archive.weightFile(path)
         guard let entry = archive[archiveWeights] else {
             throw WeightFileError.corrupt(file: path, reason: "zip archive without \(archiveWeights) (not a .keras file)")
         }
         let extracted = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-\(UUID().uuidString).weights.h5")
         defer { try? FileManager.default.removeItem(at: extracted) }
-        do {
-            _ = try archive.extract(entry, to: extracted, bufferSize: 1 << 20, skipCRC32: false)
-        } catch {
-            throw WeightFileError.corrupt(file: path, reason: "cannot extract \(archiveWeights): \(error)")
-        }
+        try archive.checkedExtract(entry, to: extracted, file: path)
         return try read(extracted.path, layers: layers, naming: path)
     }
 

@@ -19,24 +19,13 @@ public enum TorchCheckpoint {
     // MARK: Zip format
 
     static func readZip(_ path: String) throws -> [String: Tensor] {
-        let archive: Archive
-        do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {
-            throw WeightFileError.corrupt(file: path, reason: "not a readable zip archive (\(error))")
-        }
+        let archive = try Archive.weightFile(path)
         guard let pickleEntry = archive.first(where: { $0.path.hasSuffix("data.pkl") && $0.path.split(separator: "/").count == 2 })
                 ?? archive.first(where: { $0.path == "data.pkl" }) else {
             throw WeightFileError.corrupt(file: path, reason: "zip archive without data.pkl (not a torch.save file)")
         }
         let prefix = String(pickleEntry.path.dropLast("data.pkl".count))
-        func contents(_ entry: Entry) throws -> Data {
-            var data = Data(capacity: Int(entry.uncompressedSize))
-            do {
-                _ = try archive.extract(entry, bufferSize: 1 << 20, skipCRC32: false) { data.append($0) }
-            } catch {
-                throw WeightFileError.corrupt(file: path, reason: "cannot extract \(entry.path): \(error)")
-            }
-            return data
-        }
+        func contents(_ entry: Entry) throws -> Data { try archive.checkedContents(of: entry, file: path) }
         if let order = archive[prefix + "byteorder"], String(decoding: try contents(order), as: UTF8.self) != "little" {
             throw WeightFileError.unsupportedFormat(file: path, reason: "big-endian tensors")
         }
