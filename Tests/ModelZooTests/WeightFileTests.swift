@@ -193,6 +193,27 @@ final class WeightFileTests: XCTestCase {
         }
     }
 
+    /// One changed byte in a Keras file's B-tree makes libhdf5 1.10 segfault (found by
+    /// mutating the fixture); the read is rehearsed in a child process, so the file is refused
+    /// as damaged and this process lives on.
+    func testAnHDF5FileThatCrashesLibhdf5IsRefused() throws {
+        var data = try Data(contentsOf: fixtures.appendingPathComponent("resnet50_keras.h5"))
+        XCTAssertEqual(data[6091], 0)
+        data[6091] = 240
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-crashing-\(getpid()).h5").path
+        try data.write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let entry = try XCTUnwrap(ParityTests.manifest().first { $0.architecture == "resnet50" && $0.flavor == "keras" })
+        XCTAssertThrowsError(try Model(config: ParityTests.config(entry), weights: path)) { error in
+            guard case let WeightFileError.corrupt(file, reason) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(file, path)
+            XCTAssertTrue(reason.contains("libhdf5 crashed"), reason)
+        }
+        // A rehearsal that survives reports so, whether the read succeeded or threw.
+        XCTAssertEqual(CrashIsolation.rehearse { }, .finished)
+        XCTAssertEqual(CrashIsolation.rehearse { throw WeightFileError.corrupt(file: "x", reason: "y") }, .finished)
+    }
+
     func testConfigurationConstraintsAreNamed() {
         XCTAssertThrowsError(try NetworkDefinition(ModelConfig(architecture: .inceptionV3, flavor: .torch, inputSize: 64))) { error in
             XCTAssertEqual("\(error)", "inception_v3 needs an input of at least 75x75 pixels, got 64x64")

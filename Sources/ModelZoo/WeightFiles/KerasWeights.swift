@@ -46,9 +46,18 @@ public enum KerasWeights {
     }
 
     /// Reads the weights of an HDF5 file in any of the layouts above, strictly: missing,
-    /// unexpected and mis-shaped weights are reported together.
+    /// unexpected and mis-shaped weights are reported together. The read is rehearsed in a
+    /// child process first (`CrashIsolation`): a file that makes libhdf5 crash is refused as
+    /// damaged instead of ending the process.
     /// - Parameter source: the file to name in errors (the zip it was extracted from).
     static func read(_ path: String, layers: [KerasLayer], naming source: String? = nil) throws -> [String: Tensor] {
+        if case let .crashed(signal) = CrashIsolation.rehearse({ _ = try readInProcess(path, layers: layers, naming: source) }) {
+            throw WeightFileError.corrupt(file: source ?? path, reason: "libhdf5 crashed reading it (signal \(signal)): a damaged HDF5 file")
+        }
+        return try readInProcess(path, layers: layers, naming: source)
+    }
+
+    private static func readInProcess(_ path: String, layers: [KerasLayer], naming source: String?) throws -> [String: Tensor] {
         let file = rc_h5_open(path)
         let path = source ?? path
         guard file > 0 else { throw WeightFileError.corrupt(file: path, reason: "not a readable HDF5 file") }
