@@ -212,6 +212,8 @@ final class WeightFileTests: XCTestCase {
         // A rehearsal that survives reports so, whether the read succeeded or threw.
         XCTAssertEqual(CrashIsolation.rehearse { }, .finished)
         XCTAssertEqual(CrashIsolation.rehearse { throw WeightFileError.corrupt(file: "x", reason: "y") }, .finished)
+        // One that hangs is killed at its limit, and the caller reads in process.
+        XCTAssertEqual(CrashIsolation.rehearse(limit: 0.2) { sleep(30) }, .unavailable)
     }
 
     func testConfigurationConstraintsAreNamed() {

@@ -51,7 +51,12 @@ public enum KerasWeights {
     /// damaged instead of ending the process.
     /// - Parameter source: the file to name in errors (the zip it was extracted from).
     static func read(_ path: String, layers: [KerasLayer], naming source: String? = nil) throws -> [String: Tensor] {
-        if case let .crashed(signal) = CrashIsolation.rehearse({ _ = try readInProcess(path, layers: layers, naming: source) }) {
+        // A generous limit for the child (a read takes about 1 s per 100 MB here): one that
+        // hangs (a lock held by another thread at the fork) costs that long, then the read
+        // happens in process as before.
+        let bytes = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+        let limit = 10 + Double(bytes) / 20e6
+        if case let .crashed(signal) = CrashIsolation.rehearse(limit: limit, { _ = try readInProcess(path, layers: layers, naming: source) }) {
             throw WeightFileError.corrupt(file: source ?? path, reason: "libhdf5 crashed reading it (signal \(signal)): a damaged HDF5 file")
         }
         return try readInProcess(path, layers: layers, naming: source)
