@@ -151,8 +151,10 @@ public struct HistogramObserver: RangeObserver {
                                 let value = values[i]
                                 guard value >= low && value <= high else { continue }
                                 // At most `bins` for values in [low, high]; the min keeps the
-                                // reads below inside the padding whatever the rounding.
-                                let position = Int(Swift.min((value - low) * binCount / (high - low), binCount))
+                                // reads below inside the padding whatever the rounding, and
+                                // (its NaN operand second) turns the NaN of a range too wide
+                                // for float32 (∞ / ∞) into `bins` instead of a trap.
+                                let position = Int(Swift.min(binCount, (value - low) * binCount / (high - low)))
                                 // upper_bound over edges[position − 1 ..< position + 2], minus one,
                                 // plus one for the slot.
                                 let a = edges[position &- 1] <= value ? 1 : 0

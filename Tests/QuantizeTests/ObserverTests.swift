@@ -43,6 +43,14 @@ final class ObserverTests: XCTestCase {
         Threading.setThreads(ProcessInfo.processInfo.activeProcessorCount)
     }
 
+    /// A range wider than float32 can span (high − low = ∞) counts every value somewhere
+    /// instead of trapping on a NaN position.
+    func testHistcOverARangeWiderThanFloat32Counts() {
+        let values: [Float] = [-3e38, -1, 0, 1, 3e38, 2.9e38]
+        let counts = HistogramObserver.histc(Tensor(shape: [values.count], scalars: values), bins: 2048, low: -3e38, high: 3e38)
+        XCTAssertEqual(counts.reduce(0, +), Double(values.count))
+    }
+
     /// The extremes ignore infinities and NaNs and are the same for any thread count.
     func testFiniteExtremesInParts() {
         var values = (0..<300_000).map { Float($0 % 1000) * 0.01 - 2 }
