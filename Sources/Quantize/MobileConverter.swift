@@ -7,6 +7,9 @@ public enum ConversionError: Error, CustomStringConvertible, Equatable {
     case unsupportedOperation(node: String, kind: String, precision: String)
     case noCalibrationData
     case invalidCalibrationBatch(expected: [Int], got: [Int])
+    /// A node's weights, or the range calibration observed for its output, hold NaN or
+    /// infinite values (or a range too wide for float32): nothing sensible quantizes them.
+    case nonFinite(node: String, what: String)
 
     public var description: String {
         switch self {
@@ -15,6 +18,8 @@ public enum ConversionError: Error, CustomStringConvertible, Equatable {
         case .noCalibrationData: "int8 quantization needs calibration images; none were given"
         case let .invalidCalibrationBatch(expected, got):
             "calibration batch has shape \(got), expected [N, \(expected.dropFirst().map(String.init).joined(separator: ", "))]"
+        case let .nonFinite(node, what):
+            "cannot quantize node '\(node)': \(what) — check the weight file (the float model overflows or holds NaN)"
         }
     }
 }
@@ -148,11 +153,18 @@ public struct Calibrator: Sendable {
         let fusedRelus = graph.addReluPairs()
         var activations: [Int: AffineQuantization] = [:]
         var layers: [Int: QuantizedLayer] = [:]
-        func observedParameters(_ index: Int) -> AffineQuantization {
-            let range = observers[index]!.range() ?? (0, 0)
-            return AffineQuantization.activation(minimum: range.minimum, maximum: range.maximum, scheme: scheme)
+        /// The activation quantization of a range observed at `node`, refused when it is not finite.
+        func rangeParameters(minimum: Float, maximum: Float, node: Int) throws -> AffineQuantization {
+            guard minimum.isFinite, maximum.isFinite, (maximum - minimum).isFinite else {
+                throw ConversionError.nonFinite(node: graph.nodes[node].name, what: "its calibrated range [\(minimum), \(maximum)] is not finite")
+            }
+            return AffineQuantization.activation(minimum: minimum, maximum: maximum, scheme: scheme)
         }
-        activations[prefixEnd] = observedParameters(prefixEnd)
+        func observedParameters(_ index: Int) throws -> AffineQuantization {
+            let range = observers[index]!.range() ?? (0, 0)
+            return try rangeParameters(minimum: range.minimum, maximum: range.maximum, node: index)
+        }
+        activations[prefixEnd] = try observedParameters(prefixEnd)
         // TFLite's quantizer gives a concatenation's operands the concatenation's own
         // quantization (same-scale constraint), so producers that feed only a concat
         // requantize straight into it.
@@ -195,27 +207,30 @@ public struct Calibrator: Sendable {
         }
         for (index, node) in graph.nodes.enumerated() where index > prefixEnd {
             switch node.operation {
-            case .add: activations[index] = observedParameters(fusedRelus[index] ?? index)
+            case .add: activations[index] = try observedParameters(fusedRelus[index] ?? index)
             default:
                 if let concat = sharedWithConcat[index] {
-                    activations[index] = observedParameters(concat)
+                    activations[index] = try observedParameters(concat)
                 } else if let add = widenedBy[index], let own = observers[index]!.range(), let result = observers[add]!.range() {
-                    activations[index] = AffineQuantization.activation(minimum: Swift.min(own.minimum, result.minimum),
-                                                                       maximum: Swift.max(own.maximum, result.maximum), scheme: scheme)
+                    activations[index] = try rangeParameters(minimum: Swift.min(own.minimum, result.minimum),
+                                                             maximum: Swift.max(own.maximum, result.maximum), node: index)
                 } else {
-                    activations[index] = observed.contains(index) ? observedParameters(index) : activations[node.inputs[0]]!
+                    activations[index] = observed.contains(index) ? try observedParameters(index) : activations[node.inputs[0]]!
                 }
             }
             let inputScale = activations[node.inputs[0]]!.scale
+            func quantized(_ weight: Tensor, _ bias: Tensor) throws -> QuantizedLayer {
+                guard weight.scalars.allSatisfy(\.isFinite), bias.scalars.allSatisfy(\.isFinite) else {
+                    throw ConversionError.nonFinite(node: node.name, what: "its weights or bias hold NaN or infinite values")
+                }
+                return WeightQuantizer.quantize(weight: weight, bias: bias, inputScale: inputScale, scheme: scheme)
+            }
             switch node.operation {
             case let .fusedConv2d(_, weight, bias, _):
-                layers[index] = WeightQuantizer.quantize(weight: parameters[weight]!, bias: parameters[bias]!,
-                                                         inputScale: inputScale, scheme: scheme)
+                layers[index] = try quantized(parameters[weight]!, parameters[bias]!)
             case let .linear(weight, bias):
                 let w = parameters[weight]!
-                let b = bias.map { parameters[$0]! } ?? Tensor(shape: [w.shape[0]])
-                layers[index] = WeightQuantizer.quantize(weight: w.reshaped([w.shape[0], w.shape[1], 1, 1]), bias: b,
-                                                         inputScale: inputScale, scheme: scheme)
+                layers[index] = try quantized(w.reshaped([w.shape[0], w.shape[1], 1, 1]), bias.map { parameters[$0]! } ?? Tensor(shape: [w.shape[0]]))
             default: break
             }
         }
@@ -233,6 +248,7 @@ public enum WeightQuantizer {
     ///   - weight: OIHW float weights (batch norm already folded).
     ///   - inputScale: the scale of the layer's input activation (the bias is quantized
     ///     with input scale × weight scale).
+    /// - Precondition: weights and bias are finite (the calibrator checks, naming the node).
     public static func quantize(weight: Tensor, bias: Tensor, inputScale: Float, scheme: QuantizationScheme) -> QuantizedLayer {
         let outChannels = weight.shape[0], perChannel = weight.count / outChannels
         let w = weight.scalars, b = bias.scalars

@@ -67,6 +67,25 @@ final class MobileFileTests: XCTestCase {
         XCTAssertEqual(try MobileEngine(MobileFile.read(path)).logits(inputs), try MobileEngine(model).logits(inputs))
     }
 
+    /// Weights holding NaN, or so large that the float model overflows, are refused by the
+    /// int8 converter naming the node (they used to trap converting NaN to an integer).
+    func testConverterNamesNonFiniteWeightsAndRanges() throws {
+        let item = try XCTUnwrap(MobileEngineTests.models().first { $0.entry.architecture == "mobilenet_v2" && $0.entry.flavor == "torch" })
+        let file = MobileEngineTests.zooFixtures.appendingPathComponent(item.entry.files["safetensors"]!).path
+        for (value, scheme, what) in [(Float.nan, QuantizationScheme.tflite, "weights or bias"), (3e38, .qnnpack, "calibrated range")] {
+            var tensors = try SafeTensors.read(file)
+            tensors["features.0.0.weight"] = tensors["features.0.0.weight"]!.map { value * $0.magnitude.squareRoot() + $0 }
+            let model = try Model(definition: item.model.definition, tensors: tensors, source: "damaged")
+            var calibrator = try Calibrator(model: model, scheme: scheme)
+            try calibrator.observe(item.inputs)
+            XCTAssertThrowsError(try calibrator.finish(labels: [], sourceWeights: "damaged"), "\(scheme)") { error in
+                guard case let ConversionError.nonFinite(node, reason) = error else { return XCTFail("\(error)") }
+                XCTAssertTrue(node.hasPrefix("features."), node)
+                XCTAssertTrue(reason.contains(what), reason)
+            }
+        }
+    }
+
     func testConverterNamesAnUnsupportedOperation() throws {
         let item = try MobileEngineTests.models().first!
         var graph = item.model.inferenceGraph
