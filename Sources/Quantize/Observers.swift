@@ -30,20 +30,25 @@ func finiteExtremes(_ values: Tensor) -> (Float, Float)? {
     values.withUnsafeBufferPointer { buffer in
         extremes.withUnsafeMutableBufferPointer { extremes in
             let (buffer, extremes) = (UncheckedSendable(buffer), UncheckedSendable(extremes))
-            Threading.parallelFor(parts) { range in
-                for part in range {
-                    var low = Float.infinity, high = -Float.infinity
-                    for value in buffer.value[(count * part / parts)..<(count * (part + 1) / parts)] where value.isFinite {
-                        low = Swift.min(low, value)
-                        high = Swift.max(high, value)
-                    }
-                    extremes.value[part] = (low, high)
+            forEachPart(of: count, parts: parts) { part, range in
+                var low = Float.infinity, high = -Float.infinity
+                for value in buffer.value[range] where value.isFinite {
+                    low = Swift.min(low, value)
+                    high = Swift.max(high, value)
                 }
+                extremes.value[part] = (low, high)
             }
         }
     }
     let (low, high) = extremes.dropFirst().reduce(extremes[0]) { (Swift.min($0.0, $1.0), Swift.max($0.1, $1.1)) }
     return low <= high ? (low, high) : nil
+}
+
+/// `body(part, range)` for `parts` contiguous shares of 0..<count, on the compute threads.
+private func forEachPart(of count: Int, parts: Int, _ body: (Int, Range<Int>) -> Void) {
+    Threading.parallelFor(parts) { range in
+        for part in range { body(part, (count * part / parts)..<(count * (part + 1) / parts)) }
+    }
 }
 
 /// The extreme values over every batch.
@@ -143,24 +148,22 @@ public struct HistogramObserver: RangeObserver {
             edges.withUnsafeBufferPointer { edges in
                 slots.withUnsafeMutableBufferPointer { slots in
                     let (buffer, edges, slots) = (UncheckedSendable(buffer), UncheckedSendable(edges), UncheckedSendable(slots))
-                    Threading.parallelFor(parts) { range in
-                        for part in range {
-                            let counts = slots.value.baseAddress! + part * lanes * stride
-                            let edges = edges.value.baseAddress! + 1, values = buffer.value.baseAddress!
-                            for i in (count * part / parts)..<(count * (part + 1) / parts) {
-                                let value = values[i]
-                                guard value >= low && value <= high else { continue }
-                                // At most `bins` for values in [low, high]; the min keeps the
-                                // reads below inside the padding whatever the rounding, and
-                                // (its NaN operand second) turns the NaN of a range too wide
-                                // for float32 (∞ / ∞) into `bins` instead of a trap.
-                                let position = Int(Swift.min(binCount, (value - low) * binCount / (high - low)))
-                                // upper_bound over edges[position − 1 ..< position + 2], minus one,
-                                // plus one for the slot.
-                                let a = edges[position &- 1] <= value ? 1 : 0
-                                let b = a & (edges[position] <= value ? 1 : 0), c = b & (edges[position &+ 1] <= value ? 1 : 0)
-                                counts[(i & (lanes - 1)) &* stride &+ position &- 1 &+ a &+ b &+ c] &+= 1
-                            }
+                    forEachPart(of: count, parts: parts) { part, range in
+                        let counts = slots.value.baseAddress! + part * lanes * stride
+                        let edges = edges.value.baseAddress! + 1, values = buffer.value.baseAddress!
+                        for i in range {
+                            let value = values[i]
+                            guard value >= low && value <= high else { continue }
+                            // At most `bins` for values in [low, high]; the min keeps the
+                            // reads below inside the padding whatever the rounding, and
+                            // (its NaN operand second) turns the NaN of a range too wide
+                            // for float32 (∞ / ∞) into `bins` instead of a trap.
+                            let position = Int(Swift.min(binCount, (value - low) * binCount / (high - low)))
+                            // upper_bound over edges[position − 1 ..< position + 2], minus one,
+                            // plus one for the slot.
+                            let a = edges[position &- 1] <= value ? 1 : 0
+                            let b = a & (edges[position] <= value ? 1 : 0), c = b & (edges[position &+ 1] <= value ? 1 : 0)
+                            counts[(i & (lanes - 1)) &* stride &+ position &- 1 &+ a &+ b &+ c] &+= 1
                         }
                     }
                 }

@@ -69,10 +69,11 @@ public enum KerasWeights {
         defer { rc_h5_close(file) }
         var problems: [String] = []
         let sources: [FileLayer?]
-        if let root = ["", "/model_weights"].first(where: { stringList(file, $0.isEmpty ? "/" : $0, "layer_names") != nil }) {
-            sources = try namedLayers(file, path, root: root, layers: layers, problems: &problems)
-        } else if groupMembers(file, "/layers") != nil {
-            sources = numberedLayers(file, layers: layers, problems: &problems)
+        let named = ["", "/model_weights"].lazy.compactMap { root in stringList(file, root.isEmpty ? "/" : root, "layer_names").map { (root, $0) } }
+        if let (root, names) = named.first {
+            sources = try namedLayers(file, path, root: root, names: names, layers: layers, problems: &problems)
+        } else if let members = groupMembers(file, "/layers") {
+            sources = numberedLayers(file, members: members, layers: layers, problems: &problems)
         } else {
             throw WeightFileError.unsupportedFormat(file: path, reason: "HDF5 without Keras weights (no 'layer_names' attribute "
                 + "at the root or in /model_weights, and no Keras 3 /layers group)")
@@ -108,12 +109,13 @@ public enum KerasWeights {
         return tensors
     }
 
-    /// The file layers of the `layer_names` layouts (at the root or under `/model_weights`),
-    /// one per network layer (nil past the file's end); unmatched layers go to `problems`.
-    private static func namedLayers(_ file: Int64, _ path: String, root: String, layers: [KerasLayer],
+    /// The file layers of the `layer_names` layouts (at the root or under `/model_weights`;
+    /// `names` the attribute's list), one per network layer (nil past the file's end);
+    /// unmatched layers go to `problems`.
+    private static func namedLayers(_ file: Int64, _ path: String, root: String, names: [String], layers: [KerasLayer],
                                     problems: inout [String]) throws -> [FileLayer?] {
         var fileLayers: [FileLayer] = []
-        for name in stringList(file, root.isEmpty ? "/" : root, "layer_names") ?? [] {
+        for name in names {
             guard let weights = stringList(file, "\(root)/\(name)", "weight_names") else {
                 throw WeightFileError.corrupt(file: path, reason: "layer '\(name)' has no 'weight_names' attribute")
             }
@@ -132,8 +134,9 @@ public enum KerasWeights {
 
     /// The file layers of Keras 3's `.weights.h5` layout, one per network layer: each layer's
     /// group named by its class and its number among the network's layers of that class.
-    /// Layers in the file with weights that no network layer takes go to `problems`.
-    private static func numberedLayers(_ file: Int64, layers: [KerasLayer], problems: inout [String]) -> [FileLayer?] {
+    /// Layers in the file (`members`: the groups under /layers) with weights that no network
+    /// layer takes go to `problems`.
+    private static func numberedLayers(_ file: Int64, members: [String], layers: [KerasLayer], problems: inout [String]) -> [FileLayer?] {
         var counts: [String: Int] = [:]
         let sources = layers.map { layer -> FileLayer? in
             let className = layer.kerasClassName
@@ -148,7 +151,7 @@ public enum KerasWeights {
             return FileLayer(name: "layers/\(name)", datasets: variables.indices.map { "/layers/\(name)/vars/\($0)" })
         }
         let taken = Set(sources.compactMap { $0?.name })
-        let unexpected = (groupMembers(file, "/layers") ?? []).filter {
+        let unexpected = members.filter {
             !taken.contains("layers/\($0)") && !(groupMembers(file, "/layers/\($0)/vars") ?? []).isEmpty
         }
         if !unexpected.isEmpty {
