@@ -20,9 +20,7 @@ public struct PreparedDataset: Sendable {
         entries = try LabelFile.read(labels, classes: Int.max)
         let classes = (directory as NSString).appendingPathComponent("classes.csv")
         if let text = try? String(contentsOfFile: classes, encoding: .utf8) {
-            classNames = text.split(whereSeparator: \.isNewline).dropFirst().compactMap { line in
-                line.split(separator: ",", maxSplits: 1).last.map(String.init)
-            }
+            classNames = try LabelFile.records(text, file: classes).dropFirst().compactMap { $0.fields.count == 2 ? $0.fields[1] : nil }
         } else {
             classNames = nil
         }
@@ -66,7 +64,7 @@ public enum DatasetPreparation {
         let digits = String(total - 1).count
         let workers = Swift.max(1, Threading.threads)
         let window = 16 * workers
-        var labels = "file,label\n", index = "id,file,source,label\n"
+        var labels: [LabelFile.Entry] = [], index = "id,file,source,label\n"
         for start in stride(from: 0, to: total, by: window) {
             let end = Swift.min(start + window, total)
             let names = Mutex<[Int: (String, Int)]>([:])
@@ -92,21 +90,17 @@ public enum DatasetPreparation {
             let done = names.withLock { $0 }
             for i in start..<end {
                 let (name, label) = done[i]!
-                labels += "\(name),\(label)\n"
-                index += "\(i),\(name),\(csvField(source.sourceName(i))),\(label)\n"
+                labels.append(LabelFile.Entry(file: name, label: label))
+                index += "\(i),\(LabelFile.field(name)),\(LabelFile.field(source.sourceName(i))),\(label)\n"
             }
             progress?(end, total)
         }
         try Data(index.utf8).write(to: directory.appendingPathComponent("index.csv"), options: .atomic)
-        let classes = source.classNames.enumerated().map { "\($0.offset),\($0.element)" }.joined(separator: "\n")
+        let classes = source.classNames.enumerated().map { "\($0.offset),\(LabelFile.field($0.element))" }.joined(separator: "\n")
         try Data(("index,class\n" + classes + "\n").utf8).write(to: directory.appendingPathComponent("classes.csv"), options: .atomic)
         // labels.csv last: its presence marks a complete dataset.
-        try Data(labels.utf8).write(to: directory.appendingPathComponent("labels.csv"), options: .atomic)
+        try LabelFile.write(labels, to: directory.appendingPathComponent("labels.csv"))
         return try PreparedDataset(directory: directory.path)
-    }
-
-    static func csvField(_ text: String) -> String {
-        text.contains(",") || text.contains("\"") ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
     }
 }
 

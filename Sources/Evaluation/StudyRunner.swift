@@ -258,8 +258,7 @@ public final class StudyRunner {
             + result.accuracy.keys.sorted().map { "\($0) \(String(format: "%.1f%%", result.accuracy[$0]! * 100))" }.joined(separator: ", "))
         guard !result.indices.isEmpty else { throw StudyError("no sample is classified correctly by every model; check the weights and the dataset's labels") }
         try Self.writeJSON(result, to: file)
-        try Data(("file,label\n" + result.indices.map { "\(dataset.entries[$0].file),\(dataset.entries[$0].label)\n" }.joined()).utf8)
-            .write(to: path("selection", "labels.csv"), options: .atomic)
+        try LabelFile.write(result.indices.map { dataset.entries[$0] }, to: path("selection", "labels.csv"))
         return result.indices
     }
 

@@ -1,3 +1,4 @@
+import Attacks
 import Foundation
 import XCTest
 import ModelZoo
@@ -171,6 +172,29 @@ extension CLITests {
                                "--size", "32", "--out", directory.appendingPathComponent("x").path])
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.stderr.contains("meta.mat"), missing.stderr)
+    }
+
+    func testClassNamesWithCommasAndQuotesSurvivePrepareAndEvaluate() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-prepare-names-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let classes = ["cat, tabby", "dog \"good\""]
+        for (number, name) in classes.enumerated() {
+            let folder = directory.appendingPathComponent("folder").appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let image = RGBImage(width: 70, height: 64, pixels: (0..<(70 * 64 * 3)).map { UInt8(($0 * (number + 3)) % 251) })
+            try ImageCodec.writePNG(image, to: folder.appendingPathComponent("a.png").path)
+        }
+        let out = directory.appendingPathComponent("prepared")
+        let prepared = try run(["prepare", "--source", directory.appendingPathComponent("folder").path, "--size", "64", "--out", out.path])
+        XCTAssertEqual(prepared.status, 0, prepared.stderr)
+        let entries = try LabelFile.read(out.appendingPathComponent("labels.csv").path, classes: 2)
+        XCTAssertEqual(entries, [LabelFile.Entry(file: "0_cat, tabby.png", label: 0), LabelFile.Entry(file: "1_dog \"good\".png", label: 1)])
+        let classList = try LabelFile.records(String(contentsOf: out.appendingPathComponent("classes.csv"), encoding: .utf8), file: "classes.csv")
+        XCTAssertEqual(classList.map(\.fields), [["index", "class"], ["0", classes[0]], ["1", classes[1]]])
+        let evaluated = try run(["evaluate"] + modelArguments + ["--input", out.path, "--labels", out.appendingPathComponent("labels.csv").path, "--json"])
+        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        let json = try JSONSerialization.jsonObject(with: Data(evaluated.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual((json["samples"] as! [[String: Any]]).map { $0["file"] as! String }, entries.map(\.file))
     }
 }
 

@@ -86,9 +86,7 @@ struct Select: ParsableCommand {
             if model != current { current = model; progress = ProgressLine(total: items.count, label: "model \(model + 1)/\(models.count)") }
             progress.update(done)
         }
-        var csv = "file,label\n"
-        for index in result.indices { csv += "\(entries[index].file),\(entries[index].label)\n" }
-        try Data(csv.utf8).write(to: directory.appendingPathComponent("labels.csv"), options: .atomic)
+        try LabelFile.write(result.indices.map { entries[$0] }, to: directory.appendingPathComponent("labels.csv"))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(result).write(to: directory.appendingPathComponent("selection.json"), options: .atomic)
