@@ -366,7 +366,7 @@ public final class StudyRunner {
         do {
             try encoder.encode(value).write(to: file, options: .atomic)
         } catch {
-            throw StudyError("cannot write \(file.path): \((error as NSError).localizedDescription)")
+            throw StudyError("cannot write \(file.path): \(FileFailure.writeReason(file.path, error))")
         }
     }
 

@@ -11,6 +11,7 @@ public enum MobileFileError: Error, CustomStringConvertible, Equatable {
     case checksumMismatch(file: String)
     case corrupt(file: String, reason: String)
     case unreadable(file: String, reason: String)
+    case unwritable(file: String, reason: String)
 
     public var description: String {
         switch self {
@@ -20,7 +21,8 @@ public enum MobileFileError: Error, CustomStringConvertible, Equatable {
         case let .truncated(file, expected, actual): "\(file): truncated mobile model (\(actual) bytes, expected \(expected))"
         case let .checksumMismatch(file): "\(file): checksum mismatch — the mobile model is corrupted"
         case let .corrupt(file, reason): "\(file): corrupt mobile model: \(reason)"
-        case let .unreadable(file, reason): "\(file): cannot read: \(reason)"
+        case let .unreadable(file, reason): "cannot read mobile model \(file): \(reason)"
+        case let .unwritable(file, reason): "cannot write mobile model \(file): \(reason)"
         }
     }
 }
@@ -134,7 +136,7 @@ public enum MobileFile {
     public static func write(_ model: MobileModel, to path: String) throws {
         let data = try encode(model)
         do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw MobileFileError.unreadable(file: path, reason: "cannot write: \(error.localizedDescription)")
+            throw MobileFileError.unwritable(file: path, reason: FileFailure.writeReason(path, error))
         }
     }
 
@@ -142,7 +144,7 @@ public enum MobileFile {
     public static func read(_ path: String) throws -> MobileModel {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw MobileFileError.unreadable(file: path, reason: (error as NSError).localizedDescription)
+            throw MobileFileError.unreadable(file: path, reason: FileFailure.readReason(path, error))
         }
         return try decode(data, file: path)
     }

@@ -103,4 +103,35 @@ extension CLITests {
         XCTAssertNotEqual(both.status, 0)
         XCTAssertTrue(both.stderr.contains("either --mobile or --model"), both.stderr)
     }
+
+    /// An --out that cannot be written stops convert and evaluate before any work, naming why:
+    /// the inputs below would fail that work (a truncated calibration image, a labelled
+    /// image that does not exist), so the out error shows the check came first.
+    func testUnwritableOutputIsRefusedBeforeAnyWork() throws {
+        let (directory, _) = try makeInputs()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let blocker = directory.appendingPathComponent("blocker")
+        try Data("a file".utf8).write(to: blocker)
+        let calibration = directory.appendingPathComponent("calibration")
+        try FileManager.default.createDirectory(at: calibration, withIntermediateDirectories: true)
+        try Data(contentsOf: directory.appendingPathComponent("img0.png")).prefix(100).write(to: calibration.appendingPathComponent("broken.png"))
+        let labels = directory.appendingPathComponent("missing.csv")
+        try Data("file,label\nnone.png,1\n".utf8).write(to: labels)
+        let cases: [([String], String)] = [
+            (["convert"] + modelArguments + ["--quantize", "int8", "--scheme", "tflite", "--calibration", calibration.path,
+                                             "--calibration-count", "1", "--out", directory.path], "cannot write \(directory.path): it is a folder"),
+            (["convert"] + modelArguments + ["--out", blocker.appendingPathComponent("m.mobile").path], "\(blocker.path) is not a folder"),
+            (["evaluate"] + modelArguments + ["--input", directory.path, "--labels", labels.path, "--out", directory.path], "it is a folder"),
+        ]
+        for (arguments, message) in cases {
+            let result = try run(arguments)
+            XCTAssertEqual(result.status, 1, result.stderr)
+            XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+            XCTAssertTrue(result.stderr.contains(message), result.stderr)
+        }
+        let missing = try run(["predict", "--mobile", directory.appendingPathComponent("none.mobile").path, directory.appendingPathComponent("img0.png").path])
+        XCTAssertTrue(missing.stderr.contains("cannot read mobile model") && missing.stderr.contains("no such file"), missing.stderr)
+        let folder = try run(["predict"] + modelArguments + [directory.path])
+        XCTAssertTrue(folder.stderr.contains("it is a folder, not a file"), folder.stderr)
+    }
 }

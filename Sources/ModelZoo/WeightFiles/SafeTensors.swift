@@ -9,7 +9,7 @@ public enum SafeTensors {
     public static func read(_ path: String) throws -> [String: Tensor] {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw WeightFileError.unreadable(file: path, reason: (error as NSError).localizedDescription)
+            throw WeightFileError.unreadable(file: path, reason: FileFailure.readReason(path, error))
         }
         return try decode(data, name: path)
     }

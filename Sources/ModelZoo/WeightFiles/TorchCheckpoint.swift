@@ -10,7 +10,7 @@ public enum TorchCheckpoint {
     public static func read(_ path: String) throws -> [String: Tensor] {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw WeightFileError.unreadable(file: path, reason: (error as NSError).localizedDescription)
+            throw WeightFileError.unreadable(file: path, reason: FileFailure.readReason(path, error))
         }
         if data.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return try readZip(path) }
         return try readLegacy(data, name: path)

@@ -1,6 +1,7 @@
 /// A weight file that cannot be used, naming the file and what is wrong with it.
 public enum WeightFileError: Error, CustomStringConvertible, Equatable {
     case unreadable(file: String, reason: String)
+    case unwritable(file: String, reason: String)
     case corrupt(file: String, reason: String)
     case unsupportedFormat(file: String, reason: String)
     /// A pickle referred to a global outside the allowlist; nothing was executed.
@@ -11,6 +12,7 @@ public enum WeightFileError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .unreadable(file, reason): "cannot read weight file \(file): \(reason)"
+        case let .unwritable(file, reason): "cannot write weight file \(file): \(reason)"
         case let .corrupt(file, reason): "corrupt weight file \(file): \(reason)"
         case let .unsupportedFormat(file, reason): "unsupported weight file \(file): \(reason)"
         case let .forbiddenGlobal(file, global):

@@ -29,7 +29,7 @@ extension SafeTensors {
         do { try encode(tensors, metadata: metadata).write(to: URL(fileURLWithPath: path), options: .atomic) } catch let error as WeightFileError {
             throw error
         } catch {
-            throw WeightFileError.unreadable(file: path, reason: "cannot write: \((error as NSError).localizedDescription)")
+            throw WeightFileError.unwritable(file: path, reason: FileFailure.writeReason(path, error))
         }
     }
 }
@@ -78,7 +78,7 @@ extension KerasWeights {
             try FileManager.default.moveItem(atPath: temporary, toPath: path)
         } catch {
             try? FileManager.default.removeItem(atPath: temporary)
-            throw WeightFileError.unreadable(file: path, reason: "cannot write: \((error as NSError).localizedDescription)")
+            throw WeightFileError.unwritable(file: path, reason: FileFailure.writeReason(path, error))
         }
     }
 

@@ -27,7 +27,7 @@ public enum ImageCodec {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw ImageError.unreadable(file: path, reason: (error as NSError).localizedDescription)
+            throw ImageError.unreadable(file: path, reason: FileFailure.readReason(path, error))
         }
         return try decode(data, name: path)
     }
@@ -89,7 +89,7 @@ public enum ImageCodec {
         do {
             try data.write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw ImageError.writeFailed(file: path, reason: (error as NSError).localizedDescription)
+            throw ImageError.writeFailed(file: path, reason: FileFailure.writeReason(path, error))
         }
     }
 

@@ -154,20 +154,6 @@ struct Attack: ParsableCommand {
     }
 }
 
-/// Creates the folder if needed and checks that it is writable, before any work starts.
-func prepareOutputDirectory(_ path: String) throws -> URL {
-    let url = URL(fileURLWithPath: path)
-    do {
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        let probe = url.appendingPathComponent(".robustctl-write-test-\(getpid())")
-        try Data().write(to: probe)
-        try FileManager.default.removeItem(at: probe)
-    } catch {
-        throw CommandError("cannot write to output folder \(path): \((error as NSError).localizedDescription)")
-    }
-    return url
-}
-
 /// The attack and its parameters, as recorded in the manifest.
 enum AttackParameters: Encodable {
     case gradient(GradientAttack)

@@ -88,6 +88,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         compute.apply()
+        try checkOutputFile(out)
         let start = Date()
         let model = try modelOptions.load()
         let labels = model.config.numClasses == ImageNet.classes.count

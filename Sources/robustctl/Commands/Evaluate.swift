@@ -46,6 +46,7 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         compute.apply()
+        if let out { try checkOutputFile(out) }
         let classifier = try modelOptions.loadClassifier()
         let entries = try LabelFile.read(labels, classes: classifier.config.numClasses)
         var isDirectory: ObjCBool = false
@@ -64,7 +65,7 @@ struct Evaluate: ParsableCommand {
         let data = try encoder.encode(result)
         if let out {
             do { try data.write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
-                throw CommandError("cannot write \(out): \((error as NSError).localizedDescription)")
+                throw CommandError("cannot write \(out): \(FileFailure.writeReason(out, error))")
             }
         }
         if json {

@@ -134,6 +134,7 @@ struct Train: ParsableCommand {
         if (out as NSString).pathExtension.lowercased() != expectedExtension {
             throw CommandError("--out for the \(flavor.rawValue) flavour must be a .\(expectedExtension) file")
         }
+        try checkOutputFile(out)
         let options = TrainingOptions(epochs: epochs, batchSize: batchSize, learningRate: lr, optimizer: optimizer, momentum: momentum,
                                       weightDecay: weightDecay, schedule: schedule, seed: seed, augment: !noAugment,
                                       batchNormMomentum: bnMomentum)
