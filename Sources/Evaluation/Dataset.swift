@@ -20,7 +20,7 @@ public struct PreparedDataset: Sendable {
         entries = try LabelFile.read(labels, classes: Int.max)
         let classes = (directory as NSString).appendingPathComponent("classes.csv")
         if let text = try? String(contentsOfFile: classes, encoding: .utf8) {
-            classNames = try LabelFile.records(text, file: classes).dropFirst().compactMap { $0.fields.count == 2 ? $0.fields[1] : nil }
+            classNames = try CSV.records(text, file: classes).dropFirst().compactMap { $0.fields.count == 2 ? $0.fields[1] : nil }
         } else {
             classNames = nil
         }
@@ -91,12 +91,12 @@ public enum DatasetPreparation {
             for i in start..<end {
                 let (name, label) = done[i]!
                 labels.append(LabelFile.Entry(file: name, label: label))
-                index += "\(i),\(LabelFile.field(name)),\(LabelFile.field(source.sourceName(i))),\(label)\n"
+                index += "\(i),\(CSV.field(name)),\(CSV.field(source.sourceName(i))),\(label)\n"
             }
             progress?(end, total)
         }
         try Data(index.utf8).write(to: directory.appendingPathComponent("index.csv"), options: .atomic)
-        let classes = source.classNames.enumerated().map { "\($0.offset),\(LabelFile.field($0.element))" }.joined(separator: "\n")
+        let classes = source.classNames.enumerated().map { "\($0.offset),\(CSV.field($0.element))" }.joined(separator: "\n")
         try Data(("index,class\n" + classes + "\n").utf8).write(to: directory.appendingPathComponent("classes.csv"), options: .atomic)
         // labels.csv last: its presence marks a complete dataset.
         try LabelFile.write(labels, to: directory.appendingPathComponent("labels.csv"))

@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 /// The numeric columns of a CSV file with a header: what `robustctl stats` reads.
 public struct NumericColumns: Sendable {
@@ -9,12 +10,7 @@ public struct NumericColumns: Sendable {
         public var present: [Double] { values.compactMap { $0 } }
     }
 
-    public struct ParseError: Error, CustomStringConvertible, Equatable {
-        public let file: String
-        public let line: Int?
-        public let reason: String
-        public var description: String { "\(file)\(line.map { ":\($0)" } ?? ""): \(reason)" }
-    }
+    public typealias ParseError = CSV.ParseError
 
     /// Numeric columns in file order (a column is numeric when every non-empty cell is a number).
     public var columns: [Column]
@@ -23,15 +19,12 @@ public struct NumericColumns: Sendable {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw ParseError(file: path, line: nil, reason: "cannot read the file")
         }
-        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
-        while lines.last?.trimmingCharacters(in: .whitespaces).isEmpty == true { lines.removeLast() }
-        guard let header = lines.first else { throw ParseError(file: path, line: nil, reason: "the file is empty") }
-        let names = header.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let rows = try CSV.records(text, file: path)
+        guard let names = rows.first?.fields else { throw ParseError(file: path, line: nil, reason: "the file is empty") }
         var cells = [[String]](repeating: [], count: names.count)
-        for (offset, line) in lines.enumerated().dropFirst() {
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        for (line, fields) in rows.dropFirst() {
             guard fields.count == names.count else {
-                throw ParseError(file: path, line: offset + 1, reason: "expected \(names.count) fields, got \(fields.count)")
+                throw ParseError(file: path, line: line, reason: "expected \(names.count) fields, got \(fields.count)")
             }
             for (column, field) in fields.enumerated() { cells[column].append(field) }
         }

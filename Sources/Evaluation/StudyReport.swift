@@ -130,7 +130,7 @@ public struct StudyReport: Sendable {
         var lines = ["model,attack,engine,samples,success_rate,ci_low,ci_high,success_rate_float"]
         for c in cells {
             let ci = c.interval
-            lines.append("\(c.model),\(c.attack),\(c.engine),\(c.success.count),\(String(format: "%.6f", c.successRate)),"
+            lines.append(CSV.record([c.model, c.attack, c.engine]) + ",\(c.success.count),\(String(format: "%.6f", c.successRate)),"
                          + "\(String(format: "%.6f", ci.low)),\(String(format: "%.6f", ci.high)),"
                          + (c.successRateFloat.map { String(format: "%.6f", $0) } ?? ""))
         }
@@ -142,7 +142,7 @@ public struct StudyReport: Sendable {
     public var timingCSV: String {
         var lines = ["model,attack,engine,inference_ms,generation_seconds"]
         for c in cells {
-            lines.append("\(c.model),\(c.attack),\(c.engine),\(String(format: "%.4f", c.inferenceMs)),\(String(format: "%.6f", c.generationSeconds))")
+            lines.append(CSV.record([c.model, c.attack, c.engine]) + ",\(String(format: "%.4f", c.inferenceMs)),\(String(format: "%.6f", c.generationSeconds))")
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -38,6 +38,20 @@ final class StudyReportTests: XCTestCase {
         XCTAssertEqual(rq2.varghaDelaney?.a, 0.5)
     }
 
+    func testCSVsQuoteNamesThatNeedIt() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("report-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let cells = [StudyCell(model: "resnet50/torch", attack: "pgd, eps \"8\"", engine: "pc", success: [true, false], inferenceMs: 1.5, generationSeconds: 0.01)]
+        try StudyReport(cells: cells, title: "t").write(to: directory)
+        for (name, columns) in [("success_rates.csv", 8), ("timing.csv", 5)] {
+            let path = directory.appendingPathComponent(name).path
+            let records = try CSV.records(String(contentsOfFile: path, encoding: .utf8), file: path)
+            XCTAssertEqual(records.map(\.fields.count), [columns, columns], name)
+            XCTAssertEqual(records[1].fields[1], "pgd, eps \"8\"", name)
+            XCTAssertFalse(try NumericColumns.read(path).columns.isEmpty, name)
+        }
+    }
+
     func testWrittenReportHoldsEveryCell() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("report-\(UUID())")
         defer { try? FileManager.default.removeItem(at: directory) }

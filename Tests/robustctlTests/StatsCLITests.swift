@@ -17,6 +17,13 @@ extension CLITests {
         let w = try JSONDecoder().decode(Output.self, from: Data(wilcoxon.stdout.utf8))
         XCTAssertEqual(w.statistic, 2)
         XCTAssertEqual(w.pvalue!, 0.09375, accuracy: 1e-12)
+        // The same columns beside a quoted text column holding commas, headers quoted.
+        let quoted = directory.appendingPathComponent("quoted.csv")
+        try "\"engine, kind\",\"pc\",mobile\n\"a, b\",1.2,0.5\nx,3.1,2.0\n\"c\",2.2,2.9\nx,4.0,1.0\nx,5.5,2.2\nx,0.3,0.1\n"
+            .write(to: quoted, atomically: true, encoding: .utf8)
+        let fromQuoted = try run(["stats", "wilcoxon", "--input", quoted.path, "--json"])
+        XCTAssertEqual(fromQuoted.status, 0, fromQuoted.stderr)
+        XCTAssertEqual(try JSONDecoder().decode(Output.self, from: Data(fromQuoted.stdout.utf8)).pvalue!, 0.09375, accuracy: 1e-12)
         // One-sided, asymptotic with continuity correction: scipy gives p = 0.046746241844917824.
         let greater = try run(["stats", "wilcoxon", "--input", paired.path, "--alternative", "greater", "--method", "asymptotic",
                                "--correction", "--json"])

@@ -189,7 +189,7 @@ extension CLITests {
         XCTAssertEqual(prepared.status, 0, prepared.stderr)
         let entries = try LabelFile.read(out.appendingPathComponent("labels.csv").path, classes: 2)
         XCTAssertEqual(entries, [LabelFile.Entry(file: "0_cat, tabby.png", label: 0), LabelFile.Entry(file: "1_dog \"good\".png", label: 1)])
-        let classList = try LabelFile.records(String(contentsOf: out.appendingPathComponent("classes.csv"), encoding: .utf8), file: "classes.csv")
+        let classList = try CSV.records(String(contentsOf: out.appendingPathComponent("classes.csv"), encoding: .utf8), file: "classes.csv")
         XCTAssertEqual(classList.map(\.fields), [["index", "class"], ["0", classes[0]], ["1", classes[1]]])
         let evaluated = try run(["evaluate"] + modelArguments + ["--input", out.path, "--labels", out.appendingPathComponent("labels.csv").path, "--json"])
         XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
