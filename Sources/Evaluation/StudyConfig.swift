@@ -345,6 +345,10 @@ struct ConfigReader {
             problem(path, "does not apply to \(kind.rawValue)")
         }
         let name = string(map["name"]) ?? kind.rawValue
+        // The name becomes a folder (adversarials/<model>/<name>/) and part of unit file names.
+        if name.isEmpty || name.hasPrefix(".") || name.contains(where: { $0 == "/" || $0 == "\\" || $0.isNewline || $0.asciiValue.map { $0 < 32 } == true }) {
+            problem(map["name"]?.1 ?? entry.1 + ".name", "'\(name)' cannot name a folder (no '/', '\\' or control characters, no leading '.')")
+        }
         let uint8Aware = bool(map["uint8_aware"]) ?? false
         let steps = int(map["steps"], minimum: 1)
         if kind == .boundary {

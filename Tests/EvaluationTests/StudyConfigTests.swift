@@ -76,6 +76,8 @@ final class StudyConfigTests: XCTestCase {
               - {attack: deepfool}
               - {attack: boundary, epsilon: 0.1}
               - {attack: bim, epsilon: -1}
+              - {attack: pgd, name: "pgd 8/255"}
+              - {attack: pgd, name: ..}
             engines: [pc, mobile-int4]
             chunk_size: 0
             """
@@ -91,6 +93,8 @@ final class StudyConfigTests: XCTestCase {
                 "attacks[1].attack: unknown value 'deepfool'",
                 "attacks[2].epsilon: does not apply to boundary",
                 "attacks[3].epsilon: must be positive",
+                "attacks[4].name: 'pgd 8/255' cannot name a folder",
+                "attacks[5].name: '..' cannot name a folder",
                 "engines[1]: unknown engine 'mobile-int4'",
                 "chunk_size: must be at least 1",
             ]
