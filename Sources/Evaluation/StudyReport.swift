@@ -126,6 +126,9 @@ public struct StudyReport: Sendable {
 
     static func percent(_ value: Double) -> String { String(format: "%.1f", value * 100) }
 
+    /// A name as a Markdown table cell: its pipes escaped so that they do not split the row.
+    static func markdownCell(_ name: String) -> String { name.replacingOccurrences(of: "|", with: "\\|") }
+
     public var successTableCSV: String {
         var lines = ["model,attack,engine,samples,success_rate,ci_low,ci_high,success_rate_float"]
         for c in cells {
@@ -161,7 +164,7 @@ public struct StudyReport: Sendable {
                 return "\(Self.percent(c.successRate)) [\(Self.percent(ci.low)), \(Self.percent(ci.high))]"
             }
             let floatValue = cell(parts[0], parts[1], "pc")?.successRateFloat.map { Self.percent($0) } ?? "–"
-            lines.append("| \(parts[0]) | \(parts[1]) | " + (float ? floatValue + " | " : "") + values.joined(separator: " | ") + " |")
+            lines.append("| \(parts[0]) | \(Self.markdownCell(parts[1])) | " + (float ? floatValue + " | " : "") + values.joined(separator: " | ") + " |")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -179,7 +182,7 @@ public struct StudyReport: Sendable {
             lines.append("| \(model) | " + values.joined(separator: " | ") + " |")
         }
         lines += ["", "| model | attack | generation s/image (PC) |", "|---|---|---:|"]
-        for c in cells where c.engine == "pc" { lines.append("| \(c.model) | \(c.attack) | \(String(format: "%.4f", c.generationSeconds)) |") }
+        for c in cells where c.engine == "pc" { lines.append("| \(c.model) | \(Self.markdownCell(c.attack)) | \(String(format: "%.4f", c.generationSeconds)) |") }
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -50,6 +50,14 @@ final class StudyReportTests: XCTestCase {
             XCTAssertEqual(records[1].fields[1], "pgd, eps \"8\"", name)
             XCTAssertFalse(try NumericColumns.read(path).columns.isEmpty, name)
         }
+        let piped = StudyReport(cells: [StudyCell(model: "resnet50/torch", attack: "a|b", engine: "pc", success: [true], inferenceMs: 1, generationSeconds: 0.01)], title: "t")
+        for table in [piped.successTableMarkdown, piped.timingMarkdown] {
+            // The row has as many cell separators as the header above it.
+            let lines = table.split(separator: "\n")
+            let index = try XCTUnwrap(lines.firstIndex { $0.contains("a\\|b") }, table)
+            XCTAssertEqual(lines[index].replacingOccurrences(of: "\\|", with: "").filter { $0 == "|" }.count,
+                           lines[index - 2].filter { $0 == "|" }.count, table)
+        }
     }
 
     func testWrittenReportHoldsEveryCell() throws {
