@@ -180,7 +180,7 @@ struct ConfigReader {
 
     mutating func float(_ entry: (Node, String)?, positive: Bool = true) -> Float? {
         guard let (node, path) = entry else { return nil }
-        guard let value = node.float, value.isFinite else { problem(path, "expected a number"); return nil }
+        guard let value = node.float, Float(value).isFinite else { problem(path, "expected a number (a float32)"); return nil }
         if positive && !(value > 0) { problem(path, "must be positive"); return nil }
         return Float(value)
     }

@@ -54,12 +54,25 @@ public struct ModelConfig: Hashable, Sendable, Codable {
     /// "resnet50_torch": how file names carry the model.
     public var fileStem: String { "\(architecture.rawValue)_\(flavor.rawValue)" }
 
+    public static let maximumInputSize = 4096
+    public static let maximumWidthMultiplier = 8.0
+    public static let maximumClasses = 100_000
+
     public func validate() throws {
         if inputSize < architecture.minimumInputSize {
             throw ModelError.inputTooSmall(architecture: architecture, inputSize: inputSize, minimum: architecture.minimumInputSize)
         }
-        if !(widthMultiplier > 0) { throw ModelError.invalidConfiguration("width multiplier must be positive, got \(widthMultiplier)") }
-        if numClasses < 1 { throw ModelError.invalidConfiguration("number of classes must be at least 1, got \(numClasses)") }
+        // Upper limits keep a mistyped value from asking for terabytes (an image resized to a
+        // 100,000-pixel input, a classifier of 10⁹ rows) instead of failing with a message.
+        if inputSize > Self.maximumInputSize {
+            throw ModelError.invalidConfiguration("input size \(inputSize) is above the supported \(Self.maximumInputSize) pixels")
+        }
+        if !(widthMultiplier > 0 && widthMultiplier <= Self.maximumWidthMultiplier) {
+            throw ModelError.invalidConfiguration("width multiplier must be in (0, \(Self.maximumWidthMultiplier)], got \(widthMultiplier)")
+        }
+        if !(1...Self.maximumClasses).contains(numClasses) {
+            throw ModelError.invalidConfiguration("number of classes must be in 1...\(Self.maximumClasses), got \(numClasses)")
+        }
         // ResNet50 and InceptionV3 scale every channel count exactly; all of theirs are
         // multiples of 16, so c · w is whole for every c exactly when 16 · w is.
         let scaledBase = 16 * widthMultiplier

@@ -52,6 +52,29 @@ extension CLITests {
 
 /// robustctl train and prepare: constraints named in one line.
 extension CLITests {
+    /// Infinite, huge or out-of-range numbers are refused with a message before anything is
+    /// allocated (an infinite width trapped; a 100,000-pixel input asked for 44 GB).
+    func testOutOfRangeNumbersAreRefused() throws {
+        let weights = Self.modelFixtures.appendingPathComponent("mobilenet_v2_torch.safetensors").path
+        let image = Self.repository.appendingPathComponent("Tests/ModelZooTests/Fixtures/devkit").path
+        let model = ["--model", "mobilenet_v2", "--flavor", "torch", "--weights", weights]
+        let cases: [([String], Int32, String)] = [
+            (["predict"] + model + ["--width-multiplier", "inf", image], 1, "width multiplier must be in (0, 8.0], got inf"),
+            (["predict"] + model + ["--width-multiplier", "1e9", image], 1, "width multiplier must be in (0, 8.0]"),
+            (["predict"] + model + ["--input-size", "100000", image], 1, "input size 100000 is above the supported 4096 pixels"),
+            (["predict"] + model + ["--num-classes", "1000000000", image], 1, "number of classes must be in 1...100000"),
+            (["attack"] + model + ["--attack", "fgsm", "--epsilon", "1e40", "--input", image, "--labels", weights, "--out", image], 64,
+             "--epsilon must be a positive number"),
+            (["train", "--model", "mobilenet_v2", "--flavor", "torch", "--dataset", "builtin:shapes", "--epochs", "1", "--momentum", "1", "--out", "x.safetensors"], 64,
+             "--momentum must be in [0, 1)"),
+        ]
+        for (arguments, status, message) in cases {
+            let result = try run(arguments)
+            XCTAssertEqual(result.status, status, "\(arguments): \(result.stderr)")
+            XCTAssertTrue(result.stderr.hasPrefix("Error: ") && result.stderr.contains(message), "\(arguments): \(result.stderr)")
+        }
+    }
+
     func testTrainAndPrepareRefuseBadInputs() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-train-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -56,7 +56,7 @@ struct Attack: ParsableCommand {
 
     func validate() throws {
         if modelOptions.mobile != nil { throw ValidationError("attacks run on the PC engine: give --model/--flavor/--weights, not --mobile") }
-        if !(epsilon > 0) { throw ValidationError("--epsilon must be positive") }
+        if !(epsilon > 0 && epsilon.isFinite) { throw ValidationError("--epsilon must be a positive number") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
     }

@@ -92,7 +92,10 @@ struct Train: ParsableCommand {
     func validate() throws {
         if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
-        if !(lr > 0) { throw ValidationError("--lr must be positive") }
+        if !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
+        if !(0..<1).contains(momentum) { throw ValidationError("--momentum must be in [0, 1)") }
+        if !(weightDecay >= 0 && weightDecay.isFinite) { throw ValidationError("--weight-decay must be a number of at least 0") }
+        if let bnMomentum, !(bnMomentum > 0 && bnMomentum <= 1) { throw ValidationError("--bn-momentum must be in (0, 1]") }
         if trainCount < 1 || validationCount < 0 { throw ValidationError("--train-count must be at least 1, --validation-count at least 0") }
     }
 
