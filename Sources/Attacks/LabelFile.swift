@@ -51,6 +51,10 @@ public enum LabelFile {
         "file,label\n" + entries.map { "\(CSV.field($0.file)),\($0.label)\n" }.joined()
     }
 
+    /// The file an adversarial of the image `file` is written as (by `attack` and `study`): its
+    /// path with the extension replaced by `.png`, since adversarials are lossless 8-bit PNGs.
+    public static func adversarialName(_ file: String) -> String { (file as NSString).deletingPathExtension + ".png" }
+
     /// Writes `text(entries)` to `url` atomically.
     public static func write(_ entries: [Entry], to url: URL) throws {
         try Data(text(entries).utf8).write(to: url, options: .atomic)

@@ -1,3 +1,4 @@
+import Attacks
 import Foundation
 
 /// Combines the folders of a sharded study (`robustctl study --shard i/N`) into one, with
@@ -50,7 +51,7 @@ public enum StudyMerge {
             let result = try JSONDecoder().decode(StudyUnitResult.self, from: data)
             let model = study.models.first { $0.tag == result.model }!
             for file in result.files {
-                let png = "adversarials/\(model.stem)/\(result.attack)/\(StudyRunner.adversarialName(file))"
+                let png = "adversarials/\(model.stem)/\(result.attack)/\(LabelFile.adversarialName(file))"
                 let target = output.appendingPathComponent(png)
                 try manager.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
                 if manager.fileExists(atPath: target.path) { try manager.removeItem(at: target) }

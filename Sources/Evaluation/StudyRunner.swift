@@ -334,13 +334,13 @@ public final class StudyRunner {
             seconds += Evaluator.seconds(since: clock)
             floatSuccess += result.outcomes.map(\.success)
             for (row, entry) in batch.enumerated() {
-                let destination = folder.appendingPathComponent(Self.adversarialName(entry.file))
+                let destination = folder.appendingPathComponent(LabelFile.adversarialName(entry.file))
                 try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
                 try ImageCodec.writePNG(RGBImage(tensor: result.adversarials.slice(row)), to: destination.path)
             }
         }
         // Every engine classifies the 8-bit PNGs, one image at a time, as a phone receives them.
-        let adversarials = try entries.map { try ImageCodec.read(folder.appendingPathComponent(Self.adversarialName($0.file)).path).tensor() }
+        let adversarials = try entries.map { try ImageCodec.read(folder.appendingPathComponent(LabelFile.adversarialName($0.file)).path).tensor() }
         var outcomes: [StudyUnitResult.EngineOutcome] = []
         for (name, classifier) in engines {
             var predictions: [Int] = [], milliseconds: [Double] = []
@@ -357,7 +357,6 @@ public final class StudyRunner {
                                generationSeconds: seconds, engines: outcomes)
     }
 
-    static func adversarialName(_ file: String) -> String { (file as NSString).deletingPathExtension + ".png" }
 
     static func writeJSON<T: Encodable>(_ value: T, to file: URL) throws {
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)

@@ -1,3 +1,4 @@
+import Attacks
 import Foundation
 import XCTest
 import ModelZoo
@@ -73,6 +74,46 @@ final class CLITests: XCTestCase {
             XCTAssertEqual((adversarial - clean).maxAbs(), sample.linf_uint8, accuracy: 1e-6)
             XCTAssertLessThanOrEqual((adversarial - clean).maxAbs(), 0.01 + 0.5 / 255)
         }
+    }
+
+    /// Inputs of other formats come out as PNGs, with a labels.csv naming them, so that the
+    /// attack's output is evaluated as it is: on the PC engine, evaluate's success rate is the
+    /// manifest's 8-bit one. Two inputs that would be written to one PNG are refused.
+    func testAttackOutputOfJPEGInputsEvaluatesWithItsOwnLabels() throws {
+        let (directory, labels) = try makeInputs()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let jpegs = directory.appendingPathComponent("jpeg")
+        try FileManager.default.createDirectory(at: jpegs, withIntermediateDirectories: true)
+        let entries = try LabelFile.read(labels.path, classes: 10)
+        for entry in entries {
+            let png = try Data(contentsOf: directory.appendingPathComponent(entry.file))
+            try png.write(to: jpegs.appendingPathComponent((entry.file as NSString).deletingPathExtension + ".JPEG"))
+        }
+        let jpegLabels = jpegs.appendingPathComponent("labels.csv")
+        try LabelFile.write(entries.map { LabelFile.Entry(file: ($0.file as NSString).deletingPathExtension + ".JPEG", label: $0.label) }, to: jpegLabels)
+        let out = directory.appendingPathComponent("adversarials")
+        let attack = try run(["attack"] + modelArguments + ["--attack", "fgsm", "--epsilon", "0.01", "--input", jpegs.path,
+                                                            "--labels", jpegLabels.path, "--out", out.path, "--json"])
+        XCTAssertEqual(attack.status, 0, attack.stderr)
+        struct Manifest: Decodable { struct Totals: Decodable { let success_rate_uint8: Double }; let totals: Totals }
+        let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: out.appendingPathComponent("manifest.json")))
+        XCTAssertEqual(try LabelFile.read(out.appendingPathComponent("labels.csv").path, classes: 10),
+                       entries.map { LabelFile.Entry(file: ($0.file as NSString).deletingPathExtension + ".png", label: $0.label) })
+        let evaluated = try run(["evaluate"] + modelArguments + ["--input", out.path, "--labels", out.appendingPathComponent("labels.csv").path, "--json"])
+        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        let result = try JSONSerialization.jsonObject(with: Data(evaluated.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(result["success_rate"] as! Double, manifest.totals.success_rate_uint8)
+        // The input labels against the output folder: refused, pointing at the right file.
+        let wrong = try run(["evaluate"] + modelArguments + ["--input", out.path, "--labels", jpegLabels.path])
+        XCTAssertTrue(wrong.stderr.contains("for 'attack' output pass --labels \(out.path)/labels.csv"), wrong.stderr)
+        // img0.JPEG and img0.png would share img0.png.
+        let clash = jpegs.appendingPathComponent("clash.csv")
+        try LabelFile.write([LabelFile.Entry(file: "img0.JPEG", label: 1), LabelFile.Entry(file: "img0.png", label: 1)], to: clash)
+        try Data(contentsOf: directory.appendingPathComponent("img0.png")).write(to: jpegs.appendingPathComponent("img0.png"))
+        let refused = try run(["attack"] + modelArguments + ["--attack", "fgsm", "--input", jpegs.path, "--labels", clash.path,
+                                                             "--out", directory.appendingPathComponent("clash").path])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("img0.JPEG and img0.png in \(clash.path) would both be written as img0.png"), refused.stderr)
     }
 
     func testBadInputsFailWithOneLineAndNothingWritten() throws {

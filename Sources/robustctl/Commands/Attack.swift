@@ -12,8 +12,9 @@ struct Attack: ParsableCommand {
         preprocessing inside the model). Defaults: --epsilon 0.005 (the study's); BIM 10 \
         steps, PGD 40 steps with a random start; Boundary 5000 steps (the study's; Foolbox's \
         own default is 25000), spherical and source steps 0.01. Each adversarial is written as <name>.png \
-        in --out, and manifest.json records every sample's success before and after 8-bit \
-        rounding, its L-inf and L2 distances, queries and time.
+        in --out with labels.csv naming them (what 'evaluate --input OUT --labels \
+        OUT/labels.csv' reads), and manifest.json records every sample's success before and \
+        after 8-bit rounding, its L-inf and L2 distances, queries and time.
         """)
 
     enum Kind: String, ExpressibleByArgument, CaseIterable { case fgsm, bim, pgd, boundary }
@@ -102,6 +103,13 @@ struct Attack: ParsableCommand {
         if let missing = files.first(where: { !FileManager.default.fileExists(atPath: $0) }) {
             throw CommandError("\(missing) is listed in \(labels) but does not exist")
         }
+        let outputs = entries.map { LabelFile.adversarialName($0.file) }
+        var writers: [String: String] = [:]
+        for (entry, output) in zip(entries, outputs) {
+            if let other = writers.updateValue(entry.file, forKey: output) {
+                throw CommandError("\(other) and \(entry.file) in \(labels) would both be written as \(output)")
+            }
+        }
         let outputDirectory = try prepareOutputDirectory(out)
         let parameters: AttackParameters
         switch attack {
@@ -125,7 +133,7 @@ struct Attack: ParsableCommand {
             case let .boundary(attack): result = attack.attack(model: model, images: images, labels: batchLabels, seed: batchSeed)
             }
             for (row, index) in batch.enumerated() {
-                let name = (entries[index].file as NSString).deletingPathExtension + ".png"
+                let name = outputs[index]
                 let destination = outputDirectory.appendingPathComponent(name)
                 try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
                 try ImageCodec.writePNG(RGBImage(tensor: result.adversarials.slice(row)), to: destination.path)
@@ -143,6 +151,9 @@ struct Attack: ParsableCommand {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         let data = try encoder.encode(manifest)
+        try LabelFile.write(zip(entries, outputs).map { LabelFile.Entry(file: $1, label: $0.label) },
+                            to: outputDirectory.appendingPathComponent("labels.csv"))
+        // The manifest last: its presence marks a finished run.
         try data.write(to: outputDirectory.appendingPathComponent("manifest.json"), options: .atomic)
         if json {
             print(String(decoding: data, as: UTF8.self))

@@ -22,7 +22,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Folder holding the images named in --labels.")
     var input: String
 
-    @Option(help: "CSV with header file,label (label = class index), as written for 'attack'.")
+    @Option(help: "CSV with header file,label (label = class index): the one given to 'attack', or for its output the labels.csv it writes.")
     var labels: String
 
     @Option(help: "Images per classifier call.")
@@ -55,7 +55,10 @@ struct Evaluate: ParsableCommand {
         }
         let items = entries.map { Evaluator.Item(path: (input as NSString).appendingPathComponent($0.file), name: $0.file, label: $0.label) }
         if let missing = items.first(where: { !FileManager.default.fileExists(atPath: $0.path) }) {
-            throw CommandError("\(missing.path) is listed in \(labels) but does not exist")
+            // Attack output: the PNGs carry other extensions' names, listed in its own labels.csv.
+            let png = (missing.path as NSString).deletingPathExtension + ".png"
+            let hint = FileManager.default.fileExists(atPath: png) ? " (\(png) does: for 'attack' output pass --labels \((input as NSString).appendingPathComponent("labels.csv")))" : ""
+            throw CommandError("\(missing.path) is listed in \(labels) but does not exist" + hint)
         }
         let progress = ProgressLine(total: items.count, label: "evaluating")
         var result = try Evaluator.run(classifier, items: items, batchSize: batchSize, policy: resize) { progress.update($0) }
