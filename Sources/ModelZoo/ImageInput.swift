@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TensorCore
 
 /// When `ImageInput` resizes an image.
@@ -47,12 +48,24 @@ public enum ImageInput {
         }
     }
 
-    /// Reads, prepares and batches image files.
+    /// Reads, prepares and batches image files (decoded as `images` does).
     public static func load(_ files: [String], config: ModelConfig, policy: ResizePolicy = .auto) throws -> Tensor {
         precondition(!files.isEmpty, "no images to load")
-        return Tensor.concatenateBatch(try files.map { file in
-            try prepare(ImageCodec.read(file), file: file, config: config, policy: policy).tensor()
-        })
+        return Tensor.concatenateBatch(try images(files, config: config, policy: policy).map { $0.tensor() })
+    }
+
+    /// Reads and prepares image files, decoding up to `Threading.threads` at a time; the
+    /// images come back in file order, and the first file (in order) that fails is the error.
+    public static func images(_ files: [String], config: ModelConfig, policy: ResizePolicy = .auto) throws -> [RGBImage] {
+        let results = Mutex<[Int: Result<RGBImage, any Error>]>([:])
+        Threading.parallelForBalanced(files.count) { range in
+            for index in range {
+                let result = Result { try prepare(ImageCodec.read(files[index]), file: files[index], config: config, policy: policy) }
+                results.withLock { $0[index] = result }
+            }
+        }
+        let done = results.withLock { $0 }
+        return try files.indices.map { try done[$0]!.get() }
     }
 
     /// Image files (PNG, JPEG) under a folder, recursively, sorted by relative path.
