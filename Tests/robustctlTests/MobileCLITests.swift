@@ -66,6 +66,31 @@ extension CLITests {
         let markdown = try String(contentsOf: report.appendingPathComponent("report.md"), encoding: .utf8)
         XCTAssertTrue(markdown.contains("### RQ2: pc vs mobile-fp32"), markdown)
         XCTAssertTrue(markdown.contains("### RQ3: mobile-fp32 vs mobile-int8-qnnpack"), markdown)
+
+        // What would change the numbers silently stops it: a truncated result, a copy of one
+        // cell, a result without --attack. Other JSON files are skipped and named.
+        let results = directory.appendingPathComponent("results")
+        try FileManager.default.createDirectory(at: results.appendingPathComponent("old"), withIntermediateDirectories: true)
+        let pcResult = try Data(contentsOf: directory.appendingPathComponent("pc.json"))
+        try pcResult.write(to: results.appendingPathComponent("pc.json"))
+        try Data("{\"attack\": {\"name\": \"fgsm\"}}".utf8).write(to: results.appendingPathComponent("manifest.json"))
+        let skipping = try run(["compare", "--results", results.path, "--out", directory.appendingPathComponent("r1").path])
+        XCTAssertEqual(skipping.status, 0, skipping.stderr)
+        XCTAssertTrue(skipping.stderr.contains("skipped 1 JSON file(s) that are not results: manifest.json"), skipping.stderr)
+        let noAttack = String(decoding: pcResult, as: UTF8.self).replacingOccurrences(of: "\"attack\" : \"clean\",", with: "")
+        XCTAssertNotEqual(noAttack, String(decoding: pcResult, as: UTF8.self))
+        let cases: [(Data, String)] = [
+            (pcResult.prefix(pcResult.count / 2), "old/x.json: not readable JSON"),
+            (pcResult, "old/x.json and pc.json under \(results.path) both hold results for resnet50/torch clean pc; keep one"),
+            (Data(noAttack.utf8), "old/x.json: an evaluate result without --attack NAME"),
+        ]
+        for (data, message) in cases {
+            try data.write(to: results.appendingPathComponent("old/x.json"))
+            let refused = try run(["compare", "--results", results.path, "--out", directory.appendingPathComponent("r2").path])
+            XCTAssertEqual(refused.status, 1, refused.stderr)
+            XCTAssertEqual(refused.stderr.split(separator: "\n").count, 1, refused.stderr)
+            XCTAssertTrue(refused.stderr.contains(message), refused.stderr)
+        }
     }
 
     func testConvertRefusesBadCalibrationAndCorruptModels() throws {

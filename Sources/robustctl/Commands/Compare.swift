@@ -7,7 +7,7 @@ struct Compare: ParsableCommand {
         abstract: "Compare evaluation results: RQ1–RQ3 tables, tests and figures.",
         discussion: """
         Reads every JSON file under --results that is an 'evaluate --attack NAME --out FILE' \
-        result or a study cell (as 'demo' writes in cells/), and writes report.md, \
+        result or a study cell (StudyCell JSON), and writes report.md, \
         success_rates.csv, success_rates.svg and report.json to --out. RQ1 compares the torch \
         and keras flavours of an architecture on each mobile engine, RQ2 the PC engine with \
         mobile fp32, RQ3 mobile fp32 with each int8 scheme: a Wilcoxon signed-rank test and \
@@ -29,17 +29,38 @@ struct Compare: ParsableCommand {
         guard FileManager.default.fileExists(atPath: results, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw CommandError("--results \(results) is not a folder")
         }
-        var cells: [StudyCell] = []
-        let enumerator = FileManager.default.enumerator(atPath: results)
-        while let relative = enumerator?.nextObject() as? String {
-            guard relative.hasSuffix(".json"), let data = FileManager.default.contents(atPath: (results as NSString).appendingPathComponent(relative)) else { continue }
-            if let cell = try? JSONDecoder().decode(StudyCell.self, from: data) {
-                cells.append(cell)
-            } else if let result = try? JSONDecoder().decode(EvaluationResult.self, from: data), let cell = StudyCell(result) {
-                cells.append(cell)
+        // A result that cannot be read, or two results for one cell, would change the report's
+        // numbers without a trace: both stop the comparison. Other JSON files (an attack's
+        // manifest, an earlier report) are skipped and named.
+        var cells: [StudyCell] = [], sources: [String: String] = [:], skipped: [String] = []
+        let files = (FileManager.default.enumerator(atPath: results)?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".json") }.sorted()
+        for relative in files {
+            let path = (results as NSString).appendingPathComponent(relative)
+            guard let data = FileManager.default.contents(atPath: path), (try? JSONSerialization.jsonObject(with: data)) != nil else {
+                throw CommandError("\(path): not readable JSON (truncated?); remove it or evaluate again")
             }
+            let cell: StudyCell
+            if let studyCell = try? JSONDecoder().decode(StudyCell.self, from: data) {
+                cell = studyCell
+            } else if let result = try? JSONDecoder().decode(EvaluationResult.self, from: data) {
+                guard let resultCell = StudyCell(result) else {
+                    throw CommandError("\(path): an evaluate result without --attack NAME, so it belongs to no cell; evaluate again with --attack")
+                }
+                cell = resultCell
+            } else {
+                skipped.append(relative)
+                continue
+            }
+            let key = "\(cell.model) \(cell.attack) \(cell.engine)"
+            if let other = sources.updateValue(relative, forKey: key) {
+                throw CommandError("\(other) and \(relative) under \(results) both hold results for \(key); keep one")
+            }
+            cells.append(cell)
         }
         guard !cells.isEmpty else { throw CommandError("no evaluation results (evaluate --attack NAME --out FILE.json) under \(results)") }
+        if !skipped.isEmpty {
+            FileHandle.standardError.write(Data("skipped \(skipped.count) JSON file(s) that are not results: \(skipped.prefix(5).joined(separator: ", "))\(skipped.count > 5 ? ", ..." : "")\n".utf8))
+        }
         let directory = try prepareOutputDirectory(out)
         let report = StudyReport(cells: cells, title: title)
         try report.write(to: directory)
