@@ -59,24 +59,24 @@ public enum Evaluator {
         var samples: [EvaluatedSample] = []
         var perImage: [Double] = []
         var total = 0.0
+        // Decoding windows hold whole batches, so that batches are the same as without them.
         let window = batchSize * Swift.max(1, (4 * Threading.threads + batchSize - 1) / batchSize)
-        var decoded: [RGBImage] = [], decodedStart = 0
-        for start in stride(from: 0, to: items.count, by: batchSize) {
-            let batch = Array(items[start..<Swift.min(start + batchSize, items.count)])
-            if start % window == 0 {
-                decoded = try ImageInput.images(items[start..<Swift.min(start + window, items.count)].map(\.path), config: classifier.config, policy: policy)
-                decodedStart = start
+        for windowStart in stride(from: 0, to: items.count, by: window) {
+            let windowItems = Array(items[windowStart..<Swift.min(windowStart + window, items.count)])
+            let decoded = try ImageInput.images(windowItems.map(\.path), config: classifier.config, policy: policy)
+            for start in stride(from: 0, to: windowItems.count, by: batchSize) {
+                let range = start..<Swift.min(start + batchSize, windowItems.count)
+                let images = Tensor.concatenateBatch(decoded[range].map { $0.tensor() })
+                let clock = ContinuousClock.now
+                let logits = try classifier.classify(images)
+                let seconds = Evaluator.seconds(since: clock)
+                total += seconds
+                perImage.append(seconds / Double(range.count))
+                for (item, prediction) in zip(windowItems[range], Model.argmax(logits)) {
+                    samples.append(EvaluatedSample(file: item.name, label: item.label, prediction: prediction, correct: prediction == item.label))
+                }
+                progress?(samples.count)
             }
-            let images = Tensor.concatenateBatch(decoded[(start - decodedStart)..<(start - decodedStart + batch.count)].map { $0.tensor() })
-            let clock = ContinuousClock.now
-            let logits = try classifier.classify(images)
-            let seconds = Evaluator.seconds(since: clock)
-            total += seconds
-            perImage.append(seconds / Double(batch.count))
-            for (item, prediction) in zip(batch, Model.argmax(logits)) {
-                samples.append(EvaluatedSample(file: item.name, label: item.label, prediction: prediction, correct: prediction == item.label))
-            }
-            progress?(samples.count)
         }
         let correct = Double(samples.filter(\.correct).count)
         let count = Double(Swift.max(samples.count, 1))

@@ -59,7 +59,7 @@ struct Compare: ParsableCommand {
         }
         guard !cells.isEmpty else { throw CommandError("no evaluation results (evaluate --attack NAME --out FILE.json) under \(results)") }
         if !skipped.isEmpty {
-            FileHandle.standardError.write(Data("skipped \(skipped.count) JSON file(s) that are not results: \(skipped.prefix(5).joined(separator: ", "))\(skipped.count > 5 ? ", ..." : "")\n".utf8))
+            printError("skipped \(skipped.count) JSON file(s) that are not results: \(skipped.prefix(5).joined(separator: ", "))\(skipped.count > 5 ? ", ..." : "")")
         }
         let directory = try prepareOutputDirectory(out)
         let report = StudyReport(cells: cells, title: title)
