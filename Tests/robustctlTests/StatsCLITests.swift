@@ -53,7 +53,8 @@ extension CLITests {
 /// robustctl train and prepare: constraints named in one line.
 extension CLITests {
     /// Infinite, huge or out-of-range numbers are refused with a message before anything is
-    /// allocated (an infinite width trapped; a 100,000-pixel input asked for 44 GB).
+    /// allocated or written (an infinite width trapped; a 100,000-pixel input asked for 44 GB;
+    /// an 8-pixel built-in image failed a precondition; a huge --count filled the disk).
     func testOutOfRangeNumbersAreRefused() throws {
         let weights = Self.modelFixtures.appendingPathComponent("mobilenet_v2_torch.safetensors").path
         let image = Self.repository.appendingPathComponent("Tests/ModelZooTests/Fixtures/devkit").path
@@ -67,6 +68,11 @@ extension CLITests {
              "--epsilon must be a positive number"),
             (["train", "--model", "mobilenet_v2", "--flavor", "torch", "--dataset", "builtin:shapes", "--epochs", "1", "--momentum", "1", "--out", "x.safetensors"], 64,
              "--momentum must be in [0, 1)"),
+            (["prepare", "--source", "builtin:shapes", "--size", "100000", "--out", "x"], 64, "--size must be from 16 to 4096"),
+            (["prepare", "--source", "builtin:shapes", "--size", "40", "--count", "9223372036854775807", "--out", "/nonexistent-robustctl/x"], 1,
+             "a built-in dataset split has 1 to 1000000 images"),
+            (["train", "--model", "mobilenet_v2", "--flavor", "torch", "--dataset", "builtin:shapes", "--image-size", "8", "--epochs", "1",
+              "--out", "x.safetensors"], 1, "built-in images are 16 to 4096 pixels, got 8"),
         ]
         for (arguments, status, message) in cases {
             let result = try run(arguments)

@@ -57,12 +57,25 @@ public struct BuiltinDataset: LabeledImageSource {
         public var description: String { "unknown built-in dataset '\(name)' (available: \(BuiltinDataset.names.joined(separator: ", ")))" }
     }
 
+    /// An image size or sample count outside what a built-in dataset renders.
+    public struct InvalidParameter: Error, CustomStringConvertible, Equatable {
+        public let description: String
+    }
+
+    /// Images per split at most: a typo of a few zeros should not fill the disk.
+    public static let maximumCount = 1_000_000
+
     /// - Parameters:
     ///   - name: a built-in dataset name (`shapes`).
     ///   - count: samples in this split; labels cycle through the classes, so splits are balanced.
     public init(name: String, split: Split, imageSize: Int = 96, count: Int? = nil, seed: UInt64 = 0) throws {
         guard Self.names.contains(name) else { throw UnknownDataset(name: name) }
-        precondition(imageSize >= 16, "built-in images need at least 16 pixels, got \(imageSize)")
+        guard (16...ModelConfig.maximumInputSize).contains(imageSize) else {
+            throw InvalidParameter(description: "built-in images are 16 to \(ModelConfig.maximumInputSize) pixels, got \(imageSize)")
+        }
+        if let count, !(1...Self.maximumCount).contains(count) {
+            throw InvalidParameter(description: "a built-in dataset split has 1 to \(Self.maximumCount) images, got \(count)")
+        }
         self.name = name
         self.split = split
         self.imageSize = imageSize

@@ -47,7 +47,7 @@ struct Prepare: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     func validate() throws {
-        if size < 16 { throw ValidationError("--size must be at least 16") }
+        if !(16...ModelConfig.maximumInputSize).contains(size) { throw ValidationError("--size must be from 16 to \(ModelConfig.maximumInputSize)") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         if !["train", "validation"].contains(split) { throw ValidationError("--split must be train or validation") }
         if synsets != nil && groundTruth == nil { throw ValidationError("--synsets only applies with --ground-truth") }

@@ -109,6 +109,8 @@ struct Train: ParsableCommand {
                 return (train, validation)
             } catch let error as BuiltinDataset.UnknownDataset {
                 throw CommandError("\(error)")
+            } catch let error as BuiltinDataset.InvalidParameter {
+                throw CommandError("\(error)")
             }
         }
         do {
