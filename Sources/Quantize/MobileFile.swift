@@ -164,6 +164,9 @@ public enum MobileFile {
         let header = try? JSONDecoder().decode(Header.self, from: data.subdata(in: 16..<(16 + headerLength)))
         let payloadStart = (16 + headerLength + 63) / 64 * 64
         if let header {
+            guard (0...(Int.max / 2)).contains(header.payloadBytes) else {
+                throw MobileFileError.corrupt(file: file, reason: "payload size \(header.payloadBytes) is impossible")
+            }
             let expected = payloadStart + header.payloadBytes + 4
             if data.count < expected { throw MobileFileError.truncated(file: file, expectedBytes: expected, actualBytes: data.count) }
             if data.count > expected { throw MobileFileError.corrupt(file: file, reason: "\(data.count - expected) unexpected bytes after the payload") }
@@ -175,12 +178,14 @@ public enum MobileFile {
         var tensors: [String: (entry: TensorEntry, data: Data)] = [:]
         for entry in header.tensors {
             let elementSize = ["f32": 4, "i32": 4, "i8": 1][entry.dtype]
-            guard let elementSize, entry.offset >= 0, entry.bytes == entry.shape.reduce(1, *) * elementSize,
-                  entry.offset + entry.bytes <= header.payloadBytes else {
+            guard let elementSize, entry.offset >= 0, let count = Graph.elementCount(entry.shape), count <= header.payloadBytes,
+                  entry.bytes == count * elementSize, entry.bytes <= header.payloadBytes - entry.offset else {
                 throw MobileFileError.corrupt(file: file, reason: "tensor '\(entry.name)' has an invalid directory entry")
             }
             let start = payloadStart + entry.offset
-            tensors[entry.name] = (entry, data.subdata(in: start..<(start + entry.bytes)))
+            guard tensors.updateValue((entry, data.subdata(in: start..<(start + entry.bytes))), forKey: entry.name) == nil else {
+                throw MobileFileError.corrupt(file: file, reason: "tensor '\(entry.name)' is listed twice")
+            }
         }
         var parameters: Parameters = [:]
         for (name, item) in tensors where item.entry.dtype == "f32" {
@@ -197,12 +202,18 @@ public enum MobileFile {
                 }
                 let w = weights.data.withUnsafeBytes { Array($0.bindMemory(to: Int8.self)) }
                 let b = bias.data.withUnsafeBytes { raw in (0..<(raw.count / 4)).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self) } }
-                layers[layer.node] = QuantizedLayer(weights: w, weightShape: layer.weightShape, weightScales: layer.weightScales, bias: b)
+                guard layers.updateValue(QuantizedLayer(weights: w, weightShape: layer.weightShape, weightScales: layer.weightScales, bias: b),
+                                         forKey: layer.node) == nil else {
+                    throw MobileFileError.corrupt(file: file, reason: "node \(layer.node) has two int8 layers")
+                }
             }
-            table = QuantizationTable(scheme: q.scheme, floatPrefixEnd: q.floatPrefixEnd,
-                                      activations: Dictionary(uniqueKeysWithValues: q.activations.map {
-                                          ($0.node, AffineQuantization(scale: $0.scale, zeroPoint: $0.zeroPoint)) }),
-                                      layers: layers)
+            var activations: [Int: AffineQuantization] = [:]
+            for entry in q.activations {
+                guard activations.updateValue(AffineQuantization(scale: entry.scale, zeroPoint: entry.zeroPoint), forKey: entry.node) == nil else {
+                    throw MobileFileError.corrupt(file: file, reason: "node \(entry.node) has two activation quantizations")
+                }
+            }
+            table = QuantizationTable(scheme: q.scheme, floatPrefixEnd: q.floatPrefixEnd, activations: activations, layers: layers)
         }
         let model = MobileModel(metadata: header.metadata, graph: header.graph, parameters: parameters, quantization: table)
         try validate(model, file: file)
@@ -212,21 +223,57 @@ public enum MobileFile {
     /// Structural checks so that a consistent-but-wrong header fails here, not in the engine.
     static func validate(_ model: MobileModel, file: String) throws {
         let graph = model.graph
-        guard graph.nodes.first?.operation == .input, graph.output < graph.nodes.count else {
+        guard graph.nodes.first?.operation == .input, (0..<graph.nodes.count).contains(graph.output) else {
             throw MobileFileError.corrupt(file: file, reason: "graph has no input or output")
         }
-        for (index, node) in graph.nodes.enumerated().dropFirst() where node.inputs.contains(where: { $0 < 0 || $0 >= index }) {
-            throw MobileFileError.corrupt(file: file, reason: "node '\(node.name)' reads a later node")
+        if let quantization = model.quantization, !(0..<graph.nodes.count).contains(quantization.floatPrefixEnd) {
+            throw MobileFileError.corrupt(file: file, reason: "the float prefix ends at node \(quantization.floatPrefixEnd), outside the graph")
+        }
+        // Every operation's geometry and parameter shapes against its inputs' shapes: the
+        // engines' kernels take them as given.
+        let quantization = model.quantization
+        let metadata = model.metadata
+        guard (1...ModelConfig.maximumInputSize).contains(metadata.inputSize), (1...ModelConfig.maximumClasses).contains(metadata.numClasses) else {
+            throw MobileFileError.corrupt(file: file, reason: "input size \(metadata.inputSize) or class count \(metadata.numClasses) out of range")
+        }
+        let shapes: [[Int]]
+        do {
+            shapes = try graph.checkedShapes(input: [1, 3, metadata.inputSize, metadata.inputSize]) { node, name in
+                if let quantization, node >= quantization.floatPrefixEnd, let layer = quantization.layers[node] {
+                    let isBias: Bool = switch graph.nodes[node].operation {
+                    case let .fusedConv2d(_, _, bias, _): name == bias
+                    case let .linear(_, bias), let .conv2d(_, _, bias): name == bias
+                    default: false
+                    }
+                    return isBias ? [layer.bias.count] : layer.weightShape
+                }
+                return model.parameters[name]?.shape
+            }
+        } catch let error as GraphShapeError {
+            throw MobileFileError.corrupt(file: file, reason: error.description)
+        }
+        guard shapes[graph.output] == [1, metadata.numClasses] else {
+            throw MobileFileError.corrupt(file: file, reason: "the graph's output has shape \(shapes[graph.output]), not [1, \(metadata.numClasses)]")
         }
         if let table = model.quantization {
             for (index, node) in graph.nodes.enumerated() where index >= table.floatPrefixEnd {
-                guard table.activations[index] != nil else {
+                guard let activation = table.activations[index] else {
                     throw MobileFileError.corrupt(file: file, reason: "node '\(node.name)' has no quantization parameters")
+                }
+                // The requantization multipliers are derived from these: a zero, negative or
+                // non-finite scale would trap converting them to integers.
+                guard activation.scale.isFinite, activation.scale > 0, (0...255).contains(activation.zeroPoint) else {
+                    throw MobileFileError.corrupt(file: file, reason: "node '\(node.name)' has scale \(activation.scale) and zero point \(activation.zeroPoint)")
                 }
                 switch node.operation {
                 case .fusedConv2d, .linear:
-                    guard let layer = table.layers[index], layer.bias.count == layer.weightShape[0] else {
+                    guard let layer = table.layers[index], layer.weightShape.count >= 2, layer.bias.count == layer.weightShape[0],
+                          layer.weights.count == Graph.elementCount(layer.weightShape),
+                          [1, layer.weightShape[0]].contains(layer.weightScales.count) else {
                         throw MobileFileError.corrupt(file: file, reason: "node '\(node.name)' has no int8 weights")
+                    }
+                    guard layer.weightScales.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+                        throw MobileFileError.corrupt(file: file, reason: "node '\(node.name)' has weight scales that are not positive numbers")
                     }
                 default: break
                 }
