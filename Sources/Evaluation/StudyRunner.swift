@@ -371,6 +371,23 @@ public final class StudyRunner {
 
     // MARK: - Report
 
+    /// Why a unit file that reads does not describe `unit`, if it does not: such a file would
+    /// change the report's numbers without a trace (a truncated predictions list drops samples
+    /// from a cell).
+    static func mismatch(_ result: StudyUnitResult, _ unit: StudyUnit, _ config: StudyConfig) -> String? {
+        let count = unit.samples.count
+        if result.id != unit.id || result.model != config.models[unit.model].tag || result.attack != config.attacks[unit.attack].name {
+            return "it belongs to another unit"
+        }
+        if result.firstSample != unit.samples.lowerBound || [result.files.count, result.labels.count, result.floatSuccess.count] != [count, count, count] {
+            return "it records other samples than \(unit.samples)"
+        }
+        if let engine = result.engines.first(where: { $0.predictions.count != count || $0.milliseconds.count != count }) {
+            return "its \(engine.engine) outcomes are not one per sample"
+        }
+        return nil
+    }
+
     /// The study's cells from its finished units (all of them must be present).
     public static func report(_ config: StudyConfig, units: [StudyUnit], directory: URL) throws -> StudyReport {
         var results: [String: StudyUnitResult] = [:]
@@ -378,9 +395,14 @@ public final class StudyRunner {
         for unit in units {
             let file = directory.appendingPathComponent("units").appendingPathComponent("\(unit.id).json")
             guard let data = try? Data(contentsOf: file) else { missing.append(unit.id); continue }
-            do { results[unit.id] = try JSONDecoder().decode(StudyUnitResult.self, from: data) } catch {
+            let result: StudyUnitResult
+            do { result = try JSONDecoder().decode(StudyUnitResult.self, from: data) } catch {
                 throw StudyError("\(file.path) is damaged (\(error)); delete it and resume to recompute the unit")
             }
+            if let problem = mismatch(result, unit, config) {
+                throw StudyError("\(file.path) is damaged (\(problem)); delete it and resume to recompute the unit")
+            }
+            results[unit.id] = result
         }
         guard missing.isEmpty else {
             throw StudyError("\(missing.count) of \(units.count) units are not finished (e.g. \(missing.prefix(3).joined(separator: ", ")))")

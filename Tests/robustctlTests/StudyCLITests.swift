@@ -231,5 +231,23 @@ extension CLITests {
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertTrue(resumed.stdout.contains("2 already done"), resumed.stdout)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("report/report.md").path))
+
+        // A unit file that reads but lost a prediction stops the report, naming the file;
+        // deleted, it is recomputed and the report comes back byte for byte.
+        let report = try Data(contentsOf: out.appendingPathComponent("report/success_rates.csv"))
+        let unitFile = try XCTUnwrap(FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("units").path).sorted().first)
+        let unit = out.appendingPathComponent("units").appendingPathComponent(unitFile)
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: unit)) as! [String: Any]
+        var engines = json["engines"] as! [[String: Any]]
+        engines[1]["predictions"] = Array((engines[1]["predictions"] as! [Int]).dropLast())
+        json["engines"] = engines
+        try JSONSerialization.data(withJSONObject: json).write(to: unit)
+        let damaged = try run(["study", "--config", config.path, "--out", out.path, "--resume"])
+        XCTAssertEqual(damaged.status, 1, damaged.stderr)
+        XCTAssertTrue(damaged.stderr.contains("\(unitFile) is damaged (its mobile-fp32 outcomes are not one per sample)"), damaged.stderr)
+        try FileManager.default.removeItem(at: unit)
+        let recomputed = try run(["study", "--config", config.path, "--out", out.path, "--resume"])
+        XCTAssertEqual(recomputed.status, 0, recomputed.stderr)
+        XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("report/success_rates.csv")), report)
     }
 }
