@@ -56,6 +56,7 @@ extension Graph {
             let shape: [Int]
             switch node.operation {
             case .input:
+                guard index == 0 else { throw fail("a second input node") }
                 shape = inputShape
             case let .conv2d(config, weight, bias):
                 shape = try convolutionShape(x, config, weight: try parameter(weight), bias: try bias.map(parameter), fail: fail)
