@@ -172,6 +172,32 @@ final class WeightFileTests: XCTestCase {
         }
     }
 
+    /// Shapes, offsets and strides whose products or sums overflow, or that are negative, are
+    /// refused as corrupt (they trapped, or read out of bounds).
+    func testCraftedSizesAreRefusedWithoutOverflow() throws {
+        func safetensors(_ entry: String) -> Data {
+            let header = Data("{\"w\": \(entry)}".utf8)
+            var data = Data()
+            withUnsafeBytes(of: UInt64(header.count).littleEndian) { data.append(contentsOf: $0) }
+            return data + header + Data(count: 8)
+        }
+        XCTAssertNoThrow(try SafeTensors.decode(safetensors(#"{"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}"#), name: "ok"))
+        for entry in [#"{"dtype": "F32", "shape": [1099511627776, 1099511627776, 1099511627776], "data_offsets": [0, 8]}"#,
+                      #"{"dtype": "F32", "shape": [2], "data_offsets": [0, 9223372036854775807]}"#,
+                      #"{"dtype": "F64", "shape": [4611686018427387904], "data_offsets": [0, 8]}"#,
+                      #"{"dtype": "F32", "shape": [-2, -1], "data_offsets": [0, 8]}"#] {
+            XCTAssertThrowsError(try SafeTensors.decode(safetensors(entry), name: "crafted.safetensors"), entry) { error in
+                guard case .corrupt? = error as? WeightFileError else { return XCTFail("\(entry): \(error)") }
+            }
+        }
+        XCTAssertEqual(TorchCheckpoint.storageSpan(shape: [2, 3], strides: [3, 1]), 6)
+        XCTAssertEqual(TorchCheckpoint.storageSpan(shape: [3, 2], strides: [1, 3]), 6, "transposed")
+        XCTAssertEqual(TorchCheckpoint.storageSpan(shape: [4, 0], strides: [5, 1]), 0, "empty")
+        XCTAssertNil(TorchCheckpoint.storageSpan(shape: [3], strides: [-1]))
+        XCTAssertNil(TorchCheckpoint.storageSpan(shape: [3, 2], strides: [1]))
+        XCTAssertNil(TorchCheckpoint.storageSpan(shape: [1 << 40, 1 << 40], strides: [1 << 40, 1]))
+    }
+
     /// A flipped byte inside a zip entry's data (torch's and Keras's entries are stored, not
     /// compressed) fails the entry's CRC-32 instead of loading as weights.
     func testDamagedZipEntriesFailTheirChecksum() throws {

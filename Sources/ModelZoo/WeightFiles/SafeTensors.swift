@@ -40,10 +40,11 @@ public enum SafeTensors {
             guard let type = ScalarType(safetensors: entry.dtype) else {
                 throw WeightFileError.unsupportedFormat(file: name, reason: "tensor '\(key)' has dtype \(entry.dtype)")
             }
-            let count = entry.shape.reduce(1, *)
+            // Sizes from the header are checked without overflowing (a crafted header could
+            // make any product or sum trap).
             let (begin, end) = (entry.data_offsets[0], entry.data_offsets[1])
-            guard entry.shape.allSatisfy({ $0 >= 0 }), begin >= 0, end >= begin, bodyStart + end <= data.count,
-                  end - begin == count * type.byteWidth else {
+            guard let count = Graph.elementCount(entry.shape), begin >= 0, end >= begin, end <= data.count - bodyStart,
+                  case let (bytes, overflow) = count.multipliedReportingOverflow(by: type.byteWidth), !overflow, end - begin == bytes else {
                 throw WeightFileError.corrupt(file: name, reason: "tensor '\(key)' (\(entry.dtype) \(entry.shape)) has byte range \(begin)..<\(end) outside the file or of the wrong size")
             }
             tensors[key] = data.withUnsafeBytes { raw in

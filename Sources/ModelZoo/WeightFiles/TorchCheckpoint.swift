@@ -138,9 +138,9 @@ public enum TorchCheckpoint {
                     throw WeightFileError.corrupt(file: file, reason: "tensor '\(prefix)' refers to missing storage \(reference.storage.key)")
                 }
                 let type = try elementType(reference.storage.type, file: file)
-                let count = reference.shape.reduce(1, *)
-                let span = zip(reference.shape, reference.strides).reduce(0) { $0 + ($1.0 - 1) * $1.1 } + 1
-                guard reference.offset >= 0, count == 0 || (reference.offset + span) * type.byteWidth <= data.count else {
+                guard let count = Graph.elementCount(reference.shape), reference.offset >= 0,
+                      let span = storageSpan(shape: reference.shape, strides: reference.strides),
+                      count == 0 || (span <= data.count / type.byteWidth && reference.offset <= data.count / type.byteWidth - span) else {
                     throw WeightFileError.corrupt(file: file, reason: "tensor '\(prefix)' \(reference.shape) reads past its storage")
                 }
                 let contiguous = reference.strides == contiguousStrides(reference.shape)
@@ -158,6 +158,21 @@ public enum TorchCheckpoint {
         }
         try visit(root, prefix: "")
         return result
+    }
+
+    /// Elements from a tensor's first to its last storage element, plus one (0 when it has
+    /// none): nil when the pickle's shape and strides are impossible (negative, mismatched, or
+    /// overflowing), which reading them would turn into an out-of-bounds access.
+    static func storageSpan(shape: [Int], strides: [Int]) -> Int? {
+        guard shape.count == strides.count, shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }) else { return nil }
+        if shape.contains(0) { return 0 }
+        var span = 1
+        for (size, stride) in zip(shape, strides) {
+            let (step, overflow) = (size - 1).multipliedReportingOverflow(by: stride)
+            guard !overflow, case let (sum, carry) = span.addingReportingOverflow(step), !carry else { return nil }
+            span = sum
+        }
+        return span
     }
 
     static func contiguousStrides(_ shape: [Int]) -> [Int] {
