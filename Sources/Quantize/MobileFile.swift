@@ -222,17 +222,15 @@ public enum MobileFile {
 
     /// Structural checks so that a consistent-but-wrong header fails here, not in the engine.
     static func validate(_ model: MobileModel, file: String) throws {
-        let graph = model.graph
+        let graph = model.graph, quantization = model.quantization, metadata = model.metadata
         guard graph.nodes.first?.operation == .input, (0..<graph.nodes.count).contains(graph.output) else {
             throw MobileFileError.corrupt(file: file, reason: "graph has no input or output")
         }
-        if let quantization = model.quantization, !(0..<graph.nodes.count).contains(quantization.floatPrefixEnd) {
+        if let quantization, !(0..<graph.nodes.count).contains(quantization.floatPrefixEnd) {
             throw MobileFileError.corrupt(file: file, reason: "the float prefix ends at node \(quantization.floatPrefixEnd), outside the graph")
         }
         // Every operation's geometry and parameter shapes against its inputs' shapes: the
         // engines' kernels take them as given.
-        let quantization = model.quantization
-        let metadata = model.metadata
         guard (1...ModelConfig.maximumInputSize).contains(metadata.inputSize), (1...ModelConfig.maximumClasses).contains(metadata.numClasses) else {
             throw MobileFileError.corrupt(file: file, reason: "input size \(metadata.inputSize) or class count \(metadata.numClasses) out of range")
         }
@@ -255,7 +253,7 @@ public enum MobileFile {
         guard shapes[graph.output] == [1, metadata.numClasses] else {
             throw MobileFileError.corrupt(file: file, reason: "the graph's output has shape \(shapes[graph.output]), not [1, \(metadata.numClasses)]")
         }
-        if let table = model.quantization {
+        if let table = quantization {
             for (index, node) in graph.nodes.enumerated() where index >= table.floatPrefixEnd {
                 guard let activation = table.activations[index] else {
                     throw MobileFileError.corrupt(file: file, reason: "node '\(node.name)' has no quantization parameters")

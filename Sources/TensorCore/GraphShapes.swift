@@ -85,7 +85,7 @@ extension Graph {
                 try needRank(4)
                 let p = config.padding
                 guard [config.kernelH, config.kernelW, config.strideH, config.strideW].allSatisfy(Self.geometryRange.contains),
-                      [p.top, p.bottom, p.left, p.right].allSatisfy({ (0...Self.geometryRange.upperBound).contains($0) }),
+                      Self.validPadding(p),
                       x[2] + p.top + p.bottom >= config.kernelH, x[3] + p.left + p.right >= config.kernelW else {
                     throw fail("pooling \(config) does not fit input \(x)")
                 }
@@ -102,7 +102,7 @@ extension Graph {
                 let w = try parameter(weight)
                 // [out, in], or [out, in, 1, 1] as the int8 converter stores it.
                 guard w.count == 2 || (w.count == 4 && w[2] == 1 && w[3] == 1), w[1] == x[1], Self.geometryRange.contains(w[0]) else { throw fail("weight \(w) for input \(x)") }
-                if let bias, try parameter(bias) != [w[0]] { throw fail("bias shape \(try parameter(bias)) for weight \(w)") }
+                if let bias, case let b = try parameter(bias), b != [w[0]] { throw fail("bias shape \(b) for weight \(w)") }
                 shape = [x[0], w[0]]
             case let .affine(scale, shift):
                 try needChannels("scale", scale.count)
@@ -114,7 +114,7 @@ extension Graph {
                 shape = x
             case let .zeroPad(p):
                 try needRank(4)
-                guard [p.top, p.bottom, p.left, p.right].allSatisfy({ (0...Self.geometryRange.upperBound).contains($0) }) else {
+                guard Self.validPadding(p) else {
                     throw fail("invalid padding \(p)")
                 }
                 shape = [x[0], x[1], x[2] + p.top + p.bottom, x[3] + p.left + p.right]
@@ -131,12 +131,16 @@ extension Graph {
     /// network; keeps the shape arithmetic from overflowing).
     static let geometryRange = 1...(1 << 20)
 
+    static func validPadding(_ p: Padding2D) -> Bool {
+        [p.top, p.bottom, p.left, p.right].allSatisfy { (0...geometryRange.upperBound).contains($0) }
+    }
+
     private func convolutionShape(_ x: [Int], _ config: Conv2DConfig, weight w: [Int], bias: [Int]?,
                                   fail: (String) -> GraphShapeError) throws -> [Int] {
         let p = config.padding
         guard x.count == 4 else { throw fail("expects an NCHW input, got \(x)") }
         guard [config.strideH, config.strideW, config.dilationH, config.dilationW, config.groups].allSatisfy(Self.geometryRange.contains),
-              [p.top, p.bottom, p.left, p.right].allSatisfy({ (0...Self.geometryRange.upperBound).contains($0) }) else {
+              Self.validPadding(p) else {
             throw fail("invalid convolution geometry \(config)")
         }
         guard w.count == 4, w.allSatisfy(Self.geometryRange.contains), x[1] == w[1] * config.groups, w[0] % config.groups == 0 else {

@@ -56,7 +56,7 @@ struct Evaluate: ParsableCommand {
         let items = entries.map { Evaluator.Item(path: (input as NSString).appendingPathComponent($0.file), name: $0.file, label: $0.label) }
         if let missing = items.first(where: { !FileManager.default.fileExists(atPath: $0.path) }) {
             // Attack output: the PNGs carry other extensions' names, listed in its own labels.csv.
-            let png = (missing.path as NSString).deletingPathExtension + ".png"
+            let png = LabelFile.adversarialName(missing.path)
             let hint = FileManager.default.fileExists(atPath: png) ? " (\(png) does: for 'attack' output pass --labels \((input as NSString).appendingPathComponent("labels.csv")))" : ""
             throw CommandError("\(missing.path) is listed in \(labels) but does not exist" + hint)
         }
