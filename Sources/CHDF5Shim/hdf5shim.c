@@ -95,18 +95,30 @@ int64_t rc_h5_group_members(int64_t file, const char *path, char **buffer) {
     return result;
 }
 
+/* Whether `dataset`'s values are stored in `file` itself: an external link lands in another
+ * file (another file number), external storage and virtual datasets read other files. */
+static int dataset_is_local(hid_t file, hid_t dataset) {
+    H5O_info_t root, object;
+    if (H5Oget_info2(file, &root, H5O_INFO_BASIC) < 0 || H5Oget_info2(dataset, &object, H5O_INFO_BASIC) < 0) return 0;
+    if (root.fileno != object.fileno) return 0;
+    hid_t creation = H5Dget_create_plist(dataset);
+    if (creation < 0) return 0;
+    int local = H5Pget_external_count(creation) == 0 && H5Pget_layout(creation) != H5D_VIRTUAL;
+    H5Pclose(creation);
+    return local;
+}
+
 int rc_h5_dataset_shape(int64_t file, const char *path, int64_t *dims, int capacity) {
     if (H5Lexists((hid_t)file, path, H5P_DEFAULT) <= 0) return -1;
     hid_t dataset = H5Dopen2((hid_t)file, path, H5P_DEFAULT);
     if (dataset < 0) return -1;
+    if (!dataset_is_local((hid_t)file, dataset)) { H5Dclose(dataset); return -2; }
     hid_t space = H5Dget_space(dataset);
     int rank = H5Sget_simple_extent_ndims(space);
-    if (rank >= 0 && rank <= capacity) {
-        hsize_t extents[32];
+    if (rank >= 0) {
+        hsize_t extents[H5S_MAX_RANK];
         H5Sget_simple_extent_dims(space, extents, NULL);
-        for (int i = 0; i < rank; i++) dims[i] = (int64_t)extents[i];
-    } else {
-        rank = -1;
+        for (int i = 0; i < rank && i < capacity; i++) dims[i] = (int64_t)extents[i];
     }
     H5Sclose(space);
     H5Dclose(dataset);

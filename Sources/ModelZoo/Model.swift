@@ -17,9 +17,10 @@ public struct Model: Sendable {
     public var config: ModelConfig { definition.config }
     public var graph: Graph { definition.graph }
 
-    /// Pairs a definition with named tensors, strictly: missing, unexpected and mis-shaped
-    /// tensors are all reported together in one error. Optional entries (BatchNorm
-    /// `num_batches_tracked`, Inception's auxiliary head) are shape-checked and dropped.
+    /// Pairs a definition with named tensors, strictly: missing, unexpected, mis-shaped and
+    /// non-finite (NaN or infinite) tensors are all reported together in one error. Optional
+    /// entries (BatchNorm `num_batches_tracked`, Inception's auxiliary head) are shape-checked
+    /// and dropped.
     /// - Parameter source: the file name used in errors.
     public init(definition: NetworkDefinition, tensors: [String: Tensor], source: String) throws {
         var problems: [String] = []
@@ -29,11 +30,17 @@ public struct Model: Sendable {
                 problems.append("missing '\(spec.name)' \(spec.shape)")
                 continue
             }
-            if tensor.shape != spec.shape {
+            guard tensor.shape == spec.shape else {
                 problems.append("'\(spec.name)' has shape \(tensor.shape), expected \(spec.shape)")
-            } else {
-                parameters[spec.name] = tensor
+                continue
             }
+            // A diverged training run or a damaged file: every prediction would be NaN.
+            let nonFinite = Model.nonFiniteCount(tensor)
+            guard nonFinite == 0 else {
+                problems.append("'\(spec.name)' holds \(nonFinite) of \(tensor.count) values that are NaN or infinite")
+                continue
+            }
+            parameters[spec.name] = tensor
         }
         let optional = Dictionary(definition.optionalParameters.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
         for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) where parameters[name] == nil && !definition.parameters.contains(where: { $0.name == name }) {
@@ -64,6 +71,11 @@ public struct Model: Sendable {
         self.parameters = parameters
         (inferenceGraph, inferenceParameters) = InferenceFusion.fuse(definition.graph, parameters: parameters)
         channelsLast = ChannelsLastInference(graph: inferenceGraph, parameters: inferenceParameters)
+    }
+
+    /// The number of NaN and infinite values in `tensor`. Complexity: O(count).
+    static func nonFiniteCount(_ tensor: Tensor) -> Int {
+        tensor.withUnsafeBufferPointer { values in values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
     }
 
     /// Loads a weight file of any supported format (recognised by content, not extension).

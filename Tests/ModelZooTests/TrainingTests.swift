@@ -38,6 +38,23 @@ final class TrainingTests: XCTestCase {
         XCTAssertNotEqual(a.parameters["conv1_conv/kernel"], c.parameters["conv1_conv/kernel"], "another seed, other weights")
     }
 
+    /// A learning rate far too large makes the loss infinite or NaN within a few batches:
+    /// training stops there with an error naming the batch instead of carrying NaN weights on.
+    func testDivergingTrainingStopsWithAnError() throws {
+        Threading.setThreads(2)
+        let definition = try NetworkDefinition(ModelConfig(architecture: .resnet50, flavor: .keras, widthMultiplier: 0.0625,
+                                                           inputSize: 32, numClasses: 10))
+        let train = try BuiltinDataset(name: "shapes", split: .train, imageSize: 32, count: 256, seed: 4)
+        var batches = 0
+        let options = TrainingOptions(epochs: 2, batchSize: 32, learningRate: 1e30, seed: 9)
+        XCTAssertThrowsError(try Trainer.train(definition, on: train, options: options, onBatch: { done, _ in batches = done })) { error in
+            guard let diverged = error as? Trainer.Diverged else { return XCTFail("\(error)") }
+            XCTAssertEqual(diverged.epoch, 1)
+            XCTAssertEqual(diverged.batch, batches + 1, "the first batch whose loss is not finite")
+            XCTAssertGreaterThan(diverged.batch, 1, "the first batch starts from finite weights")
+        }
+    }
+
     /// The batch-norm momentum override reaches every batch-norm layer: with 0, the running
     /// statistics never move from their initial 0 / 1.
     func testBatchNormMomentumOverride() throws {

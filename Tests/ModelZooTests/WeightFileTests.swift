@@ -127,6 +127,48 @@ final class WeightFileTests: XCTestCase {
         }
     }
 
+    /// NaN or infinite weights (a diverged run, a damaged file) are named with the other
+    /// problems instead of turning every prediction into NaN.
+    func testNonFiniteWeightsAreNamed() throws {
+        let entry = try resnetEntry()
+        var tensors = try SafeTensors.read(fixtures.appendingPathComponent(entry.files["safetensors"]!).path)
+        var kernel = try XCTUnwrap(tensors["conv1.weight"])
+        kernel.withUnsafeMutableBufferPointer { $0[5] = .nan; $0[7] = -.infinity }
+        tensors["conv1.weight"] = kernel
+        tensors["fc.bias"] = Tensor(shape: [10], repeating: .infinity)
+        tensors["layer1.0.bn1.running_var"] = nil
+        let definition = try NetworkDefinition(ParityTests.config(entry))
+        XCTAssertThrowsError(try Model(definition: definition, tensors: tensors, source: "diverged.safetensors")) { error in
+            guard case let WeightFileError.mismatch(_, _, problems) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(problems.count, 3, "\(problems)")
+            XCTAssertTrue(problems.contains("'conv1.weight' holds 2 of \(kernel.count) values that are NaN or infinite"), "\(problems)")
+            XCTAssertTrue(problems.contains("'fc.bias' holds 10 of 10 values that are NaN or infinite"), "\(problems)")
+            XCTAssertTrue(problems.contains { $0.hasPrefix("missing 'layer1.0.bn1.running_var'") }, "\(problems)")
+        }
+    }
+
+    /// HDF5 can keep a dataset's values elsewhere: behind an external link to another file,
+    /// in external raw files, or in a virtual dataset over other files. Weight files are read
+    /// only from themselves, so all three are refused; the control file with the same layout
+    /// and the values inside gets past that dataset (Tools/reference/make_hdf5_indirection_fixtures.py).
+    func testHDF5DatasetsKeptOutsideTheFileAreRefused() throws {
+        let directory = fixtures.appendingPathComponent("hdf5_indirection")
+        let definition = try NetworkDefinition(ModelConfig(architecture: .mobilenetV2, flavor: .keras, widthMultiplier: 0.1,
+                                                           inputSize: 64, numClasses: 10))
+        XCTAssertThrowsError(try WeightFiles.read(directory.appendingPathComponent("local.h5").path, for: definition)) { error in
+            guard case let WeightFileError.mismatch(_, _, problems) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(problems.contains { $0.hasPrefix("the file has 1 layers with weights") }, "\(problems)")
+        }
+        for name in ["external_link.h5", "external_storage.h5", "virtual.h5"] {
+            let path = directory.appendingPathComponent(name).path
+            XCTAssertThrowsError(try WeightFiles.read(path, for: definition), name) { error in
+                guard case let WeightFileError.unsupportedFormat(file, reason) = error else { return XCTFail("\(name): \(error)") }
+                XCTAssertEqual(file, path)
+                XCTAssertTrue(reason.hasPrefix("dataset /Conv1/Conv1/kernel:0 keeps its values outside the file"), reason)
+            }
+        }
+    }
+
     func testAFileForAnotherNetworkSaysWhatItLooksLike() throws {
         let entry = try resnetEntry()
         let path = fixtures.appendingPathComponent(entry.files["safetensors"]!).path

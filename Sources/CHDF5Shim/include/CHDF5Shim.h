@@ -20,7 +20,9 @@ int64_t rc_h5_string_list_attribute(int64_t file, const char *object_path, const
 /// another (free with `rc_h5_free`); -1 when `path` is not a group.
 int64_t rc_h5_group_members(int64_t file, const char *path, char **buffer);
 
-/// The rank of a dataset (≤ `capacity` dimensions written to `dims`), or -1 if missing.
+/// The rank of a dataset (its first `capacity` dimensions written to `dims`; the rank may be
+/// larger), -1 if missing, or -2 if its data is not inside this file: reached through an
+/// external link, kept in external raw files, or a virtual dataset drawing on other datasets.
 int rc_h5_dataset_shape(int64_t file, const char *path, int64_t *dims, int capacity);
 
 /// Reads a numeric dataset converted to native float32 into `out` (`count` elements).

@@ -63,6 +63,16 @@ public struct EpochReport: Codable, Hashable, Sendable {
 /// updated), softmax cross-entropy, SGD with momentum or Adam. Deterministic for a given
 /// seed and thread count.
 public enum Trainer {
+    /// The loss stopped being a finite number: the weights are NaN or infinite from here on.
+    public struct Diverged: Error, CustomStringConvertible, Equatable {
+        public let epoch: Int
+        /// The batch of the epoch (from 1) whose loss was not finite.
+        public let batch: Int
+        public var description: String {
+            "training diverged in epoch \(epoch), batch \(batch) (the loss is NaN or infinite): lower the learning rate"
+        }
+    }
+
     public static func train(_ definition: NetworkDefinition, on train: some LabeledImageSource,
                              validation: (any LabeledImageSource)? = nil, options: TrainingOptions,
                              initialParameters: Parameters? = nil,
@@ -96,6 +106,7 @@ public enum Trainer {
                 let pass = executor.forwardForGradient(trainingGraph, parameters: parameters, input: images,
                                                        mode: .training(seed: options.seed &+ UInt64(step)))
                 let (loss, seed) = Softmax.crossEntropy(logits: pass.output, labels: labels)
+                guard loss.isFinite else { throw Diverged(epoch: epoch, batch: step - (epoch - 1) * batchesPerEpoch + 1) }
                 let gradients = pass.backward(seed, target: .inputAndParameters)
                 learningRate = options.learningRate(step: step, totalSteps: totalSteps)
                 optimizer.step(&parameters, gradients: gradients.parameters, learningRate: learningRate)

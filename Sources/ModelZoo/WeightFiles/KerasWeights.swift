@@ -87,9 +87,17 @@ public enum KerasWeights {
             }
             for (datasetPath, weight) in zip(source.datasets, layer.weights) {
                 var dims = [Int64](repeating: 0, count: 8)
-                let rank = Int(rc_h5_dataset_shape(file, datasetPath, &dims, 8))
+                let rank = Int(rc_h5_dataset_shape(file, datasetPath, &dims, Int32(dims.count)))
+                if rank == -2 {
+                    throw WeightFileError.unsupportedFormat(file: path, reason: "dataset \(datasetPath) keeps its values outside the file "
+                        + "(an external link, external storage or a virtual dataset); weights are read only from the file itself")
+                }
                 guard rank >= 0 else {
                     problems.append("missing dataset \(datasetPath)")
+                    continue
+                }
+                guard rank <= dims.count else {
+                    problems.append("'\(datasetPath.dropFirst())' has \(rank) dimensions, expected shape \(weight.kerasShape) for '\(weight.parameter)'")
                     continue
                 }
                 let shape = dims.prefix(rank).map { Int($0) }
