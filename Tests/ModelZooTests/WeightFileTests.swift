@@ -127,6 +127,47 @@ final class WeightFileTests: XCTestCase {
         }
     }
 
+    /// A training checkpoint (torchvision's reference scripts: the state dict under `model`,
+    /// DataParallel's `module.` names, the optimizer's state, the script's argparse arguments,
+    /// a NumPy number and a set beside it) reads as the state dict it holds
+    /// (Tools/reference/make_training_checkpoint_fixture.py); the metadata builds nothing.
+    func testTheStateDictInsideATrainingCheckpointIsFound() throws {
+        let path = fixtures.appendingPathComponent("training_checkpoint.pth").path
+        let tensors = try TorchCheckpoint.read(path)
+        XCTAssertEqual(Set(tensors.keys), Set(["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var",
+                                               "1.num_batches_tracked"].map { "model.module." + $0 }),
+                       "the optimizer's momentum buffers sit under integer keys, which are not parameter names")
+        let names = ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var"]
+        let located = try NestedStateDict.located(in: tensors, names: names, file: path)
+        XCTAssertEqual(Set(located.keys), Set(names + ["1.num_batches_tracked"]))
+        XCTAssertEqual(located["0.weight"], tensors["model.module.0.weight"])
+        XCTAssertEqual(located["0.weight"]?.shape, [4, 3, 1, 1])
+    }
+
+    /// A network's checkpoint saved under a prefix loads as the plain one, whatever else the
+    /// file holds; two complete copies (a model and its moving average) are refused by name.
+    func testANestedStateDictLoadsAsThePlainOne() throws {
+        let entry = try resnetEntry()
+        let config = ParityTests.config(entry)
+        let plain = try SafeTensors.read(fixtures.appendingPathComponent(entry.files["safetensors"]!).path)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-nested-\(getpid()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var nested = Dictionary(uniqueKeysWithValues: plain.map { ("state_dict.module.\($0.key)", $0.value) })
+        nested["optimizer.step"] = Tensor(shape: [1])
+        try SafeTensors.write(nested, to: path)
+        let model = try Model(config: config, weights: path)
+        let reference = try Model(config: config, weights: fixtures.appendingPathComponent(entry.files["safetensors"]!).path)
+        XCTAssertEqual(model.parameters.count, reference.parameters.count)
+        for (name, tensor) in reference.parameters { XCTAssertEqual(model.parameters[name], tensor, name) }
+
+        for (key, tensor) in plain { nested["ema.\(key)"] = tensor }
+        try SafeTensors.write(nested, to: path)
+        XCTAssertThrowsError(try Model(config: config, weights: path)) { error in
+            guard case let WeightFileError.unsupportedFormat(_, reason) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(reason, "it holds 2 state dicts for this network, under 'ema.', 'state_dict.module.'; save the one to use on its own")
+        }
+    }
+
     /// NaN or infinite weights (a diverged run, a damaged file) are named with the other
     /// problems instead of turning every prediction into NaN.
     func testNonFiniteWeightsAreNamed() throws {

@@ -2,9 +2,10 @@
 /// dicts, and nothing that can run code.
 ///
 /// `GLOBAL`/`STACK_GLOBAL` are checked against an allowlist (ordered dicts, tensor and
-/// storage rebuild functions, storage types); anything else — `os.system`, `builtins.eval`,
-/// any class — stops loading with `WeightFileError.forbiddenGlobal`. `REDUCE` only "calls"
-/// the allowlisted functions, which are interpreted here, never executed.
+/// storage rebuild functions, storage types, and a few inert metadata classes); anything
+/// else — `os.system`, `builtins.eval`, any other class — stops loading with
+/// `WeightFileError.forbiddenGlobal`. `REDUCE` only "calls" the allowlisted functions, which
+/// are interpreted here, never executed.
 struct Unpickler {
     /// A persistent reference to tensor storage, as PyTorch writes it.
     struct StorageReference: Hashable {
@@ -58,6 +59,15 @@ struct Unpickler {
         "torch.ByteStorage", "torch.BoolStorage", "torch.storage.UntypedStorage", "torch.float32", "torch.float64",
         "torch.float16", "torch.bfloat16", "torch.int64", "torch.int32", "torch.uint8", "torch.int8", "torch.bool",
         "torch.device", "torch.Size", "_codecs.encode",
+    ]
+
+    /// Classes of the metadata training scripts save beside the weights — their command-line
+    /// arguments (torchvision's reference scripts), NumPy numbers, sets — allowed as inert
+    /// values: a call of one yields nothing and the state given to it is dropped, so no object
+    /// is ever built.
+    static let metadataGlobals: Set<String> = [
+        "argparse.Namespace", "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar", "numpy.dtype",
+        "builtins.set", "builtins.frozenset",
     ]
 
     /// What kind of whole-model file a global's class betrays — a model pickled whole
@@ -192,6 +202,13 @@ struct Unpickler {
                 guard case var .list(existing) = try pop() else { throw corrupt("APPENDS to a non-list") }
                 existing += items
                 stack.append(.list(existing))
+            case 0x8F: stack.append(.list([])) // EMPTY_SET (kept as a list: metadata, never a weight)
+            case 0x90: // ADDITEMS
+                let items = try popMark()
+                guard case var .list(existing) = try pop() else { throw corrupt("ADDITEMS to a non-set") }
+                existing += items
+                stack.append(.list(existing))
+            case 0x91: stack.append(.list(try popMark())) // FROZENSET
             case 0x7D: stack.append(.dict([])) // EMPTY_DICT
             case 0x64: // DICT
                 let items = try popMark()
@@ -234,7 +251,7 @@ struct Unpickler {
             case 0x81: // NEWOBJ
                 let arguments = try pop(), cls = try pop()
                 stack.append(try reduce(cls, arguments))
-            case 0x62: // BUILD: state on an OrderedDict (`_metadata`) or a tensor; dropped
+            case 0x62: // BUILD: state on an OrderedDict (`_metadata`), a tensor or metadata; dropped
                 _ = try pop()
             default:
                 throw corrupt(String(format: "unsupported opcode 0x%02x", opcode))
@@ -250,7 +267,9 @@ struct Unpickler {
         "torch.per_tensor_affine", "torch.per_channel_affine", "torch.per_channel_affine_float_qparams",
     ]
 
-    private func global(_ name: String) throws -> Value {
+    private func global(_ spelled: String) throws -> Value {
+        // Protocol 2 spells builtins by their Python 2 module, as Python's own unpickler maps back.
+        let name = spelled.hasPrefix("__builtin__.") ? "builtins." + spelled.dropFirst("__builtin__.".count) : spelled
         if Self.quantizedGlobals.contains(name) {
             throw WeightFileError.unsupportedFormat(
                 file: file, reason: "a quantized PyTorch checkpoint (its pickle holds int8 tensors: '\(name)'); robustctl reads "
@@ -261,13 +280,16 @@ struct Unpickler {
                 file: file, reason: "\(kind) (its pickle names the class '\(name)', which only running code could rebuild); "
                     + "robustctl reads state dicts and never runs code from a weight file — save `model.state_dict()` instead")
         }
-        guard Self.allowedGlobals.contains(name) else { throw WeightFileError.forbiddenGlobal(file: file, global: name) }
+        guard Self.allowedGlobals.contains(name) || Self.metadataGlobals.contains(name) else {
+            throw WeightFileError.forbiddenGlobal(file: file, global: name)
+        }
         return .global(name)
     }
 
     /// Interprets a call of an allowlisted global.
     private func reduce(_ callable: Value, _ arguments: Value) throws -> Value {
         guard case let .global(name) = callable, let args = arguments.elements else { throw corrupt("REDUCE of a non-global") }
+        if Self.metadataGlobals.contains(name) { return .none }
         switch name {
         case "collections.OrderedDict", "builtins.dict":
             return .dict([])

@@ -27,11 +27,13 @@ public enum WeightFiles {
     }
 
     /// Named tensors in TensorCore's layout. Keras files are mapped onto the definition's
-    /// parameter names (they store layers, not a flat dictionary).
+    /// parameter names (they store layers, not a flat dictionary); in the others, a state dict
+    /// nested in a training checkpoint is found (`NestedStateDict`).
     static func read(_ path: String, for definition: NetworkDefinition) throws -> [String: Tensor] {
+        let names = definition.parameters.map(\.name)
         switch try format(of: path) {
-        case .safetensors: return try SafeTensors.read(path)
-        case .torchZip, .torchLegacy: return try TorchCheckpoint.read(path)
+        case .safetensors: return try NestedStateDict.located(in: SafeTensors.read(path), names: names, file: path)
+        case .torchZip, .torchLegacy: return try NestedStateDict.located(in: TorchCheckpoint.read(path), names: names, file: path)
         case .kerasH5: return try KerasWeights.read(path, layers: definition.kerasLayers)
         case .kerasArchive: return try KerasWeights.readArchive(path, layers: definition.kerasLayers)
         }
