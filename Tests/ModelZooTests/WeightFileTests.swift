@@ -188,6 +188,28 @@ final class WeightFileTests: XCTestCase {
         }
     }
 
+    /// A Keras file with some of the network's layers names the missing ones; without just the
+    /// classifier (Keras's `*_notop.h5` downloads) it says so.
+    func testMissingKerasLayersAreNamed() throws {
+        let entry = try XCTUnwrap(ParityTests.manifest().first { $0.architecture == "mobilenet_v2" && $0.flavor == "keras" })
+        let definition = try NetworkDefinition(ParityTests.config(entry))
+        let model = try Model(config: ParityTests.config(entry), weights: fixtures.appendingPathComponent(entry.files["h5"]!).path)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-notop-\(getpid()).h5").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try KerasWeights.write(model.parameters, layers: definition.kerasLayers.dropLast(), of: "test", to: path)
+        XCTAssertThrowsError(try WeightFiles.read(path, for: definition)) { error in
+            guard case let WeightFileError.mismatch(_, _, problems) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(problems, ["missing layer 'predictions' (the classifier: weights without it, like Keras's *_notop.h5 "
+                                      + "files, cannot classify)"])
+        }
+        try KerasWeights.write(model.parameters, layers: definition.kerasLayers.filter { !$0.name.hasPrefix("block_1") }, of: "test", to: path)
+        XCTAssertThrowsError(try WeightFiles.read(path, for: definition)) { error in
+            guard case let WeightFileError.mismatch(_, _, problems) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(problems.count, 1, "\(problems)")
+            XCTAssertTrue(problems[0].hasPrefix("missing layers 'block_1_expand', 'block_1_expand_BN', "), problems[0])
+        }
+    }
+
     /// HDF5 can keep a dataset's values elsewhere: behind an external link to another file,
     /// in external raw files, or in a virtual dataset over other files. Weight files are read
     /// only from themselves, so all three are refused; the control file with the same layout
@@ -198,7 +220,8 @@ final class WeightFileTests: XCTestCase {
                                                            inputSize: 64, numClasses: 10))
         XCTAssertThrowsError(try WeightFiles.read(directory.appendingPathComponent("local.h5").path, for: definition)) { error in
             guard case let WeightFileError.mismatch(_, _, problems) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(problems.contains { $0.hasPrefix("the file has 1 layers with weights") }, "\(problems)")
+            XCTAssertEqual(problems, ["missing layers 'bn_Conv1', 'expanded_conv_depthwise', 'expanded_conv_depthwise_BN', "
+                                      + "'expanded_conv_project', 'expanded_conv_project_BN', …"])
         }
         for name in ["external_link.h5", "external_storage.h5", "virtual.h5"] {
             let path = directory.appendingPathComponent(name).path

@@ -131,6 +131,17 @@ public enum KerasWeights {
         }
         let byName = Dictionary(fileLayers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         if layers.allSatisfy({ byName[$0.name] != nil }) { return layers.map { byName[$0.name] } }
+        let networkNames = Set(layers.map(\.name))
+        if fileLayers.allSatisfy({ networkNames.contains($0.name) }) {
+            // The file's layers are the network's, some missing: name them rather than fall back
+            // to positions.
+            let missing = layers.filter { byName[$0.name] == nil }
+            let headless = missing.count == 1 && missing[0].name == layers.last?.name
+            problems.append("missing " + (missing.count == 1 ? "layer " : "layers ")
+                + missing.prefix(5).map { "'\($0.name)'" }.joined(separator: ", ") + (missing.count > 5 ? ", …" : "")
+                + (headless ? " (the classifier: weights without it, like Keras's *_notop.h5 files, cannot classify)" : ""))
+            return layers.map { byName[$0.name] }
+        }
         if fileLayers.count != layers.count {
             problems.append("the file has \(fileLayers.count) layers with weights, the network \(layers.count)")
         }

@@ -40,6 +40,12 @@ extension KerasWeights {
     /// dataset per weight, kernels in Keras's HWIO order), readable by Keras and by
     /// `KerasWeights.read`. The file appears atomically (written beside, then renamed).
     public static func write(_ parameters: Parameters, definition: NetworkDefinition, to path: String) throws {
+        try write(parameters, layers: definition.kerasLayers, of: definition.config.architecture.rawValue, to: path)
+    }
+
+    /// Writes `layers` (a network's, or some of them) as `write(_:definition:to:)` does.
+    /// - Parameter network: the architecture named in errors.
+    static func write(_ parameters: Parameters, layers: [KerasLayer], of network: String, to path: String) throws {
         let temporary = path + ".partial-\(getpid())"
         let file = rc_h5_create(temporary)
         guard file > 0 else { throw WeightFileError.unreadable(file: path, reason: "cannot create HDF5 file") }
@@ -48,7 +54,6 @@ extension KerasWeights {
         func check(_ status: Int32, _ what: String) throws {
             if status != 0 { throw WeightFileError.unreadable(file: path, reason: "HDF5 write failed: \(what)") }
         }
-        let layers = definition.kerasLayers
         try check(writeStrings(file, "/", "layer_names", layers.map(\.name)), "layer_names")
         try check(writeStrings(file, "/", "backend", ["tensorflow"]), "backend")
         try check(writeStrings(file, "/", "keras_version", ["2.15.0"]), "keras_version")
@@ -58,7 +63,7 @@ extension KerasWeights {
             try check(writeStrings(file, "/" + layer.name, "weight_names", names), "weight_names of \(layer.name)")
             for (weight, name) in zip(layer.weights, names) {
                 guard let tensor = parameters[weight.parameter] else {
-                    throw WeightFileError.mismatch(file: path, expected: "parameters of \(definition.config.architecture.rawValue)",
+                    throw WeightFileError.mismatch(file: path, expected: "parameters of \(network)",
                                                    problems: ["missing '\(weight.parameter)'"])
                 }
                 let keras = toKeras(tensor, weight.layout)
