@@ -156,15 +156,27 @@ final class MobileFileTests: XCTestCase {
         XCTAssertEqual(try MobileEngine(MobileFile.read(path)).logits(inputs), try MobileEngine(model).logits(inputs))
     }
 
-    /// Weights holding NaN, or so large that the float model overflows, are refused by the
-    /// int8 converter naming the node (they used to trap converting NaN to an integer).
+    /// Finite weights whose folded form overflows (a batch norm scale of 3e38 over a zero
+    /// variance), or so large that the float model overflows, are refused by the int8
+    /// converter naming the node (NaN used to trap converting to an integer; weight files
+    /// holding NaN themselves are refused on loading).
     func testConverterNamesNonFiniteWeightsAndRanges() throws {
         let item = try XCTUnwrap(MobileEngineTests.models().first { $0.entry.architecture == "mobilenet_v2" && $0.entry.flavor == "torch" })
         let file = MobileEngineTests.zooFixtures.appendingPathComponent(item.entry.files["safetensors"]!).path
-        for (value, scheme, what) in [(Float.nan, QuantizationScheme.tflite, "weights or bias"), (3e38, .qnnpack, "calibrated range")] {
-            var tensors = try SafeTensors.read(file)
-            tensors["features.0.0.weight"] = tensors["features.0.0.weight"]!.map { value * $0.magnitude.squareRoot() + $0 }
-            let model = try Model(definition: item.model.definition, tensors: tensors, source: "damaged")
+        let overflowingFold: ([String: Tensor]) -> [String: Tensor] = { tensors in
+            var tensors = tensors
+            tensors["features.0.1.weight"] = tensors["features.0.1.weight"]!.map { _ in 3e38 }
+            tensors["features.0.1.running_var"] = tensors["features.0.1.running_var"]!.map { _ in 0 }
+            return tensors
+        }
+        let overflowingActivations: ([String: Tensor]) -> [String: Tensor] = { tensors in
+            var tensors = tensors
+            tensors["features.0.0.weight"] = tensors["features.0.0.weight"]!.map { 3e38 * $0.magnitude.squareRoot() + $0 }
+            return tensors
+        }
+        for (edit, scheme, what) in [(overflowingFold, QuantizationScheme.tflite, "weights or bias"),
+                                     (overflowingActivations, .qnnpack, "calibrated range")] {
+            let model = try Model(definition: item.model.definition, tensors: edit(try SafeTensors.read(file)), source: "damaged")
             var calibrator = try Calibrator(model: model, scheme: scheme)
             try calibrator.observe(item.inputs)
             XCTAssertThrowsError(try calibrator.finish(labels: [], sourceWeights: "damaged"), "\(scheme)") { error in
