@@ -10,7 +10,7 @@ public enum FileFailure {
         if !manager.fileExists(atPath: path, isDirectory: &isDirectory) { return "no such file" }
         if isDirectory.boolValue { return "it is a folder, not a file" }
         if !manager.isReadableFile(atPath: path) { return "permission denied" }
-        return (error as NSError).localizedDescription
+        return plain(error)
     }
 
     /// The reason writing `path` failed (or would fail) with `error`, from the file system's state.
@@ -22,6 +22,14 @@ public enum FileFailure {
         if !manager.fileExists(atPath: folder, isDirectory: &isDirectory) { return "its folder \(folder) does not exist" }
         if !isDirectory.boolValue { return "\(folder) is not a folder" }
         if !manager.isWritableFile(atPath: folder) { return "permission denied in \(folder)" }
-        return error.map { ($0 as NSError).localizedDescription } ?? "not writable"
+        return error.map(plain) ?? "not writable"
+    }
+
+    /// Foundation's description without its "The operation could not be completed." preamble
+    /// ("There isn’t enough space." for a full disk).
+    static func plain(_ error: any Error) -> String {
+        let text = (error as NSError).localizedDescription
+        let preamble = "The operation could not be completed. "
+        return text.hasPrefix(preamble) && text.count > preamble.count ? String(text.dropFirst(preamble.count)) : text
     }
 }

@@ -29,7 +29,13 @@ struct ComputeOptions: ParsableArguments {
     func apply() {
         // Progress lines (epochs, demo steps) should reach a log file or pipe as they happen.
         rc_line_buffer_stdout()
-        Threading.setThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if let threads, threads > cores {
+            // Allowed (results do not depend on it), but every parallel loop then waits on
+            // threads that share a core, and measured times say so.
+            printError("warning: --threads \(threads) is more than this machine's \(cores) cores; the work and its timings will be slower")
+        }
+        Threading.setThreads(threads ?? cores)
     }
 }
 

@@ -143,6 +143,22 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(unwritable.stderr.contains("cannot write to output folder"), unwritable.stderr)
     }
 
+    /// More threads than cores run (results do not depend on the count) with a warning that
+    /// the work and its timings will be slower.
+    func testMoreThreadsThanCoresWarns() throws {
+        let (directory, _) = try makeInputs()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let arguments = ["predict"] + modelArguments.dropLast(2) + ["--json", directory.appendingPathComponent("img0.png").path]
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let crowded = try run(arguments + ["--threads", "\(4 * cores)"])
+        XCTAssertEqual(crowded.status, 0, crowded.stderr)
+        XCTAssertEqual(crowded.stderr, "warning: --threads \(4 * cores) is more than this machine's \(cores) cores; "
+                       + "the work and its timings will be slower\n")
+        let fitting = try run(arguments + ["--threads", "\(cores)"])
+        XCTAssertEqual(fitting.stderr, "")
+        XCTAssertEqual(crowded.stdout, fitting.stdout)
+    }
+
     func testPredictJSONAndRefusedWeights() throws {
         let (directory, _) = try makeInputs()
         defer { try? FileManager.default.removeItem(at: directory) }
