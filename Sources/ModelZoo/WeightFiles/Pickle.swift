@@ -197,17 +197,12 @@ struct Unpickler {
                 guard case var .list(items) = try pop() else { throw corrupt("APPEND to a non-list") }
                 items.append(item)
                 stack.append(.list(items))
-            case 0x65: // APPENDS
+            case 0x65, 0x90: // APPENDS, ADDITEMS (sets are kept as lists: metadata, never a weight)
                 let items = try popMark()
-                guard case var .list(existing) = try pop() else { throw corrupt("APPENDS to a non-list") }
+                guard case var .list(existing) = try pop() else { throw corrupt(opcode == 0x65 ? "APPENDS to a non-list" : "ADDITEMS to a non-set") }
                 existing += items
                 stack.append(.list(existing))
-            case 0x8F: stack.append(.list([])) // EMPTY_SET (kept as a list: metadata, never a weight)
-            case 0x90: // ADDITEMS
-                let items = try popMark()
-                guard case var .list(existing) = try pop() else { throw corrupt("ADDITEMS to a non-set") }
-                existing += items
-                stack.append(.list(existing))
+            case 0x8F: stack.append(.list([])) // EMPTY_SET
             case 0x91: stack.append(.list(try popMark())) // FROZENSET
             case 0x7D: stack.append(.dict([])) // EMPTY_DICT
             case 0x64: // DICT

@@ -48,11 +48,11 @@ extension KerasWeights {
     static func write(_ parameters: Parameters, layers: [KerasLayer], of network: String, to path: String) throws {
         let temporary = path + ".partial-\(getpid())"
         let file = rc_h5_create(temporary)
-        guard file > 0 else { throw WeightFileError.unreadable(file: path, reason: "cannot create HDF5 file") }
+        guard file > 0 else { throw WeightFileError.unwritable(file: path, reason: FileFailure.writeReason(path, nil)) }
         var closed = false
         defer { if !closed { rc_h5_close(file); try? FileManager.default.removeItem(atPath: temporary) } }
         func check(_ status: Int32, _ what: String) throws {
-            if status != 0 { throw WeightFileError.unreadable(file: path, reason: "HDF5 write failed: \(what)") }
+            if status != 0 { throw WeightFileError.unwritable(file: path, reason: "HDF5 write failed: \(what)") }
         }
         try check(writeStrings(file, "/", "layer_names", layers.map(\.name)), "layer_names")
         try check(writeStrings(file, "/", "backend", ["tensorflow"]), "backend")
