@@ -38,6 +38,34 @@ final class WeightFileTests: XCTestCase {
         }
     }
 
+    /// The MobileNetV2 fixture as fine-tuning scripts save it — the Keras Applications base
+    /// nested as one layer of a Sequential model with the classifier — in Keras 2's and Keras
+    /// 3's layouts (Tools/reference/make_nested_keras_fixtures.py) reads the same weights as
+    /// the flat file, bit for bit.
+    func testNestedKerasModelsReadTheSameWeightsAsTheFlatFile() throws {
+        let entry = try XCTUnwrap(ParityTests.manifest().first { $0.architecture == "mobilenet_v2" && $0.flavor == "keras" })
+        let definition = try NetworkDefinition(ParityTests.config(entry))
+        let flat = try WeightFiles.read(fixtures.appendingPathComponent(entry.files["h5"]!).path, for: definition)
+        for file in ["mobilenet_v2_keras_nested.h5", "mobilenet_v2_keras_nested.weights.h5"] {
+            let tensors = try WeightFiles.read(fixtures.appendingPathComponent(file).path, for: definition)
+            XCTAssertEqual(Set(tensors.keys), Set(flat.keys), file)
+            for (name, tensor) in flat { XCTAssertEqual(tensors[name], tensor, "\(file) \(name)") }
+        }
+    }
+
+    /// A nested model's weight names split into its layers in order of first appearance, with
+    /// moving statistics listed after every trainable weight; a plain layer's stay together.
+    func testWeightNamesOfANestedModelSplitByLayer() {
+        let nested = KerasWeights.layersNamed(in: ["Conv1/kernel:0", "bn/gamma:0", "bn/beta:0", "dense/kernel:0", "bn/moving_mean:0",
+                                                   "bn/moving_variance:0"])
+        XCTAssertEqual(nested.map(\.name), ["Conv1", "bn", "dense"])
+        XCTAssertEqual(nested.map(\.weights), [["Conv1/kernel:0"], ["bn/gamma:0", "bn/beta:0", "bn/moving_mean:0", "bn/moving_variance:0"],
+                                                ["dense/kernel:0"]])
+        XCTAssertEqual(KerasWeights.layersNamed(in: ["bn/gamma:0", "bn/beta:0"]).map(\.name), [nil])
+        XCTAssertEqual(KerasWeights.layersNamed(in: ["conv1_W:0", "conv1_b:0"]).map(\.weights), [["conv1_W:0", "conv1_b:0"]])
+        XCTAssertTrue(KerasWeights.layersNamed(in: []).isEmpty)
+    }
+
     /// A Keras 3 file whose layers do not fit: mis-shaped datasets are named together, and a
     /// file of another network names the layer groups it lacks and those it has in excess.
     func testKeras3LayoutMismatchesAreReportedTogether() throws {

@@ -127,7 +127,9 @@ public enum KerasWeights {
             guard let weights = stringList(file, "\(root)/\(name)", "weight_names") else {
                 throw WeightFileError.corrupt(file: path, reason: "layer '\(name)' has no 'weight_names' attribute")
             }
-            if !weights.isEmpty { fileLayers.append(FileLayer(name: name, datasets: weights.map { "\(root)/\(name)/\($0)" })) }
+            fileLayers += layersNamed(in: weights).map { inner, weights in
+                FileLayer(name: inner ?? name, datasets: weights.map { "\(root)/\(name)/\($0)" })
+            }
         }
         let byName = Dictionary(fileLayers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         if layers.allSatisfy({ byName[$0.name] != nil }) { return layers.map { byName[$0.name] } }
@@ -151,30 +153,55 @@ public enum KerasWeights {
         return layers.indices.map { $0 < fileLayers.count ? fileLayers[$0] : nil }
     }
 
+    /// A file layer's weight names split by the layer they belong to. A model nested as one
+    /// layer (a Keras Applications base inside a fine-tuning script's Sequential model) lists
+    /// its inner layers' weights, `Conv1/kernel:0`, `bn_Conv1/gamma:0`, …, trainable ones
+    /// first: two or more distinct prefixes before "/" give one (name, weights) per inner layer
+    /// in order of first appearance. Otherwise the one layer, unnamed (nil); none when empty.
+    static func layersNamed(in weights: [String]) -> [(name: String?, weights: [String])] {
+        let prefixes = weights.map { weight in weight.firstIndex(of: "/").map { String(weight[..<$0]) } }
+        guard prefixes.allSatisfy({ $0 != nil }), Set(prefixes).count >= 2 else { return weights.isEmpty ? [] : [(nil, weights)] }
+        var order: [String] = []
+        var grouped: [String: [String]] = [:]
+        for (prefix, weight) in zip(prefixes.map { $0! }, weights) {
+            if grouped[prefix] == nil { order.append(prefix) }
+            grouped[prefix, default: []].append(weight)
+        }
+        return order.map { ($0, grouped[$0]!) }
+    }
+
     /// The file layers of Keras 3's `.weights.h5` layout, one per network layer: each layer's
-    /// group named by its class and its number among the network's layers of that class.
-    /// Layers in the file (`members`: the groups under /layers) with weights that no network
-    /// layer takes go to `problems`.
+    /// group named by its class and its number among the network's layers of that class, under
+    /// /layers or, for a model nested as one layer (a Keras Applications base inside a
+    /// fine-tuning script's Sequential model), under /layers/<its group>/layers, where Keras
+    /// numbers its layers. Layers in the file (`members`: the groups under /layers) with
+    /// weights that no network layer takes go to `problems`.
     private static func numberedLayers(_ file: Int64, members: [String], layers: [KerasLayer], problems: inout [String]) -> [FileLayer?] {
+        let containers = ["layers"] + members.filter { groupMembers(file, "/layers/\($0)/layers") != nil }.map { "layers/\($0)/layers" }
         var counts: [String: Int] = [:]
         let sources = layers.map { layer -> FileLayer? in
             let className = layer.kerasClassName
             let number = counts[className, default: 0]
             counts[className] = number + 1
             let name = number == 0 ? className : "\(className)_\(number)"
-            guard let variables = groupMembers(file, "/layers/\(name)/vars") else {
+            let found = containers.lazy.compactMap { container in
+                groupMembers(file, "/\(container)/\(name)/vars").map { ("\(container)/\(name)", $0) }
+            }.first
+            guard let (group, variables) = found else {
                 problems.append("missing layer group layers/\(name) for '\(layer.name)'")
                 return nil
             }
             // Datasets are named 0, 1, …; listed in name order, 10 would come before 2.
-            return FileLayer(name: "layers/\(name)", datasets: variables.indices.map { "/layers/\(name)/vars/\($0)" })
+            return FileLayer(name: group, datasets: variables.indices.map { "/\(group)/vars/\($0)" })
         }
         let taken = Set(sources.compactMap { $0?.name })
-        let unexpected = members.filter {
-            !taken.contains("layers/\($0)") && !(groupMembers(file, "/layers/\($0)/vars") ?? []).isEmpty
+        let unexpected = containers.flatMap { container in
+            (groupMembers(file, "/\(container)") ?? []).map { "\(container)/\($0)" }.filter {
+                !taken.contains($0) && !(groupMembers(file, "/\($0)/vars") ?? []).isEmpty
+            }
         }
         if !unexpected.isEmpty {
-            problems.append("unexpected layers " + unexpected.prefix(5).map { "'layers/\($0)'" }.joined(separator: ", "))
+            problems.append("unexpected layers " + unexpected.prefix(5).map { "'\($0)'" }.joined(separator: ", "))
         }
         return sources
     }
