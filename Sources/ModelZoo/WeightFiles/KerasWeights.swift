@@ -29,7 +29,7 @@ public enum KerasWeights {
 
     /// Whether the zip at `path` is a `.keras` file (it holds `model.weights.h5`).
     static func isArchive(_ path: String) -> Bool {
-        (try? Archive(url: URL(fileURLWithPath: path), accessMode: .read))?[archiveWeights] != nil
+        (try? Archive.weightFile(path))?[archiveWeights] != nil
     }
 
     /// Reads the weights of a `.keras` zip: its `model.weights.h5`, extracted (CRC-checked)
