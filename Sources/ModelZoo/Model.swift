@@ -62,8 +62,11 @@ public struct Model: Sendable {
                 let unexpected = problems.filter { $0.hasPrefix("unexpected") }.count
                 listed = ["the file looks like a \(guess.flavor.rawValue) \(guess.architecture.rawValue) checkpoint "
                           + "(\(missing) expected tensors missing, \(unexpected) unexpected)"]
-            } else if listed.count > 25 {
-                listed = Array(listed.prefix(25)) + ["... and \(listed.count - 25) more"]
+            } else {
+                if listed.count > 25 { listed = Array(listed.prefix(25)) + ["... and \(listed.count - 25) more"] }
+                if let fit = WeightFileInspector.fittingConfig(tensors, near: definition) {
+                    listed.insert("the file fits width multiplier \(fit.widthMultiplier) with \(fit.numClasses) classes", at: 0)
+                }
             }
             throw WeightFileError.mismatch(file: source, expected: expected, problems: listed)
         }
@@ -145,6 +148,30 @@ enum WeightFileInspector {
         let architecture: Architecture
         let flavor: Flavor
         func matches(_ config: ModelConfig) -> Bool { architecture == config.architecture && flavor == config.flavor }
+    }
+
+    /// Another width or class count of `definition`'s network whose parameters all have the
+    /// shapes `tensors` holds, or nil. Tried: the class count of the file's classifier, with the
+    /// width its first convolution implies and, for MobileNetV2 (whose rounding hides the width
+    /// in the first layer), the published ones and our reduced ones. Complexity: a few graph builds.
+    static func fittingConfig(_ tensors: [String: Tensor], near definition: NetworkDefinition) -> ModelConfig? {
+        let config = definition.config
+        let classifier = definition.graph.nodes.lazy.compactMap { node -> String? in
+            if case let .linear(weight, _) = node.operation { return weight }
+            return nil
+        }.last
+        guard let classes = classifier.flatMap({ tensors[$0]?.shape.first }), let stem = definition.parameters.first,
+              let stored = tensors[stem.name]?.shape.first, let expected = stem.shape.first, expected > 0 else { return nil }
+        var widths = [config.widthMultiplier * Double(stored) / Double(expected)]
+        if config.architecture == .mobilenetV2 { widths += [0.1, 0.25, 0.35, 0.5, 0.75, 1.0, 1.3, 1.4] }
+        for width in widths {
+            var candidate = config
+            (candidate.widthMultiplier, candidate.numClasses) = (width, classes)
+            guard candidate != config, let other = try? NetworkDefinition(candidate),
+                  other.parameters.allSatisfy({ tensors[$0.name]?.shape == $0.shape }) else { continue }
+            return candidate
+        }
+        return nil
     }
 
     static func describe(_ keys: [String]) -> Guess? {

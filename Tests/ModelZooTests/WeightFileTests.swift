@@ -76,9 +76,9 @@ final class WeightFileTests: XCTestCase {
         XCTAssertThrowsError(try Model(config: config, weights: path)) { error in
             guard case let WeightFileError.mismatch(file, _, problems) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(file, path)
-            XCTAssertEqual(problems.count, 2, "\(problems)")
-            XCTAssertTrue(problems.contains { $0.hasPrefix("'layers/dense/vars/0' has shape") }, "\(problems)")
-            XCTAssertTrue(problems.contains { $0.hasPrefix("'layers/dense/vars/1' has shape [10], expected [7]") }, "\(problems)")
+            XCTAssertEqual(problems, ["the file fits width multiplier 0.1 with 10 classes",
+                                      "'predictions/kernel' has shape [10, 1280], expected [7, 1280]",
+                                      "'predictions/bias' has shape [10], expected [7]"])
         }
         let inception = fixtures.appendingPathComponent("inception_v3_keras.weights.h5").path
         XCTAssertThrowsError(try Model(config: ParityTests.config(entry), weights: inception)) { error in
@@ -258,6 +258,33 @@ final class WeightFileTests: XCTestCase {
                 XCTAssertEqual(file, path)
                 XCTAssertTrue(reason.hasPrefix("dataset /Conv1/Conv1/kernel:0 keeps its values outside the file"), reason)
             }
+        }
+    }
+
+    /// A file of the right network at another width or class count (flags left at their
+    /// defaults, a fine-tuned classifier) says which fits, in every format.
+    func testAFileOfAnotherWidthOrClassCountSaysWhichFits() throws {
+        let cases: [(Architecture, Flavor, String, String)] = [
+            (.resnet50, .torch, "resnet50_torch.safetensors", "the file fits width multiplier 0.0625 with 10 classes"),
+            (.mobilenetV2, .keras, "mobilenet_v2_keras.h5", "the file fits width multiplier 0.1 with 10 classes"),
+            (.mobilenetV2, .keras, "mobilenet_v2_keras_nested.weights.h5", "the file fits width multiplier 0.1 with 10 classes"),
+            (.inceptionV3, .torch, "inception_v3_torch.safetensors", "the file fits width multiplier 0.0625 with 10 classes"),
+        ]
+        for (architecture, flavor, file, hint) in cases {
+            let config = ModelConfig(architecture: architecture, flavor: flavor, inputSize: 75)
+            XCTAssertThrowsError(try Model(config: config, weights: fixtures.appendingPathComponent(file).path), file) { error in
+                guard case let WeightFileError.mismatch(_, _, problems) = error else { return XCTFail("\(file): \(error)") }
+                XCTAssertEqual(problems.first, hint, file)
+            }
+        }
+        // Only the class count differs.
+        let entry = try resnetEntry()
+        var config = ParityTests.config(entry)
+        config.numClasses = 1000
+        XCTAssertThrowsError(try Model(config: config, weights: fixtures.appendingPathComponent(entry.files["safetensors"]!).path)) { error in
+            guard case let WeightFileError.mismatch(_, _, problems) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(problems, ["the file fits width multiplier 0.0625 with 10 classes", "'fc.weight' has shape [10, 128], expected [1000, 128]",
+                                      "'fc.bias' has shape [10], expected [1000]"])
         }
     }
 

@@ -45,10 +45,11 @@ public enum KerasWeights {
         return try read(extracted.path, layers: layers, naming: path)
     }
 
-    /// Reads the weights of an HDF5 file in any of the layouts above, strictly: missing,
-    /// unexpected and mis-shaped weights are reported together. The read is rehearsed in a
-    /// child process first (`CrashIsolation`): a file that makes libhdf5 crash is refused as
-    /// damaged instead of ending the process.
+    /// Reads the weights of an HDF5 file in any of the layouts above, strictly: missing and
+    /// unexpected weights, and weights of another rank, are reported together (other extents
+    /// are left to `Model`'s check). The read is rehearsed in a child process first
+    /// (`CrashIsolation`): a file that makes libhdf5 crash is refused as damaged instead of
+    /// ending the process.
     /// - Parameter source: the file to name in errors (the zip it was extracted from).
     static func read(_ path: String, layers: [KerasLayer], naming source: String? = nil) throws -> [String: Tensor] {
         // A generous limit for the child (a read takes about 1 s per 100 MB here): one that
@@ -96,15 +97,14 @@ public enum KerasWeights {
                     problems.append("missing dataset \(datasetPath)")
                     continue
                 }
-                guard rank <= dims.count else {
-                    problems.append("'\(datasetPath.dropFirst())' has \(rank) dimensions, expected shape \(weight.kerasShape) for '\(weight.parameter)'")
+                guard rank == weight.kerasShape.count else {
+                    let stored = rank <= dims.count ? "shape \(dims.prefix(rank).map { Int($0) })" : "\(rank) dimensions"
+                    problems.append("'\(datasetPath.dropFirst())' has \(stored), expected shape \(weight.kerasShape) for '\(weight.parameter)'")
                     continue
                 }
+                // Other extents of the right rank are read and laid out as ours: the model's
+                // strict check names them, and can tell which width and class count they fit.
                 let shape = dims.prefix(rank).map { Int($0) }
-                guard shape == weight.kerasShape else {
-                    problems.append("'\(datasetPath.dropFirst())' has shape \(shape), expected \(weight.kerasShape) for '\(weight.parameter)'")
-                    continue
-                }
                 var raw = Tensor(shape: shape)
                 let status = raw.withUnsafeMutableBufferPointer { rc_h5_read_floats(file, datasetPath, $0.baseAddress, Int64($0.count)) }
                 guard status == 0 else { throw WeightFileError.corrupt(file: path, reason: "cannot read dataset \(datasetPath)") }
