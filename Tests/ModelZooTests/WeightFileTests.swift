@@ -251,6 +251,12 @@ final class WeightFileTests: XCTestCase {
             XCTAssertEqual(problems, ["missing layers 'bn_Conv1', 'expanded_conv_depthwise', 'expanded_conv_depthwise_BN', "
                                       + "'expanded_conv_project', 'expanded_conv_project_BN', …"])
         }
+        // A declared kernel of 2^40 elements (stored in no space) is named, not allocated.
+        XCTAssertThrowsError(try WeightFiles.read(directory.appendingPathComponent("huge.h5").path, for: definition)) { error in
+            guard case let WeightFileError.mismatch(_, _, problems) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(problems.contains("'Conv1/Conv1/kernel:0' has shape [3, 3, 3, 1099511627776], expected [3, 3, 3, 8] for 'Conv1/kernel'"),
+                          "\(problems)")
+        }
         for name in ["external_link.h5", "external_storage.h5", "virtual.h5"] {
             let path = directory.appendingPathComponent(name).path
             XCTAssertThrowsError(try WeightFiles.read(path, for: definition), name) { error in

@@ -4,7 +4,8 @@ HDF5 lets a dataset live elsewhere: an external link to another HDF5 file, exter
 storage (the values in a plain file beside it) or a virtual dataset drawing on other files.
 A weight file is data that must be complete in itself, so robustctl refuses all three; the
 `local.h5` control has the same layout with the values inside the file (its read gets past
-the first dataset and reports the other layers as missing).
+the first dataset and reports the other layers as missing). `huge.h5` declares a kernel of 2^40
+elements stored in no space, which must be named without allocating it.
 
 Each file names one layer, `Conv1`, as the legacy `save_weights` layout does, with the
 (3, 3, 3, 8) kernel of the MobileNetV2 fixture at width 0.1. Run by hand (needs h5py):
@@ -46,6 +47,8 @@ def main():
         layout[...] = h5py.VirtualSource("target.h5", "kernel", shape=SHAPE)
         g.create_virtual_dataset("kernel:0", layout)
     keras_file("virtual.h5", virtual)
+    # A kernel of 2^40 elements that takes no space: chunked, no chunk ever written.
+    keras_file("huge.h5", lambda f, g: g.create_dataset("kernel:0", shape=(3, 3, 3, 1 << 40), dtype="<f4", chunks=(3, 3, 3, 8)))
 
 
 if __name__ == "__main__":

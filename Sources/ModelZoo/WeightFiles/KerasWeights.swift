@@ -104,7 +104,14 @@ public enum KerasWeights {
                 }
                 // Other extents of the right rank are read and laid out as ours: the model's
                 // strict check names them, and can tell which width and class count they fit.
+                // Up to a bound, so that a crafted (or compressed) dataset cannot ask for more
+                // memory than another width or classifier of the network would.
                 let shape = dims.prefix(rank).map { Int($0) }
+                let expected = weight.kerasShape.reduce(1, *)
+                guard let count = Graph.elementCount(shape), count <= 16 * expected + (1 << 22) else {
+                    problems.append("'\(datasetPath.dropFirst())' has shape \(shape), expected \(weight.kerasShape) for '\(weight.parameter)'")
+                    continue
+                }
                 var raw = Tensor(shape: shape)
                 let status = raw.withUnsafeMutableBufferPointer { rc_h5_read_floats(file, datasetPath, $0.baseAddress, Int64($0.count)) }
                 guard status == 0 else { throw WeightFileError.corrupt(file: path, reason: "cannot read dataset \(datasetPath)") }
