@@ -386,6 +386,30 @@ final class WeightFileTests: XCTestCase {
         }
     }
 
+    /// An entry whose central-directory record claims it expands 2 GB from a few kilobytes (a
+    /// zip bomb, or a damaged size) is refused before anything is extracted.
+    func testZipEntriesThatWouldExpandFarMoreThanWeightsDoAreRefused() throws {
+        let torch = try resnetEntry()
+        var data = try Data(contentsOf: fixtures.appendingPathComponent(torch.files["pth"]!))
+        let bytes = [UInt8](data)
+        let header: [UInt8] = [0x50, 0x4B, 0x01, 0x02]
+        var patched = false
+        for offset in 0..<(bytes.count - 46) where Array(bytes[offset..<(offset + 4)]) == header {
+            let nameLength = Int(bytes[offset + 28]) | Int(bytes[offset + 29]) << 8
+            guard String(decoding: bytes[(offset + 46)..<(offset + 46 + nameLength)], as: UTF8.self).hasSuffix("/data/0") else { continue }
+            for (index, byte) in [UInt8](arrayLiteral: 0xFF, 0xFF, 0xFF, 0x7F).enumerated() { data[offset + 24 + index] = byte }
+            patched = true
+        }
+        XCTAssertTrue(patched, "the fixture has a data/0 entry")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-bomb-\(getpid()).pth").path
+        try data.write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        XCTAssertThrowsError(try TorchCheckpoint.read(path)) { error in
+            guard case let WeightFileError.corrupt(_, reason) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(reason.hasSuffix("to 2147483647 bytes, more than any weight file does"), reason)
+        }
+    }
+
     /// One changed byte in a Keras file's B-tree makes libhdf5 1.10 segfault (found by
     /// mutating the fixture); the read is rehearsed in a child process, so the file is refused
     /// as damaged and this process lives on.

@@ -27,6 +27,12 @@ extension Archive {
     /// computes it but leaves the comparison to the caller, so a flipped byte in a stored
     /// entry would otherwise load as data.
     private func checked(_ entry: Entry, file: String, _ extraction: () throws -> CRC32) throws {
+        // torch.save stores its entries and Keras deflates weights by a few percent; an entry
+        // that claims to expand far more (a zip bomb) is refused before memory is spent on it.
+        guard entry.uncompressedSize <= Swift.max(1 << 20, 64 * UInt64(entry.compressedSize)) else {
+            throw WeightFileError.corrupt(file: file, reason: "\(entry.path) would expand from \(entry.compressedSize) to "
+                + "\(entry.uncompressedSize) bytes, more than any weight file does")
+        }
         let checksum: CRC32
         do { checksum = try extraction() } catch {
             throw WeightFileError.corrupt(file: file, reason: "cannot extract \(entry.path): \(error)")
