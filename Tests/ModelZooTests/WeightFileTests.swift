@@ -310,6 +310,15 @@ final class WeightFileTests: XCTestCase {
         XCTAssertThrowsError(try Model(config: keras, weights: h5)) { error in
             XCTAssertTrue("\(error)".contains("inception_v3_keras.h5"), "\(error)")
         }
+        // A Keras file with the torch flavour: its layers line up with torchvision's
+        // MobileNetV2 by position (it used to load and predict); refused, naming the flag.
+        for file in ["mobilenet_v2_keras.h5", "mobilenet_v2_keras.keras"] {
+            let path = fixtures.appendingPathComponent(file).path
+            XCTAssertThrowsError(try Model(config: config, weights: path), file) { error in
+                guard case let WeightFileError.unsupportedFormat(_, reason) = error else { return XCTFail("\(file): \(error)") }
+                XCTAssertTrue(reason.hasSuffix("pass --flavor keras"), reason)
+            }
+        }
     }
 
     func testTruncatedAndGarbageFilesThrowNamingTheFile() throws {

@@ -31,11 +31,19 @@ public enum WeightFiles {
     /// nested in a training checkpoint is found (`NestedStateDict`).
     static func read(_ path: String, for definition: NetworkDefinition) throws -> [String: Tensor] {
         let names = definition.parameters.map(\.name)
-        switch try format(of: path) {
+        let kind = try format(of: path)
+        switch kind {
         case .safetensors: return try NestedStateDict.located(in: SafeTensors.read(path), names: names, file: path)
         case .torchZip, .torchLegacy: return try NestedStateDict.located(in: TorchCheckpoint.read(path), names: names, file: path)
-        case .kerasH5: return try KerasWeights.read(path, layers: definition.kerasLayers)
-        case .kerasArchive: return try KerasWeights.readArchive(path, layers: definition.kerasLayers)
+        case .kerasH5, .kerasArchive:
+            // Matched by position, a Keras file would fill the torchvision architecture's
+            // layers too, and give another network's predictions without a word.
+            guard definition.config.flavor == .keras else {
+                throw WeightFileError.unsupportedFormat(file: path, reason: "a Keras weight file, for the keras flavour "
+                    + "(the torch flavour reads PyTorch .pth and .safetensors state dicts): pass --flavor keras")
+            }
+            return try kind == .kerasH5 ? KerasWeights.read(path, layers: definition.kerasLayers)
+                : KerasWeights.readArchive(path, layers: definition.kerasLayers)
         }
     }
 }
