@@ -217,7 +217,8 @@ final class WeightFileTests: XCTestCase {
     }
 
     /// A Keras file with some of the network's layers names the missing ones; without just the
-    /// classifier (Keras's `*_notop.h5` downloads) it says so.
+    /// classifier (Keras's `*_notop.h5` downloads) it says so; one with an extra weighted layer
+    /// names that.
     func testMissingKerasLayersAreNamed() throws {
         let entry = try XCTUnwrap(ParityTests.manifest().first { $0.architecture == "mobilenet_v2" && $0.flavor == "keras" })
         let definition = try NetworkDefinition(ParityTests.config(entry))
@@ -229,6 +230,16 @@ final class WeightFileTests: XCTestCase {
             guard case let WeightFileError.mismatch(_, _, problems) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(problems, ["missing layer 'predictions' (the classifier: weights without it, like Keras's *_notop.h5 "
                                       + "files, cannot classify)"])
+        }
+        // Every layer of the network, and one more with weights (a deeper network, a head that
+        // is not the classifier): refused, not ignored.
+        var parameters = model.parameters
+        parameters["dense_extra/kernel"] = Tensor(shape: [4, 2])
+        let extra = KerasLayer(name: "dense_extra", weights: [KerasWeight(parameter: "dense_extra/kernel", layout: .dense, shape: [4, 2])])
+        try KerasWeights.write(parameters, layers: definition.kerasLayers + [extra], of: "test", to: path)
+        XCTAssertThrowsError(try WeightFiles.read(path, for: definition)) { error in
+            guard case let WeightFileError.mismatch(_, _, problems) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(problems, ["unexpected layer 'dense_extra'"])
         }
         try KerasWeights.write(model.parameters, layers: definition.kerasLayers.filter { !$0.name.hasPrefix("block_1") }, of: "test", to: path)
         XCTAssertThrowsError(try WeightFiles.read(path, for: definition)) { error in

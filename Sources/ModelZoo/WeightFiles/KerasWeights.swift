@@ -139,15 +139,20 @@ public enum KerasWeights {
             }
         }
         let byName = Dictionary(fileLayers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        if layers.allSatisfy({ byName[$0.name] != nil }) { return layers.map { byName[$0.name] } }
         let networkNames = Set(layers.map(\.name))
+        if layers.allSatisfy({ byName[$0.name] != nil }) {
+            // Weighted layers beyond the network's are another network's (a deeper ResNet holds
+            // every ResNet50 name) or a head that is not the classifier.
+            let extra = fileLayers.filter { !networkNames.contains($0.name) }
+            if !extra.isEmpty { problems.append("unexpected " + listing(extra.map(\.name), "layer")) }
+            return layers.map { byName[$0.name] }
+        }
         if fileLayers.allSatisfy({ networkNames.contains($0.name) }) {
             // The file's layers are the network's, some missing: name them rather than fall back
             // to positions.
             let missing = layers.filter { byName[$0.name] == nil }
             let headless = missing.count == 1 && missing[0].name == layers.last?.name
-            problems.append("missing " + (missing.count == 1 ? "layer " : "layers ")
-                + missing.prefix(5).map { "'\($0.name)'" }.joined(separator: ", ") + (missing.count > 5 ? ", …" : "")
+            problems.append("missing " + listing(missing.map(\.name), "layer")
                 + (headless ? " (the classifier: weights without it, like Keras's *_notop.h5 files, cannot classify)" : ""))
             return layers.map { byName[$0.name] }
         }
@@ -155,9 +160,14 @@ public enum KerasWeights {
             problems.append("the file has \(fileLayers.count) layers with weights, the network \(layers.count)")
         }
         if fileLayers.count > layers.count {
-            problems.append("unexpected layers " + fileLayers[layers.count...].prefix(5).map { "'\($0.name)'" }.joined(separator: ", "))
+            problems.append("unexpected " + listing(fileLayers[layers.count...].map(\.name), "layer"))
         }
         return layers.indices.map { $0 < fileLayers.count ? fileLayers[$0] : nil }
+    }
+
+    /// "layer 'a'" or "layers 'a', 'b', …" (the first five).
+    private static func listing(_ names: [String], _ noun: String) -> String {
+        (names.count == 1 ? "\(noun) " : "\(noun)s ") + names.prefix(5).map { "'\($0)'" }.joined(separator: ", ") + (names.count > 5 ? ", …" : "")
     }
 
     /// A file layer's weight names split by the layer they belong to. A model nested as one
@@ -208,7 +218,7 @@ public enum KerasWeights {
             }
         }
         if !unexpected.isEmpty {
-            problems.append("unexpected layers " + unexpected.prefix(5).map { "'\($0)'" }.joined(separator: ", "))
+            problems.append("unexpected " + listing(unexpected, "layer"))
         }
         return sources
     }
