@@ -29,7 +29,7 @@ extension Archive {
     private func checked(_ entry: Entry, file: String, _ extraction: () throws -> CRC32) throws {
         // torch.save stores its entries and Keras deflates weights by a few percent; an entry
         // that claims to expand far more (a zip bomb) is refused before memory is spent on it.
-        guard entry.uncompressedSize <= Swift.max(1 << 20, 64 * UInt64(entry.compressedSize)) else {
+        guard entry.uncompressedSize <= 1 << 20 || entry.uncompressedSize / 64 <= UInt64(entry.compressedSize) else {
             throw WeightFileError.corrupt(file: file, reason: "\(entry.path) would expand from \(entry.compressedSize) to "
                 + "\(entry.uncompressedSize) bytes, more than any weight file does")
         }
