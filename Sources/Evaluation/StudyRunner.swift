@@ -357,7 +357,6 @@ public final class StudyRunner {
                                generationSeconds: seconds, engines: outcomes)
     }
 
-
     static func writeJSON<T: Encodable>(_ value: T, to file: URL) throws {
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         let encoder = JSONEncoder()

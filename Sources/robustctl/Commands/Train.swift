@@ -107,9 +107,7 @@ struct Train: ParsableCommand {
                 let validation = validationCount > 0
                     ? try BuiltinDataset(name: name, split: .validation, imageSize: imageSize, count: validationCount, seed: seed) : nil
                 return (train, validation)
-            } catch let error as BuiltinDataset.UnknownDataset {
-                throw CommandError("\(error)")
-            } catch let error as BuiltinDataset.InvalidParameter {
+            } catch where error is BuiltinDataset.UnknownDataset || error is BuiltinDataset.InvalidParameter {
                 throw CommandError("\(error)")
             }
         }
