@@ -13,7 +13,7 @@ import TensorCore
 /// (`FusedConvTests` compares the bytes), a quarter of the memory traffic. That pays where
 /// the epilogue is a large share of the work — pointwise layers with few input channels,
 /// all of MobileNetV2's — and not for k×k kernels, where the GEMM dominates and oneDNN's
-/// is as fast as ours (measured layer by layer on ResNet50 and InceptionV3; Docs/PERFORMANCE.md)
+/// is as fast as ours (measured layer by layer on ResNet50 and InceptionV3; Docs/PERFORMANCE-LOG.md)
 /// — except on three-channel images, where oneDNN's kernels run far below their peak.
 final class FusedInt8Conv: @unchecked Sendable {
     let weightShape: [Int]

@@ -177,7 +177,7 @@ public final class ChannelsLastConv2D: @unchecked Sendable {
     /// Winograd kernels take no clip), on maps of at least 128 output pixels per call
     /// (`winogradPays`): there oneDNN's F(4, 3) Winograd kernel, with the reorders from and to
     /// NHWC around it, takes 0.35–0.7× the time of its direct NHWC kernels (ResNet50 and
-    /// InceptionV3 layers, Docs/PERFORMANCE.md). It is slower on 32-channel layers
+    /// InceptionV3 layers, Docs/PERFORMANCE-LOG.md). It is slower on 32-channel layers
     /// (InceptionV3's stem) once the reorders are paid, and on small maps, where its weights —
     /// 4× the direct kernel's after the transform, 17 MB for 512 × 512 — are read for few
     /// pixels (7 × 7 × 512: 1.35× the direct time). Outputs differ from the direct kernels' by

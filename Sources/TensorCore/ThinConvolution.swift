@@ -4,7 +4,7 @@ import CShims
 /// 1×1 convolutions as a register-tiled GEMM, depthwise convolutions and first layers on
 /// few input channels (direct), bias and the fused activation applied before the one store.
 ///
-/// Per layer they are level with oneDNN's NHWC kernels (Docs/PERFORMANCE.md); they allow the
+/// Per layer they are level with oneDNN's NHWC kernels (Docs/PERFORMANCE-LOG.md); they allow the
 /// fusions oneDNN cannot do here — an expansion (or MobileNetV2's stem) computed inside the
 /// depthwise layer reading it and the projection run on its rows (a whole inverted residual
 /// block in one kernel), a residual add in a 1×1 layer's store — and fix the summation order
