@@ -18,7 +18,7 @@ public enum LabelFile {
     public typealias ParseError = CSV.ParseError
 
     /// Reads and checks the file: header, one `file,label` record per line, labels in
-    /// 0..<classes, no duplicate files.
+    /// 0..<classes, no duplicate files, every name inside its folder (`staysInside`).
     public static func read(_ path: String, classes: Int) throws -> [Entry] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw ParseError(file: path, line: nil, reason: "cannot read the labels file")
@@ -36,6 +36,9 @@ public enum LabelFile {
             guard (0..<classes).contains(label) else {
                 throw ParseError(file: path, line: row.line, reason: "label \(label) is outside the model's classes 0..<\(classes)")
             }
+            guard staysInside(row.fields[0]) else {
+                throw ParseError(file: path, line: row.line, reason: "'\(row.fields[0])' leaves the folder it is relative to (an absolute path or a '..' component)")
+            }
             guard seen.insert(row.fields[0]).inserted else {
                 throw ParseError(file: path, line: row.line, reason: "'\(row.fields[0])' is listed twice")
             }
@@ -49,6 +52,14 @@ public enum LabelFile {
     /// where they need it, so that `read` returns the same entries.
     public static func text(_ entries: [Entry]) -> String {
         "file,label\n" + entries.map { "\(CSV.field($0.file)),\($0.label)\n" }.joined()
+    }
+
+    /// Whether the relative name `file` stays inside the folder it is joined to: not absolute,
+    /// no `..` component. Names are joined to an input folder for reading and to an output
+    /// folder for writing (`attack`, `study`, `merge`), so one that leaves it would overwrite
+    /// files elsewhere — the input images among them.
+    public static func staysInside(_ file: String) -> Bool {
+        !file.hasPrefix("/") && !file.split(separator: "/", omittingEmptySubsequences: false).contains("..")
     }
 
     /// The file an adversarial of the image `file` is written as (by `attack` and `study`): its

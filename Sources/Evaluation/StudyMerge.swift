@@ -37,19 +37,32 @@ public enum StudyMerge {
             throw StudyError("\(missing.count) of \(units.count) units are in none of the folders (e.g. \(missing.prefix(3).map(\.id).joined(separator: ", "))); "
                              + "finish or resume the shards that own them (unit numbers \(owners.sorted().prefix(5).map(String.init).joined(separator: ", ")))")
         }
+        // Every unit is read and checked before anything is written: a damaged one (whose
+        // names would place files outside the output folder, say) stops the merge untouched.
+        let checked: [(unit: StudyUnit, source: URL, data: Data, result: StudyUnitResult)] = try units.map { unit in
+            let source = sources[unit.id]!
+            let file = source.appendingPathComponent("units/\(unit.id).json")
+            let data: Data, result: StudyUnitResult
+            do {
+                data = try Data(contentsOf: file)
+                result = try JSONDecoder().decode(StudyUnitResult.self, from: data)
+            } catch {
+                throw StudyError("\(file.path) is damaged (\(error)); delete it and resume that shard")
+            }
+            if let problem = StudyRunner.mismatch(result, unit, study) {
+                throw StudyError("\(file.path) is damaged (\(problem)); delete it and resume that shard")
+            }
+            return (unit, source, data, result)
+        }
         let manager = FileManager.default
-        try manager.createDirectory(at: output.appendingPathComponent("units"), withIntermediateDirectories: true)
         if manager.fileExists(atPath: output.appendingPathComponent("study.json").path) {
             throw StudyError("\(output.path) already holds a study; merge into a new folder")
         }
-        for unit in units {
-            let source = sources[unit.id]!
-            let relative = "units/\(unit.id).json"
-            let data = try Data(contentsOf: source.appendingPathComponent(relative))
-            try data.write(to: output.appendingPathComponent(relative), options: .atomic)
+        try manager.createDirectory(at: output.appendingPathComponent("units"), withIntermediateDirectories: true)
+        for (unit, source, data, result) in checked {
+            try data.write(to: output.appendingPathComponent("units/\(unit.id).json"), options: .atomic)
             // The adversarial PNGs travel with their unit.
-            let result = try JSONDecoder().decode(StudyUnitResult.self, from: data)
-            let model = study.models.first { $0.tag == result.model }!
+            let model = study.models[unit.model]
             for file in result.files {
                 let png = "adversarials/\(model.stem)/\(result.attack)/\(LabelFile.adversarialName(file))"
                 let target = output.appendingPathComponent(png)

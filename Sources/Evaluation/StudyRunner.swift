@@ -381,6 +381,9 @@ public final class StudyRunner {
         if result.firstSample != unit.samples.lowerBound || [result.files.count, result.labels.count, result.floatSuccess.count] != [count, count, count] {
             return "it records other samples than \(unit.samples)"
         }
+        if let file = result.files.first(where: { !LabelFile.staysInside($0) }) {
+            return "it names '\(file)', which leaves the dataset folder"
+        }
         if let engine = result.engines.first(where: { $0.predictions.count != count || $0.milliseconds.count != count }) {
             return "its \(engine.engine) outcomes are not one per sample"
         }

@@ -29,6 +29,17 @@ final class LabelFileTests: XCTestCase {
         XCTAssertEqual(try LabelFile.read(path, classes: 10), [LabelFile.Entry(file: "a,b.png", label: 4), LabelFile.Entry(file: "c.png", label: 5)])
     }
 
+    /// `attack` writes each adversarial under --out by its image's name: a name that leaves
+    /// the folder would overwrite a file elsewhere (it overwrote an input image).
+    func testNamesStayInsideTheirFolder() throws {
+        for name in ["a.png", "sub/b.png", "a..b.png", "sub/..hidden.png", "./c.png", "d/./e.png"] {
+            XCTAssertTrue(LabelFile.staysInside(name), name)
+        }
+        for name in ["../a.png", "sub/../../a.png", "sub/..", "..", "/abs/a.png", "/a.png"] {
+            XCTAssertFalse(LabelFile.staysInside(name), name)
+        }
+    }
+
     func testMalformedFilesNameTheLine() throws {
         let cases: [(String, Int?, String)] = [
             ("file,label\na.png,1\n\"b.png,2\n", 3, "never closed"),
@@ -37,6 +48,9 @@ final class LabelFileTests: XCTestCase {
             ("file,label\na.png,1\na.png,2\n", 3, "listed twice"),
             ("label,file\n1,a.png\n", 1, "expected the header"),
             ("file,label\na.png,10\n", 2, "outside the model's classes"),
+            ("file,label\na.png,1\n../b.png,2\n", 3, "leaves the folder"),
+            ("file,label\nsub/../../b.png,2\n", 2, "leaves the folder"),
+            ("file,label\n/tmp/b.png,2\n", 2, "leaves the folder"),
         ]
         for (text, line, reason) in cases {
             XCTAssertThrowsError(try LabelFile.read(try temporaryFile(text), classes: 10), text) { error in

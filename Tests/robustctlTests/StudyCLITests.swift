@@ -103,6 +103,24 @@ extension CLITests {
         XCTAssertEqual(merge.status, 0, merge.stderr)
         XCTAssertEqual(try results(merged), reference)
 
+        // A damaged unit whose sample name leaves the folder (it would have deleted and
+        // replaced a file beside the output) stops the merge before anything is written.
+        let canary = directory.appendingPathComponent("canary.png")
+        try Data("keep me".utf8).write(to: canary)
+        let unitFile = try FileManager.default.contentsOfDirectory(atPath: shards[1] + "/units").sorted().first!
+        let unitURL = URL(fileURLWithPath: shards[1]).appendingPathComponent("units").appendingPathComponent(unitFile)
+        var unit = try JSONSerialization.jsonObject(with: Data(contentsOf: unitURL)) as! [String: Any]
+        var files = unit["files"] as! [String]
+        files[0] = "../../../../canary.png"
+        unit["files"] = files
+        try JSONSerialization.data(withJSONObject: unit).write(to: unitURL)
+        let damaged = directory.appendingPathComponent("merged-damaged")
+        let refused = try run(["merge"] + shards + ["--out", damaged.path])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("\(unitFile) is damaged") && refused.stderr.contains("leaves the dataset folder"), refused.stderr)
+        XCTAssertEqual(try Data(contentsOf: canary), Data("keep me".utf8))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: damaged.path))
+
         // Resuming with another config is refused.
         let edited = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "seed: 5", with: "seed: 6")
         try Data(edited.utf8).write(to: URL(fileURLWithPath: config))
