@@ -237,6 +237,11 @@ public final class StudyRunner {
         }
         let file = path("selection", "selection.json")
         if resume, let data = try? Data(contentsOf: file), let saved = try? JSONDecoder().decode(Selection.Result.self, from: data) {
+            guard !saved.indices.isEmpty, saved.indices.allSatisfy(dataset.entries.indices.contains),
+                  Set(saved.indices).count == saved.indices.count else {
+                throw StudyError("\(file.path) is damaged (its samples are not distinct images of the dataset's \(dataset.entries.count)); "
+                                 + "delete it and resume to select again (the same seed selects the same samples)")
+            }
             return saved.indices
         }
         let classifiers: [any ImageClassifier] = try config.models.map { try loadModel($0) }

@@ -86,6 +86,19 @@ extension CLITests {
         XCTAssertEqual(continued.stdout.components(separatedBy: "] resnet50/").count - 1, 13, continued.stdout)
         XCTAssertEqual(try results(resumed), reference)
 
+        // A damaged saved selection (a sample beyond the dataset) is named, not a crash.
+        let selectionFile = resumed.appendingPathComponent("selection/selection.json")
+        let saved = try Data(contentsOf: selectionFile)
+        var selection = try JSONSerialization.jsonObject(with: saved) as! [String: Any]
+        var indices = selection["indices"] as! [Int]
+        indices[1] = 60
+        selection["indices"] = indices
+        try JSONSerialization.data(withJSONObject: selection).write(to: selectionFile)
+        let damagedSelection = try run(["study", "--config", config, "--out", resumed.path, "--resume"])
+        XCTAssertEqual(damagedSelection.status, 1, damagedSelection.stderr)
+        XCTAssertTrue(damagedSelection.stderr.contains("selection.json is damaged"), damagedSelection.stderr)
+        try saved.write(to: selectionFile)
+
         // Two shards on two machines' worth of folders, merged.
         var shards: [String] = []
         for index in 1...2 {
