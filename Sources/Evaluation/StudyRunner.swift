@@ -392,6 +392,10 @@ public final class StudyRunner {
         if let engine = result.engines.first(where: { $0.predictions.count != count || $0.milliseconds.count != count }) {
             return "its \(engine.engine) outcomes are not one per sample"
         }
+        let classes = 0..<config.models[unit.model].config.numClasses
+        if let value = (result.labels + result.engines.flatMap(\.predictions)).first(where: { !classes.contains($0) }) {
+            return "it records class \(value), outside the model's \(classes)"
+        }
         return nil
     }
 
@@ -413,6 +417,15 @@ public final class StudyRunner {
         }
         guard missing.isEmpty else {
             throw StudyError("\(missing.count) of \(units.count) units are not finished (e.g. \(missing.prefix(3).joined(separator: ", ")))")
+        }
+        // Every model and attack saw the same samples: a chunk's units agree on them.
+        for chunk in Set(units.map(\.chunk)) {
+            let parts = units.filter { $0.chunk == chunk }
+            let first = results[parts[0].id]!
+            if let other = parts.dropFirst().first(where: { results[$0.id]!.files != first.files || results[$0.id]!.labels != first.labels }) {
+                throw StudyError("units/\(parts[0].id).json and units/\(other.id).json record other samples or labels for the same chunk; "
+                                 + "one is damaged: delete both and resume to recompute them")
+            }
         }
         var cells: [StudyCell] = []
         for (m, model) in config.models.enumerated() {

@@ -99,6 +99,19 @@ extension CLITests {
         XCTAssertTrue(damagedSelection.stderr.contains("selection.json is damaged"), damagedSelection.stderr)
         try saved.write(to: selectionFile)
 
+        // Units of one chunk that disagree on its samples' labels: one of them is damaged.
+        let chunkUnit = resumed.appendingPathComponent("units/resnet50_keras__pgd__00001.json")
+        let unitData = try Data(contentsOf: chunkUnit)
+        var unitJSON = try JSONSerialization.jsonObject(with: unitData) as! [String: Any]
+        var labels = unitJSON["labels"] as! [Int]
+        labels[0] = (labels[0] + 1) % 10
+        unitJSON["labels"] = labels
+        try JSONSerialization.data(withJSONObject: unitJSON).write(to: chunkUnit)
+        let disagreeing = try run(["study", "--config", config, "--out", resumed.path, "--resume"])
+        XCTAssertEqual(disagreeing.status, 1, disagreeing.stderr)
+        XCTAssertTrue(disagreeing.stderr.contains("resnet50_keras__pgd__00001.json record other samples or labels for the same chunk"), disagreeing.stderr)
+        try unitData.write(to: chunkUnit)
+
         // Two shards on two machines' worth of folders, merged.
         var shards: [String] = []
         for index in 1...2 {
@@ -280,5 +293,17 @@ extension CLITests {
         let recomputed = try run(["study", "--config", config.path, "--out", out.path, "--resume"])
         XCTAssertEqual(recomputed.status, 0, recomputed.stderr)
         XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("report/success_rates.csv")), report)
+
+        // A prediction outside the model's classes is named too.
+        let intact = try Data(contentsOf: unit)
+        json = try JSONSerialization.jsonObject(with: intact) as! [String: Any]
+        engines = json["engines"] as! [[String: Any]]
+        engines[0]["predictions"] = [10] + (engines[0]["predictions"] as! [Int]).dropFirst()
+        json["engines"] = engines
+        try JSONSerialization.data(withJSONObject: json).write(to: unit)
+        let outside = try run(["study", "--config", config.path, "--out", out.path, "--resume"])
+        XCTAssertEqual(outside.status, 1, outside.stderr)
+        XCTAssertTrue(outside.stderr.contains("\(unitFile) is damaged (it records class 10, outside the model's 0..<10)"), outside.stderr)
+        try intact.write(to: unit)
     }
 }
