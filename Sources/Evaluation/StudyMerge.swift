@@ -1,5 +1,6 @@
 import Attacks
 import Foundation
+import TensorCore
 
 /// Combines the folders of a sharded study (`robustctl study --shard i/N`) into one, with
 /// the report an unsharded run writes.
@@ -27,7 +28,7 @@ public enum StudyMerge {
         }
         let study = config!
         // The selection fixes the unit list; every shard computed (or reused) the same one.
-        guard let selected = sampleCount(inputs) else {
+        guard let selected = try sampleCount(inputs) else {
             throw StudyError("no shard holds a unit; nothing to merge")
         }
         let units = StudyRunner.units(study, sampleCount: selected)
@@ -55,40 +56,68 @@ public enum StudyMerge {
             return (unit, source, data, result)
         }
         let manager = FileManager.default
-        if manager.fileExists(atPath: output.appendingPathComponent("study.json").path) {
-            throw StudyError("\(output.path) already holds a study; merge into a new folder")
+        let pngs = checked.flatMap { unit, source, _, result in
+            result.files.map { file in (source, "adversarials/\(study.models[unit.model].stem)/\(result.attack)/\(LabelFile.adversarialName(file))") }
         }
-        try manager.createDirectory(at: output.appendingPathComponent("units"), withIntermediateDirectories: true)
-        for (unit, source, data, result) in checked {
-            try data.write(to: output.appendingPathComponent("units/\(unit.id).json"), options: .atomic)
+        if let (source, png) = pngs.first(where: { !manager.isReadableFile(atPath: $0.0.appendingPathComponent($0.1).path) }) {
+            throw StudyError("\(source.appendingPathComponent(png).path) is missing; resume that shard to write it again")
+        }
+        if manager.fileExists(atPath: output.path),
+           (try? manager.contentsOfDirectory(atPath: output.path).isEmpty) != true {
+            throw StudyError("\(output.path) already exists and is not empty; merge into a new folder")
+        }
+        // Written into a staging folder beside the output and renamed into place at the end, so
+        // that a merge stopped by an error (or killed) leaves no half-merged study behind.
+        let staging = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).merging-\(getpid())")
+        try? manager.removeItem(at: staging)
+        do {
+            try manager.createDirectory(at: staging.appendingPathComponent("units"), withIntermediateDirectories: true)
+            for (unit, _, data, _) in checked {
+                try data.write(to: staging.appendingPathComponent("units/\(unit.id).json"), options: .atomic)
+            }
             // The adversarial PNGs travel with their unit.
-            let model = study.models[unit.model]
-            for file in result.files {
-                let png = "adversarials/\(model.stem)/\(result.attack)/\(LabelFile.adversarialName(file))"
-                let target = output.appendingPathComponent(png)
+            for (source, png) in pngs {
+                let target = staging.appendingPathComponent(png)
                 try manager.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
-                if manager.fileExists(atPath: target.path) { try manager.removeItem(at: target) }
                 try manager.copyItem(at: source.appendingPathComponent(png), to: target)
             }
+            let selection = inputs[0].appendingPathComponent("selection")
+            if manager.fileExists(atPath: selection.path) { try manager.copyItem(at: selection, to: staging.appendingPathComponent("selection")) }
+            try StudyRunner.writeJSON(StudyRunner.Manifest(finished: units.map(\.id).sorted()), to: staging.appendingPathComponent("manifest.json"))
+            try StudyRunner.writeJSON(StudyRunner.Header(format: 1, config: study, shard: .whole), to: staging.appendingPathComponent("study.json"))
+            let report = try StudyRunner.report(study, units: units, directory: staging)
+            try report.write(to: staging.appendingPathComponent("report"))
+            // rename(2) replaces an empty folder, and refuses one that filled up meanwhile.
+            guard rename(staging.path, output.path) == 0 else {
+                throw StudyError("cannot move the merged study to \(output.path): \(String(cString: strerror(errno)))")
+            }
+            log("merged \(units.count) units from \(inputs.count) folders into \(output.path)")
+            return report
+        } catch let error as StudyError {
+            try? manager.removeItem(at: staging)
+            throw error
+        } catch {
+            try? manager.removeItem(at: staging)
+            throw StudyError("cannot write the merged study next to \(output.path): \(FileFailure.writeReason(staging.path, error))")
         }
-        let selection = inputs[0].appendingPathComponent("selection")
-        if manager.fileExists(atPath: selection.path) { try manager.copyItem(at: selection, to: output.appendingPathComponent("selection")) }
-        try StudyRunner.writeJSON(StudyRunner.Manifest(finished: units.map(\.id).sorted()), to: output.appendingPathComponent("manifest.json"))
-        try StudyRunner.writeJSON(StudyRunner.Header(format: 1, config: study, shard: .whole), to: output.appendingPathComponent("study.json"))
-        let report = try StudyRunner.report(study, units: units, directory: output)
-        try report.write(to: output.appendingPathComponent("report"))
-        log("merged \(units.count) units from \(inputs.count) folders into \(output.path)")
-        return report
     }
 
-    /// The number of selected samples, from any folder's `selection/indices.json`.
-    static func sampleCount(_ inputs: [URL]) -> Int? {
+    /// The number of selected samples, from the folders' `selection/indices.json` (nil when no
+    /// folder has one yet). Every shard selects the same samples; a file that does not read,
+    /// or that disagrees with another folder's, is named as damaged.
+    static func sampleCount(_ inputs: [URL]) throws -> Int? {
+        var first: (file: URL, indices: [Int])?
         for input in inputs {
-            if let data = try? Data(contentsOf: input.appendingPathComponent("selection/indices.json")),
-               let indices = try? JSONDecoder().decode([Int].self, from: data) {
-                return indices.count
+            let file = input.appendingPathComponent("selection/indices.json")
+            guard let data = try? Data(contentsOf: file) else { continue }
+            guard let indices = try? JSONDecoder().decode([Int].self, from: data) else {
+                throw StudyError("\(file.path) is damaged (not a list of sample positions); resume that shard to write it again")
             }
+            if let first, first.indices != indices {
+                throw StudyError("\(file.path) and \(first.file.path) select other samples; one is damaged, or the folders are not shards of one study")
+            }
+            if first == nil { first = (file, indices) }
         }
-        return nil
+        return first?.indices.count
     }
 }

@@ -146,6 +146,32 @@ extension CLITests {
         XCTAssertTrue(refused.stderr.contains("\(unitFile) is damaged") && refused.stderr.contains("leaves the dataset folder"), refused.stderr)
         XCTAssertEqual(try Data(contentsOf: canary), Data("keep me".utf8))
         XCTAssertFalse(FileManager.default.fileExists(atPath: damaged.path))
+        try JSONSerialization.data(withJSONObject: JSONSerialization.jsonObject(with: Data(contentsOf: merged.appendingPathComponent("units/\(unitFile)"))))
+            .write(to: unitURL)
+
+        // A damaged unit found only when the report is made (its labels disagree with the
+        // other units of its chunk) leaves neither the output nor the staging folder behind.
+        var unitLabels = unit["labels"] as! [Int]
+        unitLabels[0] = (unitLabels[0] + 1) % 10
+        unit["labels"] = unitLabels
+        unit["files"] = (try JSONSerialization.jsonObject(with: Data(contentsOf: merged.appendingPathComponent("units/\(unitFile)"))) as! [String: Any])["files"]
+        try JSONSerialization.data(withJSONObject: unit).write(to: unitURL)
+        let late = try run(["merge"] + shards + ["--out", damaged.path])
+        XCTAssertEqual(late.status, 1, late.stderr)
+        XCTAssertTrue(late.stderr.contains("record other samples or labels for the same chunk"), late.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains("merged-damaged") }, [])
+
+        // Shards that selected other samples (a damaged indices.json) are not merged.
+        try JSONSerialization.data(withJSONObject: JSONSerialization.jsonObject(with: Data(contentsOf: merged.appendingPathComponent("units/\(unitFile)"))))
+            .write(to: unitURL)
+        let indicesFile = URL(fileURLWithPath: shards[1]).appendingPathComponent("selection/indices.json")
+        let positions = try JSONDecoder().decode([Int].self, from: Data(contentsOf: indicesFile))
+        try JSONEncoder().encode(Array(positions.dropLast())).write(to: indicesFile)
+        let other = try run(["merge"] + shards + ["--out", damaged.path])
+        XCTAssertEqual(other.status, 1, other.stderr)
+        XCTAssertTrue(other.stderr.contains("select other samples"), other.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: damaged.path))
+        try JSONEncoder().encode(positions).write(to: indicesFile)
 
         // Resuming with another config is refused.
         let edited = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "seed: 5", with: "seed: 6")
