@@ -34,6 +34,20 @@ public struct EvaluationResult: Codable, Sendable {
         case successRate = "success_rate", inferenceMsPerImage = "inference_ms_per_image"
         case inferenceSecondsTotal = "inference_seconds_total", batchSize = "batch_size"
     }
+
+    /// Why the result does not hold together, if it does not: a sample's `correct` that is not
+    /// `prediction == label`, or an accuracy or success rate that is not its samples' — what a
+    /// damaged or hand-edited file shows, whose numbers would otherwise enter a report.
+    public var inconsistency: String? {
+        if let sample = samples.first(where: { $0.correct != ($0.prediction == $0.label) }) {
+            return "'\(sample.file)' is marked \(sample.correct ? "correct" : "wrong") with prediction \(sample.prediction) and label \(sample.label)"
+        }
+        let share = Double(samples.filter(\.correct).count) / Double(Swift.max(samples.count, 1))
+        guard !samples.isEmpty, abs(accuracy - share) < 1e-9, abs(successRate - (1 - share)) < 1e-9 else {
+            return "its accuracy \(accuracy) and success rate \(successRate) are not those of its \(samples.count) samples"
+        }
+        return nil
+    }
 }
 
 /// Runs a classifier over labelled images.

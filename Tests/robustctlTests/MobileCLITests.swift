@@ -79,7 +79,16 @@ extension CLITests {
         XCTAssertTrue(skipping.stderr.contains("skipped 1 JSON file(s) that are not results: manifest.json"), skipping.stderr)
         let noAttack = String(decoding: pcResult, as: UTF8.self).replacingOccurrences(of: "\"attack\" : \"clean\",", with: "")
         XCTAssertNotEqual(noAttack, String(decoding: pcResult, as: UTF8.self))
+        // A damaged result that still reads would change a cell: named, not used or skipped.
+        func edited(_ old: String, _ new: String) -> Data {
+            let text = String(decoding: pcResult, as: UTF8.self)
+            XCTAssertTrue(text.contains(old), old)
+            return Data(text.replacingOccurrences(of: old, with: new).utf8)
+        }
         let cases: [(Data, String)] = [
+            (edited("\"correct\" : true", "\"correct\" : false"), "old/x.json is damaged ('"),
+            (edited("\"accuracy\" : 1,", "\"accuracy\" : 0.5,"), "old/x.json is damaged (its accuracy 0.5 and success rate 0"),
+            (edited("\"success_rate\" : 0,", "\"success_rate\" : \"none\","), "old/x.json is damaged (a result whose fields do not read)"),
             (pcResult.prefix(pcResult.count / 2), "old/x.json: not readable JSON"),
             (pcResult, "old/x.json and pc.json under \(results.path) both hold results for resnet50/torch clean pc; keep one"),
             (Data(noAttack.utf8), "old/x.json: an evaluate result without --attack NAME"),

@@ -43,10 +43,17 @@ struct Compare: ParsableCommand {
             if let studyCell = try? JSONDecoder().decode(StudyCell.self, from: data) {
                 cell = studyCell
             } else if let result = try? JSONDecoder().decode(EvaluationResult.self, from: data) {
+                if let problem = result.inconsistency {
+                    throw CommandError("\(path) is damaged (\(problem)); remove it or evaluate again")
+                }
                 guard let resultCell = StudyCell(result) else {
                     throw CommandError("\(path): an evaluate result without --attack NAME, so it belongs to no cell; evaluate again with --attack")
                 }
                 cell = resultCell
+            } else if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                      Set(object.keys).isSuperset(of: ["samples", "success_rate"]) || Set(object.keys).isSuperset(of: ["success", "engine"]) {
+                // A result or cell with a field gone or of the wrong kind: not a file to skip.
+                throw CommandError("\(path) is damaged (a result whose fields do not read); remove it or evaluate again")
             } else {
                 skipped.append(relative)
                 continue
