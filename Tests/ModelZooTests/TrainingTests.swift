@@ -104,5 +104,16 @@ final class TrainingTests: XCTestCase {
                 for (name, tensor) in tensors { XCTAssertEqual(loaded.parameters[name], tensor, "\(flavor) \(architecture) \(name)") }
             }
         }
+        // A folder at the path is refused and kept whole (it was once removed to make room).
+        let folder = directory.appendingPathComponent("keep.h5")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: folder.appendingPathComponent("inside"))
+        let definition = try NetworkDefinition(ModelConfig(architecture: .resnet50, flavor: .keras, widthMultiplier: 0.0625, inputSize: 75, numClasses: 10))
+        let model = try Model(randomlyInitialized: definition, seed: 3)
+        XCTAssertThrowsError(try KerasWeights.write(model.parameters, definition: definition, to: folder.path)) { error in
+            XCTAssertTrue("\(error)".contains("keep.h5"), "\(error)")
+        }
+        XCTAssertEqual(try Data(contentsOf: folder.appendingPathComponent("inside")), Data("x".utf8))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains("partial") }, [])
     }
 }

@@ -78,12 +78,11 @@ extension KerasWeights {
         }
         rc_h5_close(file)
         closed = true
-        do {
-            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-            try FileManager.default.moveItem(atPath: temporary, toPath: path)
-        } catch {
+        // rename(2) replaces an existing file in one step: the old weights stay until the new are whole.
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
             try? FileManager.default.removeItem(atPath: temporary)
-            throw WeightFileError.unwritable(file: path, reason: FileFailure.writeReason(path, error))
+            throw WeightFileError.unwritable(file: path, reason: reason)
         }
     }
 
