@@ -47,6 +47,27 @@ extension CLITests {
         return files
     }
 
+    /// Runs robustctl with `arguments` while `file`'s JSON is changed by `edit`, expects the
+    /// one-line refusal to contain `message`, and puts the file back byte for byte.
+    func expectDamaged(_ file: URL, _ edit: (Any) -> Any, _ arguments: [String], _ message: String, line: UInt = #line) throws {
+        let original = try Data(contentsOf: file)
+        defer { try? original.write(to: file) }
+        try JSONSerialization.data(withJSONObject: edit(try JSONSerialization.jsonObject(with: original))).write(to: file)
+        let result = try run(arguments)
+        XCTAssertEqual(result.status, 1, result.stderr, line: line)
+        XCTAssertTrue(result.stderr.contains(message), result.stderr, line: line)
+    }
+
+    /// An edit for `expectDamaged`: element `index` of the object's array `key` transformed.
+    func setting(_ key: String, _ index: Int, _ transform: @escaping (Any) -> Any) -> (Any) -> Any {
+        { json in
+            var object = json as! [String: Any], array = object[key] as! [Any]
+            array[index] = transform(array[index])
+            object[key] = array
+            return object
+        }
+    }
+
     func testStudyIsReproducibleAcrossThreadsResumesAndShards() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("robustctl-study-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -86,31 +107,13 @@ extension CLITests {
         XCTAssertEqual(continued.stdout.components(separatedBy: "] resnet50/").count - 1, 13, continued.stdout)
         XCTAssertEqual(try results(resumed), reference)
 
-        // A damaged saved selection (a sample beyond the dataset) is named, not a crash.
-        let selectionFile = resumed.appendingPathComponent("selection/selection.json")
-        let saved = try Data(contentsOf: selectionFile)
-        var selection = try JSONSerialization.jsonObject(with: saved) as! [String: Any]
-        var indices = selection["indices"] as! [Int]
-        indices[1] = 60
-        selection["indices"] = indices
-        try JSONSerialization.data(withJSONObject: selection).write(to: selectionFile)
-        let damagedSelection = try run(["study", "--config", config, "--out", resumed.path, "--resume"])
-        XCTAssertEqual(damagedSelection.status, 1, damagedSelection.stderr)
-        XCTAssertTrue(damagedSelection.stderr.contains("selection.json is damaged"), damagedSelection.stderr)
-        try saved.write(to: selectionFile)
-
-        // Units of one chunk that disagree on its samples' labels: one of them is damaged.
-        let chunkUnit = resumed.appendingPathComponent("units/resnet50_keras__pgd__00001.json")
-        let unitData = try Data(contentsOf: chunkUnit)
-        var unitJSON = try JSONSerialization.jsonObject(with: unitData) as! [String: Any]
-        var labels = unitJSON["labels"] as! [Int]
-        labels[0] = (labels[0] + 1) % 10
-        unitJSON["labels"] = labels
-        try JSONSerialization.data(withJSONObject: unitJSON).write(to: chunkUnit)
-        let disagreeing = try run(["study", "--config", config, "--out", resumed.path, "--resume"])
-        XCTAssertEqual(disagreeing.status, 1, disagreeing.stderr)
-        XCTAssertTrue(disagreeing.stderr.contains("resnet50_keras__pgd__00001.json record other samples or labels for the same chunk"), disagreeing.stderr)
-        try unitData.write(to: chunkUnit)
+        // A damaged saved selection (a sample beyond the dataset) is named, not a crash; so are
+        // units of one chunk that disagree on its samples' labels.
+        let resume = ["study", "--config", config, "--out", resumed.path, "--resume"]
+        try expectDamaged(resumed.appendingPathComponent("selection/selection.json"), setting("indices", 1) { _ in 60 }, resume,
+                          "selection.json is damaged")
+        try expectDamaged(resumed.appendingPathComponent("units/resnet50_keras__pgd__00001.json"), setting("labels", 0) { ($0 as! Int + 1) % 10 },
+                          resume, "resnet50_keras__pgd__00001.json record other samples or labels for the same chunk")
 
         // Two shards on two machines' worth of folders, merged.
         var shards: [String] = []
@@ -130,48 +133,22 @@ extension CLITests {
         XCTAssertEqual(try results(merged), reference)
 
         // A damaged unit whose sample name leaves the folder (it would have deleted and
-        // replaced a file beside the output) stops the merge before anything is written.
+        // replaced a file beside the output) stops the merge before anything is written; one
+        // found only when the report is made (its labels disagree with the other units of its
+        // chunk) leaves neither the output nor the staging folder behind; shards that selected
+        // other samples (a damaged indices.json) are not merged.
         let canary = directory.appendingPathComponent("canary.png")
         try Data("keep me".utf8).write(to: canary)
         let unitFile = try FileManager.default.contentsOfDirectory(atPath: shards[1] + "/units").sorted().first!
-        let unitURL = URL(fileURLWithPath: shards[1]).appendingPathComponent("units").appendingPathComponent(unitFile)
-        var unit = try JSONSerialization.jsonObject(with: Data(contentsOf: unitURL)) as! [String: Any]
-        var files = unit["files"] as! [String]
-        files[0] = "../../../../canary.png"
-        unit["files"] = files
-        try JSONSerialization.data(withJSONObject: unit).write(to: unitURL)
+        let unit = URL(fileURLWithPath: shards[1]).appendingPathComponent("units").appendingPathComponent(unitFile)
         let damaged = directory.appendingPathComponent("merged-damaged")
-        let refused = try run(["merge"] + shards + ["--out", damaged.path])
-        XCTAssertNotEqual(refused.status, 0)
-        XCTAssertTrue(refused.stderr.contains("\(unitFile) is damaged") && refused.stderr.contains("leaves the dataset folder"), refused.stderr)
+        let mergeAgain = ["merge"] + shards + ["--out", damaged.path]
+        try expectDamaged(unit, setting("files", 0) { _ in "../../../../canary.png" }, mergeAgain, "\(unitFile) is damaged (it names '../../../../canary.png', which leaves the dataset folder)")
         XCTAssertEqual(try Data(contentsOf: canary), Data("keep me".utf8))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: damaged.path))
-        try JSONSerialization.data(withJSONObject: JSONSerialization.jsonObject(with: Data(contentsOf: merged.appendingPathComponent("units/\(unitFile)"))))
-            .write(to: unitURL)
-
-        // A damaged unit found only when the report is made (its labels disagree with the
-        // other units of its chunk) leaves neither the output nor the staging folder behind.
-        var unitLabels = unit["labels"] as! [Int]
-        unitLabels[0] = (unitLabels[0] + 1) % 10
-        unit["labels"] = unitLabels
-        unit["files"] = (try JSONSerialization.jsonObject(with: Data(contentsOf: merged.appendingPathComponent("units/\(unitFile)"))) as! [String: Any])["files"]
-        try JSONSerialization.data(withJSONObject: unit).write(to: unitURL)
-        let late = try run(["merge"] + shards + ["--out", damaged.path])
-        XCTAssertEqual(late.status, 1, late.stderr)
-        XCTAssertTrue(late.stderr.contains("record other samples or labels for the same chunk"), late.stderr)
+        try expectDamaged(unit, setting("labels", 0) { ($0 as! Int + 1) % 10 }, mergeAgain, "record other samples or labels for the same chunk")
+        try expectDamaged(URL(fileURLWithPath: shards[1]).appendingPathComponent("selection/indices.json"), { Array(($0 as! [Int]).dropLast()) },
+                          mergeAgain, "select other samples")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains("merged-damaged") }, [])
-
-        // Shards that selected other samples (a damaged indices.json) are not merged.
-        try JSONSerialization.data(withJSONObject: JSONSerialization.jsonObject(with: Data(contentsOf: merged.appendingPathComponent("units/\(unitFile)"))))
-            .write(to: unitURL)
-        let indicesFile = URL(fileURLWithPath: shards[1]).appendingPathComponent("selection/indices.json")
-        let positions = try JSONDecoder().decode([Int].self, from: Data(contentsOf: indicesFile))
-        try JSONEncoder().encode(Array(positions.dropLast())).write(to: indicesFile)
-        let other = try run(["merge"] + shards + ["--out", damaged.path])
-        XCTAssertEqual(other.status, 1, other.stderr)
-        XCTAssertTrue(other.stderr.contains("select other samples"), other.stderr)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: damaged.path))
-        try JSONEncoder().encode(positions).write(to: indicesFile)
 
         // Resuming with another config is refused.
         let edited = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "seed: 5", with: "seed: 6")
@@ -321,15 +298,11 @@ extension CLITests {
         XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("report/success_rates.csv")), report)
 
         // A prediction outside the model's classes is named too.
-        let intact = try Data(contentsOf: unit)
-        json = try JSONSerialization.jsonObject(with: intact) as! [String: Any]
-        engines = json["engines"] as! [[String: Any]]
-        engines[0]["predictions"] = [10] + (engines[0]["predictions"] as! [Int]).dropFirst()
-        json["engines"] = engines
-        try JSONSerialization.data(withJSONObject: json).write(to: unit)
-        let outside = try run(["study", "--config", config.path, "--out", out.path, "--resume"])
-        XCTAssertEqual(outside.status, 1, outside.stderr)
-        XCTAssertTrue(outside.stderr.contains("\(unitFile) is damaged (it records class 10, outside the model's 0..<10)"), outside.stderr)
-        try intact.write(to: unit)
+        try expectDamaged(unit, { json in
+            var object = json as! [String: Any], engines = object["engines"] as! [[String: Any]]
+            engines[0]["predictions"] = [10] + (engines[0]["predictions"] as! [Int]).dropFirst()
+            object["engines"] = engines
+            return object
+        }, ["study", "--config", config.path, "--out", out.path, "--resume"], "\(unitFile) is damaged (it records class 10, outside the model's 0..<10)")
     }
 }
