@@ -5,12 +5,22 @@ import Foundation
 public enum FileFailure {
     /// The reason reading `path` failed with `error`, from the file system's state.
     public static func readReason(_ path: String, _ error: any Error) -> String {
+        unreadableReason(path) ?? plain(error)
+    }
+
+    /// What stops `path` being read as a file, from the file system's state alone; nil for a
+    /// readable regular file. Worth asking before opening: opening a named pipe blocks until
+    /// something writes to it.
+    public static func unreadableReason(_ path: String) -> String? {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
         if !manager.fileExists(atPath: path, isDirectory: &isDirectory) { return "no such file" }
         if isDirectory.boolValue { return "it is a folder, not a file" }
+        if let type = try? manager.attributesOfItem(atPath: path)[.type] as? FileAttributeType, type != .typeRegular {
+            return "it is not a regular file (a device, pipe or socket)"
+        }
         if !manager.isReadableFile(atPath: path) { return "permission denied" }
-        return plain(error)
+        return nil
     }
 
     /// The reason writing `path` failed (or would fail) with `error`, from the file system's state.

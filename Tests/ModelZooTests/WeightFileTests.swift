@@ -357,6 +357,12 @@ final class WeightFileTests: XCTestCase {
         XCTAssertThrowsError(try Model(config: config, weights: directory.appendingPathComponent("absent.pth").path)) { error in
             XCTAssertTrue("\(error)".contains("no such file"), "\(error)")
         }
+        // A named pipe nothing writes to is refused at once (opening it would wait for a writer).
+        let pipe = directory.appendingPathComponent("pipe.pth").path
+        XCTAssertEqual(mkfifo(pipe, 0o600), 0)
+        XCTAssertThrowsError(try Model(config: config, weights: pipe)) { error in
+            XCTAssertTrue("\(error)".contains("not a regular file"), "\(error)")
+        }
     }
 
     /// Shapes, offsets and strides whose products or sums overflow, or that are negative, are

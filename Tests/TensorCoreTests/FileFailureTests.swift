@@ -13,6 +13,12 @@ final class FileFailureTests: XCTestCase {
         let error = CocoaError(.fileNoSuchFile)
         XCTAssertEqual(FileFailure.readReason(directory.appendingPathComponent("none").path, error), "no such file")
         XCTAssertEqual(FileFailure.readReason(directory.path, error), "it is a folder, not a file")
+        XCTAssertEqual(FileFailure.readReason("/dev/null", error), "it is not a regular file (a device, pipe or socket)")
+        let pipe = directory.appendingPathComponent("pipe.png")
+        XCTAssertEqual(mkfifo(pipe.path, 0o600), 0)
+        XCTAssertThrowsError(try ImageCodec.read(pipe.path)) { error in
+            XCTAssertEqual(error as? ImageError, .unreadable(file: pipe.path, reason: "it is not a regular file (a device, pipe or socket)"))
+        }
         XCTAssertEqual(FileFailure.writeReason(directory.path, error), "it is a folder")
         let nested = directory.appendingPathComponent("missing/b.bin").path
         XCTAssertEqual(FileFailure.writeReason(nested, error), "its folder \(directory.path)/missing does not exist")

@@ -14,9 +14,8 @@ public enum WeightFiles {
 
     /// The format of a file, from its signature.
     public static func format(of path: String) throws -> Format {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw WeightFileError.unreadable(file: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
-        }
+        if let reason = FileFailure.unreadableReason(path) { throw WeightFileError.unreadable(file: path, reason: reason) }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw WeightFileError.unreadable(file: path, reason: "cannot be opened") }
         defer { try? handle.close() }
         let head = [UInt8]((try? handle.read(upToCount: 16)) ?? Data())
         if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return KerasWeights.isArchive(path) ? .kerasArchive : .torchZip }
