@@ -54,13 +54,16 @@ public enum DatasetPreparation {
         size == 299 ? 299 : Int((Double(size) * 256 / 224).rounded())
     }
 
-    /// Writes the first `count` samples (all by default) of `source` into `directory`.
+    /// Writes `count` samples (all by default) of `source` into `directory`, spread evenly over
+    /// it (`ImageInput.evenlySpread`: an ImageFolder lists its classes one after another), in
+    /// the source's order; index.csv names each one's source.
     /// - Parameter progress: called with (done, total) after each window.
     public static func prepare(_ source: any LabeledImageSource, size: Int, count: Int?, into directory: URL,
                                progress: ((Int, Int) -> Void)? = nil) throws -> PreparedDataset {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let total = Swift.min(count ?? source.count, source.count)
         guard total > 0 else { throw StudyError("the source has no images") }
+        let picks = ImageInput.evenlySpread(Array(0..<source.count), count: total)
         let digits = String(total - 1).count
         let workers = Swift.max(1, Threading.threads)
         let window = 16 * workers
@@ -72,7 +75,7 @@ public enum DatasetPreparation {
             DispatchQueue.concurrentPerform(iterations: workers) { worker in
                 for i in stride(from: start + worker, to: end, by: workers) {
                     do {
-                        var (image, label) = try source.sample(i)
+                        var (image, label) = try source.sample(picks[i])
                         if image.width != size || image.height != size {
                             image = image.resizedAndCentreCropped(resizeTo: resizeSize(for: size), cropTo: size)
                         }
@@ -91,7 +94,7 @@ public enum DatasetPreparation {
             for i in start..<end {
                 let (name, label) = done[i]!
                 labels.append(LabelFile.Entry(file: name, label: label))
-                index += "\(i),\(CSV.field(name)),\(CSV.field(source.sourceName(i))),\(label)\n"
+                index += "\(i),\(CSV.field(name)),\(CSV.field(source.sourceName(picks[i]))),\(label)\n"
             }
             progress?(end, total)
         }
@@ -123,7 +126,7 @@ struct CalibrationImages {
         if found.count < spec.count && !spec.allowFewer {
             throw StudyError("calibration folder \(spec.images) has \(found.count) images, fewer than calibration.count \(spec.count) (set calibration.allow_fewer to use them all)")
         }
-        files = Array(found.prefix(spec.count))
+        files = ImageInput.evenlySpread(found, count: spec.count)
         builtin = nil
     }
 

@@ -68,6 +68,16 @@ public enum ImageInput {
         return try files.indices.map { try done[$0]!.get() }
     }
 
+    /// `count` of `items` (all of them when there are no more) spread evenly over their order,
+    /// positions ⌊i·n/count⌋: a folder of class subfolders, listed in path order, then gives
+    /// every class its share, where its first `count` images would come from the first few
+    /// classes (ImageNet's train/<wnid>/ has 1,300 images per class).
+    /// - Complexity: O(count).
+    public static func evenlySpread<T>(_ items: [T], count: Int) -> [T] {
+        guard count < items.count else { return items }
+        return (0..<Swift.max(count, 0)).map { items[$0 * items.count / count] }
+    }
+
     /// Image files (PNG, JPEG) under a folder, recursively, sorted by relative path.
     public static func imageFiles(in directory: String) throws -> [String] {
         var isDirectory: ObjCBool = false

@@ -32,4 +32,19 @@ final class ImageInputTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("4.png"), "\(error)")
         }
     }
+
+    /// A subset spread over an ordered list: from 10 classes of 130 images in path order,
+    /// 100 take 10 of each class (the first 100 would all be class 0), in order, none twice.
+    func testEvenlySpreadDrawsOnEveryPartOfTheOrder() {
+        let files = (0..<10).flatMap { label in (0..<130).map { "train/class\(label)/\($0).png" } }
+        let picked = ImageInput.evenlySpread(files, count: 100)
+        XCTAssertEqual(picked.count, 100)
+        XCTAssertEqual(picked, picked.sorted { files.firstIndex(of: $0)! < files.firstIndex(of: $1)! })
+        XCTAssertEqual(Set(picked).count, 100)
+        for label in 0..<10 { XCTAssertEqual(picked.filter { $0.hasPrefix("train/class\(label)/") }.count, 10, "class \(label)") }
+        XCTAssertEqual(picked.first, files.first)
+        XCTAssertEqual(ImageInput.evenlySpread(files, count: 1300), files)
+        XCTAssertEqual(ImageInput.evenlySpread(files, count: 5000), files)
+        XCTAssertEqual(ImageInput.evenlySpread(Array(0..<6), count: 3), [0, 2, 4])
+    }
 }

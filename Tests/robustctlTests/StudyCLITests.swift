@@ -215,6 +215,17 @@ extension CLITests {
         let first = try ImageCodec.decode(outputs[0]["0_n02110185.png"]!)
         XCTAssertEqual(first, sources[0].resizedAndCentreCropped(resizeTo: 37, cropTo: 32))
 
+        // --count takes images spread over the source (every second of six for three), not
+        // its first ones — an ImageFolder lists its classes one after another.
+        let gt = ["--ground-truth", devkit.appendingPathComponent("ground_truth.txt").path, "--synsets", devkit.appendingPathComponent("meta.mat").path]
+        let three = directory.appendingPathComponent("three")
+        XCTAssertEqual(try run(["prepare", "--source", flat.path] + gt + ["--size", "32", "--count", "3", "--out", three.path]).status, 0)
+        let picked = try String(contentsOf: three.appendingPathComponent("index.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
+        XCTAssertEqual(picked.map { $0.split(separator: ",")[2] }, ["ILSVRC2012_val_00000001.png", "ILSVRC2012_val_00000003.png", "ILSVRC2012_val_00000005.png"])
+        XCTAssertEqual(picked.map { Int($0.split(separator: ",")[3])! }, [wnids[0], wnids[2], wnids[4]].map { ImageNet.indexByWnid[$0]! })
+        let more = try run(["prepare", "--source", flat.path] + gt + ["--size", "32", "--count", "10", "--out", directory.appendingPathComponent("ten").path])
+        XCTAssertTrue(more.stdout.contains("wrote 6 images (all the source holds, fewer than --count 10)"), more.stdout)
+
         let missing = try run(["prepare", "--source", flat.path, "--ground-truth", devkit.appendingPathComponent("ground_truth.txt").path,
                                "--size", "32", "--out", directory.appendingPathComponent("x").path])
         XCTAssertNotEqual(missing.status, 0)

@@ -12,7 +12,8 @@ struct Convert: ParsableCommand {
         ReLU/ReLU6 fused, dropout removed and the preprocessing kept as its first ops. \
         With --quantize int8 the activations are calibrated on --calibration-count images \
         from --calibration (default 1000, as in the study; images are found recursively and \
-        taken in path order), then quantized in one of two schemes:
+        spread evenly over the folder in path order, so that every class folder of ImageNet's \
+        train/ contributes), then quantized in one of two schemes:
 
           tflite   int8 activations (per tensor), int8 per-channel symmetric weights,
                    fixed-point requantization — TensorFlow Lite's arithmetic (default
@@ -101,7 +102,7 @@ struct Convert: ParsableCommand {
             if found.count < calibrationCount && !allowFewer {
                 throw CommandError("calibration folder \(calibration!) has \(found.count) images, fewer than --calibration-count \(calibrationCount) (pass --allow-fewer to use them all)")
             }
-            let files = Array(found.prefix(calibrationCount))
+            let files = ImageInput.evenlySpread(found, count: calibrationCount)
             var calibrator = try Calibrator(model: model, scheme: scheme, observer: observer)
             let progress = ProgressLine(total: files.count, label: "calibrating")
             for batchStart in stride(from: 0, to: files.count, by: batchSize) {

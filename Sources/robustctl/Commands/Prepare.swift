@@ -32,7 +32,7 @@ struct Prepare: ParsableCommand {
     @Option(help: "Output size in pixels (224 or 299 for the paper's models).")
     var size: Int = 224
 
-    @Option(help: "How many images (default: all of a folder; 1000 for a built-in dataset).")
+    @Option(help: "How many images (default: all of a folder, else spread evenly over it so that every class folder contributes; 1000 for a built-in dataset).")
     var count: Int?
 
     @Option(help: "Built-in dataset: train or validation split.")
@@ -70,6 +70,7 @@ struct Prepare: ParsableCommand {
         } catch {
             throw CommandError("\(error)")
         }
-        print("wrote \(dataset.entries.count) images, labels.csv, index.csv and classes.csv to \(directory.path)")
+        let fewer = (count ?? 0) > images.count ? " (all the source holds, fewer than --count \(count!))" : ""
+        print("wrote \(dataset.entries.count) images\(fewer), labels.csv, index.csv and classes.csv to \(directory.path)")
     }
 }
