@@ -30,9 +30,16 @@ public struct NumericColumns: Sendable {
         }
         var columns: [Column] = []
         for (name, column) in zip(names, cells) {
-            let values = column.map { $0.isEmpty ? nil : Double($0) }
-            let numeric = zip(column, values).allSatisfy { $0.isEmpty || ($1.map { $0.isFinite } ?? false) }
-            if numeric && values.contains(where: { $0 != nil }) { columns.append(Column(name: name, values: values)) }
+            let values = column.map { $0.isEmpty ? nil : Double($0).flatMap { $0.isFinite ? $0 : nil } }
+            let strays = zip(column, values).enumerated().filter { !$0.element.0.isEmpty && $0.element.1 == nil }
+            let numbers = values.count { $0 != nil }
+            // A column of numbers with a stray cell ("n/a", "nan", a typo) would be skipped and the
+            // next numeric column tested in its place, without a word.
+            if let (row, (text, _)) = strays.first, numbers > strays.count {
+                throw ParseError(file: path, line: rows[row + 1].line,
+                                 reason: "column '\(name)' holds numbers and '\(text)', which is not a finite number")
+            }
+            if strays.isEmpty && numbers > 0 { columns.append(Column(name: name, values: values)) }
         }
         return NumericColumns(columns: columns)
     }

@@ -47,6 +47,12 @@ extension CLITests {
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
         XCTAssertTrue(bad.stderr.contains("must both have a value"), bad.stderr)
+        // A column of numbers with one that is not is named, not skipped for the next column.
+        let stray = directory.appendingPathComponent("stray.csv")
+        try "model,pc,mobile,other\nm1,0.5,0.4,1\nm2,nan,0.6,2\nm3,0.7,0.1,3\n".write(to: stray, atomically: true, encoding: .utf8)
+        let strayed = try run(["stats", "wilcoxon", "--input", stray.path])
+        XCTAssertEqual(strayed.status, 1, strayed.stdout)
+        XCTAssertTrue(strayed.stderr.contains("stray.csv:3: column 'pc' holds numbers and 'nan', which is not a finite number"), strayed.stderr)
     }
 }
 

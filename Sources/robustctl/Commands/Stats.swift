@@ -10,7 +10,8 @@ struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Statistical tests on the first two numeric columns of a CSV file.",
         discussion: """
-        The CSV has a header row. Tests:
+        The CSV has a header row. Columns of text (names) are passed over; a column of numbers \
+        with a cell that is not one ("n/a", "nan") is an error, not passed over. Tests:
 
           wilcoxon  Wilcoxon signed-rank test of the paired differences (column 1 − column 2;
                     with a single numeric column, a one-sample test against 0). Equal to
