@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ModelZoo
 import Quantize
+import TensorCore
 
 extension Architecture: ExpressibleByArgument {}
 extension Flavor: ExpressibleByArgument {}
@@ -57,6 +58,20 @@ struct ModelOptions: ParsableArguments {
     func loadClassifier() throws -> any ImageClassifier {
         if let mobile { return MobileEngine(try MobileFile.read(mobile)) }
         return try load()
+    }
+}
+
+/// Warns (on stderr) for each model whose input size differs from the images of a dataset
+/// `prepare` wrote (it has an index.csv): they are already cropped, and resizing them again
+/// is not the paper's preprocessing of the original image — an InceptionV3 given a 224-pixel
+/// dataset would see upscaled crops.
+func warnIfPreparedForAnotherSize(_ folder: String, firstImage: String, models: [ModelConfig]) {
+    guard FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent("index.csv")),
+          let image = try? ImageCodec.read(firstImage), image.width == image.height else { return }
+    for config in models where config.inputSize != image.width {
+        printError("warning: \(config.tag) takes \(config.inputSize)-pixel images and \(folder) was prepared at \(image.width): "
+                   + "each image is resized again, which is not the paper's preprocessing of the original; prepare the dataset "
+                   + "with --size \(config.inputSize) for it ('study' prepares one per input size)")
     }
 }
 

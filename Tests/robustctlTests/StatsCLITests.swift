@@ -111,5 +111,19 @@ extension CLITests {
         XCTAssertEqual(labels.count, 13)
         XCTAssertEqual(labels[1], "00_circle.png,0")
         XCTAssertEqual(try ImageCodec.read(prepared.appendingPathComponent("11_square.png").path).width, 40)
+
+        // A model of another input size than the prepared images is warned about (they would
+        // be resized again); at the same size, not.
+        let weights = Self.repository.appendingPathComponent("Sources/robustctl/DemoModels/resnet50_torch.safetensors").path
+        let model = ["--model", "resnet50", "--flavor", "torch", "--weights", weights, "--width-multiplier", "0.125", "--num-classes", "10"]
+        let inputs = ["--input", prepared.path, "--labels", prepared.appendingPathComponent("labels.csv").path]
+        let other = try run(["evaluate"] + model + ["--input-size", "75"] + inputs)
+        XCTAssertEqual(other.status, 0, other.stderr)
+        XCTAssertTrue(other.stderr.contains("warning: resnet50/torch takes 75-pixel images and \(prepared.path) was prepared at 40"), other.stderr)
+        let same = try run(["evaluate"] + model + ["--input-size", "40"] + inputs)
+        XCTAssertEqual(same.status, 0, same.stderr)
+        XCTAssertFalse(same.stderr.contains("warning"), same.stderr)
+        let selected = try run(["select", "--dataset", prepared.path] + model + ["--input-size", "75", "--count", "2", "--out", directory.appendingPathComponent("sel").path])
+        XCTAssertTrue(selected.stderr.contains("warning: resnet50/torch takes 75-pixel images"), selected.stderr)
     }
 }

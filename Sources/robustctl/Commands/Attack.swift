@@ -103,6 +103,7 @@ struct Attack: ParsableCommand {
         if let missing = files.first(where: { !FileManager.default.fileExists(atPath: $0) }) {
             throw CommandError("\(missing) is listed in \(labels) but does not exist")
         }
+        if resize == .auto { warnIfPreparedForAnotherSize(input, firstImage: files[0], models: [model.config]) }
         let outputs = entries.map { LabelFile.adversarialName($0.file) }
         var writers: [String: String] = [:]
         for (entry, output) in zip(entries, outputs) {

@@ -60,6 +60,7 @@ struct Evaluate: ParsableCommand {
             let hint = FileManager.default.fileExists(atPath: png) ? " (\(png) does: for 'attack' output pass --labels \((input as NSString).appendingPathComponent("labels.csv")))" : ""
             throw CommandError("\(missing.path) is listed in \(labels) but does not exist" + hint)
         }
+        if resize == .auto { warnIfPreparedForAnotherSize(input, firstImage: items[0].path, models: [classifier.config]) }
         let progress = ProgressLine(total: items.count, label: "evaluating")
         var result = try Evaluator.run(classifier, items: items, batchSize: batchSize, policy: resize) { progress.update($0) }
         result.attack = attack

@@ -79,6 +79,7 @@ struct Select: ParsableCommand {
         if let missing = items.first(where: { !FileManager.default.fileExists(atPath: $0.path) }) {
             throw CommandError("\(missing.path) is listed in \(labelsPath) but does not exist")
         }
+        warnIfPreparedForAnotherSize(dataset, firstImage: items[0].path, models: classifiers.map(\.config))
         let directory = try prepareOutputDirectory(out)
         var progress = ProgressLine(total: items.count, label: "model 1/\(models.count)")
         var current = 0
