@@ -74,6 +74,14 @@ final class CLITests: XCTestCase {
             XCTAssertEqual((adversarial - clean).maxAbs(), sample.linf_uint8, accuracy: 1e-6)
             XCTAssertLessThanOrEqual((adversarial - clean).maxAbs(), 0.01 + 0.5 / 255)
         }
+
+        // --out the --input folder would write the adversarials over the images: refused.
+        let image = try Data(contentsOf: directory.appendingPathComponent("img0.png"))
+        let over = try run(["attack"] + modelArguments + ["--attack", "fgsm", "--epsilon", "0.01", "--input", directory.path,
+                                                          "--labels", labels.path, "--out", directory.path + "/."])
+        XCTAssertEqual(over.status, 1, over.stderr)
+        XCTAssertTrue(over.stderr.contains("would write the adversarial of img0.png over an input image"), over.stderr)
+        XCTAssertEqual(try Data(contentsOf: directory.appendingPathComponent("img0.png")), image)
     }
 
     /// Inputs of other formats come out as PNGs, with a labels.csv naming them, so that the
@@ -114,6 +122,12 @@ final class CLITests: XCTestCase {
                                                              "--out", directory.appendingPathComponent("clash").path])
         XCTAssertEqual(refused.status, 1)
         XCTAssertTrue(refused.stderr.contains("img0.JPEG and img0.png in \(clash.path) would both be written as img0.png"), refused.stderr)
+        // JPEG inputs and --out their folder: no image would be overwritten, but their labels.csv would.
+        let labelsBefore = try Data(contentsOf: jpegLabels)
+        let replacing = try run(["attack"] + modelArguments + ["--attack", "fgsm", "--input", jpegs.path, "--labels", jpegLabels.path, "--out", jpegs.path])
+        XCTAssertEqual(replacing.status, 1, replacing.stderr)
+        XCTAssertTrue(replacing.stderr.contains("would replace --labels \(jpegLabels.path)"), replacing.stderr)
+        XCTAssertEqual(try Data(contentsOf: jpegLabels), labelsBefore)
     }
 
     func testBadInputsFailWithOneLineAndNothingWritten() throws {

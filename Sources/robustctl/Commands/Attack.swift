@@ -111,6 +111,16 @@ struct Attack: ParsableCommand {
                 throw CommandError("\(other) and \(entry.file) in \(labels) would both be written as \(output)")
             }
         }
+        // An adversarial written over an input image (--out the --input folder) would replace
+        // the dataset it was made from.
+        let inputPaths = Set(files.map { URL(fileURLWithPath: $0).resolvingSymlinksInPath().path })
+        let outputFolder = URL(fileURLWithPath: out).resolvingSymlinksInPath()
+        if let (entry, output) = zip(entries, outputs).first(where: { inputPaths.contains(outputFolder.appendingPathComponent($1).resolvingSymlinksInPath().path) }) {
+            throw CommandError("--out \(out) would write the adversarial of \(entry.file) over an input image (\(output)); choose another --out")
+        }
+        if outputFolder.appendingPathComponent("labels.csv").resolvingSymlinksInPath().path == URL(fileURLWithPath: labels).resolvingSymlinksInPath().path {
+            throw CommandError("--out \(out) would replace --labels \(labels) with the adversarials' labels.csv; choose another --out")
+        }
         let outputDirectory = try prepareOutputDirectory(out)
         let parameters: AttackParameters
         switch attack {
