@@ -32,6 +32,16 @@ func checkOutputFile(_ path: String) throws {
     }
 }
 
+/// Refuses an output file that is one of the command's inputs (symbolic links followed): the
+/// result would replace what it was made from — `convert --out` the weight file, `select`'s
+/// labels.csv the dataset's own.
+func refuseOverwriting(input: String, with output: String, option: String) throws {
+    let resolved = { (path: String) in URL(fileURLWithPath: path).resolvingSymlinksInPath().path }
+    if resolved(input) == resolved(output) {
+        throw CommandError("\(output) is \(option) \(input): writing it would replace it; choose another --out")
+    }
+}
+
 private func probeWrite(in folder: URL) throws {
     let probe = folder.appendingPathComponent(".robustctl-write-test-\(getpid())")
     try Data().write(to: probe)

@@ -163,6 +163,16 @@ extension CLITests {
             XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
             XCTAssertTrue(result.stderr.contains(message), result.stderr)
         }
+        // --out the weight file itself (a copy here) would replace the weights with the mobile model.
+        let weights = directory.appendingPathComponent("w.safetensors")
+        try FileManager.default.copyItem(at: Self.modelFixtures.appendingPathComponent("resnet50_torch.safetensors"), to: weights)
+        let original = try Data(contentsOf: weights)
+        var copied = modelArguments
+        copied[copied.firstIndex(of: "--weights")! + 1] = weights.path
+        let replacing = try run(["convert"] + copied + ["--out", directory.path + "/./w.safetensors"])
+        XCTAssertEqual(replacing.status, 1, replacing.stderr)
+        XCTAssertTrue(replacing.stderr.contains("is --weights \(weights.path): writing it would replace it"), replacing.stderr)
+        XCTAssertEqual(try Data(contentsOf: weights), original)
         let missing = try run(["predict", "--mobile", directory.appendingPathComponent("none.mobile").path, directory.appendingPathComponent("img0.png").path])
         XCTAssertTrue(missing.stderr.contains("cannot read mobile model") && missing.stderr.contains("no such file"), missing.stderr)
         let folder = try run(["predict"] + modelArguments + [directory.path])

@@ -125,5 +125,11 @@ extension CLITests {
         XCTAssertFalse(same.stderr.contains("warning"), same.stderr)
         let selected = try run(["select", "--dataset", prepared.path] + model + ["--input-size", "75", "--count", "2", "--out", directory.appendingPathComponent("sel").path])
         XCTAssertTrue(selected.stderr.contains("warning: resnet50/torch takes 75-pixel images"), selected.stderr)
+        // The selection written over the dataset's own labels.csv would lose the dataset: refused.
+        let datasetLabels = try Data(contentsOf: prepared.appendingPathComponent("labels.csv"))
+        let over = try run(["select", "--dataset", prepared.path] + model + ["--input-size", "40", "--count", "2", "--out", prepared.path])
+        XCTAssertEqual(over.status, 1, over.stderr)
+        XCTAssertTrue(over.stderr.contains("is the dataset's \(prepared.path)/labels.csv: writing it would replace it"), over.stderr)
+        XCTAssertEqual(try Data(contentsOf: prepared.appendingPathComponent("labels.csv")), datasetLabels)
     }
 }

@@ -118,9 +118,7 @@ struct Attack: ParsableCommand {
         if let (entry, output) = zip(entries, outputs).first(where: { inputPaths.contains(outputFolder.appendingPathComponent($1).resolvingSymlinksInPath().path) }) {
             throw CommandError("--out \(out) would write the adversarial of \(entry.file) over an input image (\(output)); choose another --out")
         }
-        if outputFolder.appendingPathComponent("labels.csv").resolvingSymlinksInPath().path == URL(fileURLWithPath: labels).resolvingSymlinksInPath().path {
-            throw CommandError("--out \(out) would replace --labels \(labels) with the adversarials' labels.csv; choose another --out")
-        }
+        try refuseOverwriting(input: labels, with: outputFolder.appendingPathComponent("labels.csv").path, option: "--labels")
         let outputDirectory = try prepareOutputDirectory(out)
         let parameters: AttackParameters
         switch attack {

@@ -89,6 +89,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         compute.apply()
+        if let weights = modelOptions.weights { try refuseOverwriting(input: weights, with: out, option: "--weights") }
         try checkOutputFile(out)
         let start = Date()
         let model = try modelOptions.load()

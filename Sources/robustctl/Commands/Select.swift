@@ -80,6 +80,7 @@ struct Select: ParsableCommand {
             throw CommandError("\(missing.path) is listed in \(labelsPath) but does not exist")
         }
         warnIfPreparedForAnotherSize(dataset, firstImage: items[0].path, models: classifiers.map(\.config))
+        try refuseOverwriting(input: labelsPath, with: (out as NSString).appendingPathComponent("labels.csv"), option: "the dataset's")
         let directory = try prepareOutputDirectory(out)
         var progress = ProgressLine(total: items.count, label: "model 1/\(models.count)")
         var current = 0
