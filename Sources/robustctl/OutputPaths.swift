@@ -38,7 +38,7 @@ func checkOutputFile(_ path: String) throws {
 func refuseOverwriting(input: String, with output: String, option: String) throws {
     let resolved = { (path: String) in URL(fileURLWithPath: path).resolvingSymlinksInPath().path }
     if resolved(input) == resolved(output) {
-        throw CommandError("\(output) is \(option) \(input): writing it would replace it; choose another --out")
+        throw CommandError("\(output) is \(option) \(input), which this command reads: writing there would replace it; choose another --out")
     }
 }
 

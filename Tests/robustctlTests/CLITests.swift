@@ -126,7 +126,7 @@ final class CLITests: XCTestCase {
         let labelsBefore = try Data(contentsOf: jpegLabels)
         let replacing = try run(["attack"] + modelArguments + ["--attack", "fgsm", "--input", jpegs.path, "--labels", jpegLabels.path, "--out", jpegs.path])
         XCTAssertEqual(replacing.status, 1, replacing.stderr)
-        XCTAssertTrue(replacing.stderr.contains("labels.csv is --labels \(jpegLabels.path): writing it would replace it"), replacing.stderr)
+        XCTAssertTrue(replacing.stderr.contains("labels.csv is --labels \(jpegLabels.path), which this command reads"), replacing.stderr)
         XCTAssertEqual(try Data(contentsOf: jpegLabels), labelsBefore)
     }
 

@@ -171,7 +171,7 @@ extension CLITests {
         copied[copied.firstIndex(of: "--weights")! + 1] = weights.path
         let replacing = try run(["convert"] + copied + ["--out", directory.path + "/./w.safetensors"])
         XCTAssertEqual(replacing.status, 1, replacing.stderr)
-        XCTAssertTrue(replacing.stderr.contains("is --weights \(weights.path): writing it would replace it"), replacing.stderr)
+        XCTAssertTrue(replacing.stderr.contains("is --weights \(weights.path), which this command reads"), replacing.stderr)
         XCTAssertEqual(try Data(contentsOf: weights), original)
         let missing = try run(["predict", "--mobile", directory.appendingPathComponent("none.mobile").path, directory.appendingPathComponent("img0.png").path])
         XCTAssertTrue(missing.stderr.contains("cannot read mobile model") && missing.stderr.contains("no such file"), missing.stderr)

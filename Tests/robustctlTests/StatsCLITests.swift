@@ -129,7 +129,12 @@ extension CLITests {
         let datasetLabels = try Data(contentsOf: prepared.appendingPathComponent("labels.csv"))
         let over = try run(["select", "--dataset", prepared.path] + model + ["--input-size", "40", "--count", "2", "--out", prepared.path])
         XCTAssertEqual(over.status, 1, over.stderr)
-        XCTAssertTrue(over.stderr.contains("is the dataset's \(prepared.path)/labels.csv: writing it would replace it"), over.stderr)
+        XCTAssertTrue(over.stderr.contains("is the dataset's \(prepared.path)/labels.csv, which this command reads"), over.stderr)
+        XCTAssertEqual(try Data(contentsOf: prepared.appendingPathComponent("labels.csv")), datasetLabels)
+        // Nor does prepare write into the folder it reads.
+        let into = try run(["prepare", "--source", prepared.path, "--size", "40", "--out", prepared.path + "/"])
+        XCTAssertEqual(into.status, 1, into.stderr)
+        XCTAssertTrue(into.stderr.contains("is --source \(prepared.path)"), into.stderr)
         XCTAssertEqual(try Data(contentsOf: prepared.appendingPathComponent("labels.csv")), datasetLabels)
     }
 }

@@ -55,6 +55,7 @@ struct Prepare: ParsableCommand {
 
     func run() throws {
         compute.apply()
+        if !source.hasPrefix("builtin:") { try refuseOverwriting(input: source, with: out, option: "--source") }
         let images: any LabeledImageSource
         do {
             images = try DatasetPreparation.source(source, groundTruth: groundTruth, synsets: synsets, split: split, size: size, count: count, seed: seed)
