@@ -46,7 +46,11 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         compute.apply()
-        if let out { try checkOutputFile(out) }
+        if let out {
+            let inputs = [(labels, "--labels"), modelOptions.weights.map { ($0, "--weights") }, modelOptions.mobile.map { ($0, "--mobile") }]
+            for case let (input, option)? in inputs { try refuseOverwriting(input: input, with: out, option: option) }
+            try checkOutputFile(out)
+        }
         let classifier = try modelOptions.loadClassifier()
         let entries = try LabelFile.read(labels, classes: classifier.config.numClasses)
         var isDirectory: ObjCBool = false
