@@ -8,14 +8,16 @@ struct Merge: ParsableCommand {
         discussion: """
         Give the --out folders of 'robustctl study --shard i/N' runs of one config. Their units \
         (and adversarial PNGs) are copied into --out and the report is written as an unsharded \
-        run would write it. Refuses folders of different configs, and names the units none of \
-        them has finished.
+        run would write it. Refuses folders of different configs or selections, names the units \
+        none of them has finished, and names a damaged unit; everything is checked before \
+        anything is written, and the merged folder appears whole (built beside --out, then \
+        renamed into place).
         """)
 
     @Argument(help: "Shard output folders.")
     var inputs: [String]
 
-    @Option(help: "Output folder (new).")
+    @Option(help: "Output folder (new, or empty).")
     var out: String
 
     func validate() throws {
