@@ -73,6 +73,36 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// An ImageFolder's subfolders are its classes (torchvision's rule): an empty one, or a
+    /// stray folder among ImageNet's WordNet ids, would shift the labels, and is named instead.
+    func testImageFolderNamesStraySubfolders() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("folder-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: root) }
+        func folder(_ classes: [String], images: Bool = true) throws -> String {
+            let directory = root.appendingPathComponent(UUID().uuidString)
+            for name in classes {
+                let sub = directory.appendingPathComponent(name)
+                try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
+                if images && name != "empty" { try ImageCodec.writePNG(RGBImage(width: 2, height: 2, pixels: Array(repeating: 9, count: 12)), to: sub.appendingPathComponent("a.png").path) }
+            }
+            return directory.path
+        }
+        let wnids = ["n01440764", "n01443537", "n01484850"]
+        let imagenet = try ImageFolderDataset(directory: try folder(wnids))
+        XCTAssertEqual((0..<3).map { try? imagenet.sample($0).label }, wnids.map { ImageNet.indexByWnid[$0]! })
+        let plain = try ImageFolderDataset(directory: try folder(["bird", "cat"]))
+        XCTAssertEqual((0..<2).map { try? plain.sample($0).label }, [0, 1])
+        let cases: [([String], String)] = [
+            (["empty", "bird", "cat"], "class subfolder 'empty' holds no PNG or JPEG image"),
+            (wnids + ["results"], "3 subfolders are ImageNet WordNet ids but 'results' is not"),
+        ]
+        for (classes, message) in cases {
+            XCTAssertThrowsError(try ImageFolderDataset(directory: try folder(classes)), "\(classes)") { error in
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
+        }
+    }
+
     func testBuiltinDatasetIsAPureFunctionOfItsSeed() throws {
         let a = try BuiltinDataset(name: "shapes", split: .train, imageSize: 40, count: 30, seed: 5)
         let b = try BuiltinDataset(name: "shapes", split: .train, imageSize: 40, count: 30, seed: 5)

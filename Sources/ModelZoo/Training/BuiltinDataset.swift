@@ -179,16 +179,29 @@ public struct ImageFolderDataset: LabeledImageSource {
             return !name.hasPrefix(".") && manager.fileExists(atPath: (directory as NSString).appendingPathComponent(name), isDirectory: &sub) && sub.boolValue
         }.sorted()
         guard !classes.isEmpty else { throw FolderError(path: directory, reason: "no class subfolders (expected DIR/<class>/<image>)") }
-        let imagenet = classes.allSatisfy { ImageNet.indexByWnid[$0] != nil }
-        var files: [(String, Int)] = []
+        // Every subfolder is a class, as in torchvision's ImageFolder; one that is not (a results
+        // folder, say) would shift every later class's index, so both kinds of stray are named.
+        let notWnids = classes.filter { ImageNet.indexByWnid[$0] == nil }
+        if !notWnids.isEmpty && notWnids.count * 2 < classes.count {
+            throw FolderError(path: directory, reason: "\(classes.count - notWnids.count) subfolders are ImageNet WordNet ids but "
+                              + "\(Self.list(notWnids)) \(notWnids.count == 1 ? "is" : "are") not; move them out so that the classes get ImageNet's indices")
+        }
+        let imagenet = notWnids.isEmpty
+        var files: [(String, Int)] = [], empty: [String] = []
         for (position, name) in classes.enumerated() {
             let label = imagenet ? ImageNet.indexByWnid[name]! : position
             let folder = (directory as NSString).appendingPathComponent(name)
             let images = ((try? manager.contentsOfDirectory(atPath: folder)) ?? [])
                 .filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
+            if images.isEmpty { empty.append(name) }
             files += images.map { ((folder as NSString).appendingPathComponent($0), label) }
         }
-        guard !files.isEmpty else { throw FolderError(path: directory, reason: "class subfolders hold no PNG or JPEG images") }
+        guard empty.count < classes.count else { throw FolderError(path: directory, reason: "class subfolders hold no PNG or JPEG images") }
+        guard empty.isEmpty else {
+            let (noun, verb) = empty.count == 1 ? ("subfolder", "holds") : ("subfolders", "hold")
+            throw FolderError(path: directory, reason: "class \(noun) \(Self.list(empty)) \(verb) no PNG or JPEG image (as in torchvision's "
+                              + "ImageFolder, every subfolder is a class: move empty ones out, or they shift the classes after them)")
+        }
         classNames = imagenet ? ImageNet.classes.map(\.wnid) : classes
         self.directory = directory
         self.files = files
@@ -196,6 +209,11 @@ public struct ImageFolderDataset: LabeledImageSource {
 
     public func sample(_ index: Int) throws -> (image: RGBImage, label: Int) {
         (try ImageCodec.read(files[index].path), files[index].label)
+    }
+
+    /// "a", "a, b", or "a, b, c and 4 more", quoted.
+    private static func list(_ names: [String]) -> String {
+        names.prefix(3).map { "'\($0)'" }.joined(separator: ", ") + (names.count > 3 ? " and \(names.count - 3) more" : "")
     }
 
     public func sourceName(_ index: Int) -> String {
