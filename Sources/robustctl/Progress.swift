@@ -1,19 +1,41 @@
 import Foundation
+import Synchronization
 
-/// A one-line progress display with ETA on standard error, silent when it is not a terminal.
-struct ProgressLine {
+/// Progress with an ETA on standard error: one line redrawn in place on a terminal; otherwise
+/// (a log file, `nohup`) a plain line every `ROBUSTCTL_PROGRESS_SECONDS` (default 60) from
+/// then on, and a last one at the end, so that an hours-long attack or calibration shows in
+/// its log that it is alive while short runs stay quiet.
+final class ProgressLine: Sendable {
     let total: Int
     let label: String
-    let start = Date()
-    let enabled = isatty(STDERR_FILENO) != 0
+    private let start = Date()
+    private let terminal = isatty(STDERR_FILENO) != 0
+    /// When the last plain line was written (non-terminal output only).
+    private let lastPlainLine = Mutex<Date?>(nil)
+    static let plainInterval = ProcessInfo.processInfo.environment["ROBUSTCTL_PROGRESS_SECONDS"].flatMap(TimeInterval.init)
+        .map { Swift.max($0, 0) } ?? 60
+
+    init(total: Int, label: String) {
+        self.total = total
+        self.label = label
+    }
 
     func update(_ done: Int) {
-        guard enabled else { return }
-        let elapsed = Date().timeIntervalSince(start)
+        let now = Date()
+        let elapsed = now.timeIntervalSince(start)
         let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
-        let line = String(format: "\r%@ %d/%d  %.0f%%  elapsed %.0fs  ETA %.0fs ", label, done, total,
+        let text = String(format: "%@ %d/%d  %.0f%%  elapsed %.0fs  ETA %.0fs", label, done, total,
                           Double(done) / Double(max(total, 1)) * 100, elapsed, eta)
-        FileHandle.standardError.write(Data(line.utf8))
-        if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+        if terminal {
+            FileHandle.standardError.write(Data(("\r" + text + " " + (done == total ? "\n" : "")).utf8))
+            return
+        }
+        let due = lastPlainLine.withLock { last -> Bool in
+            let wanted = elapsed >= Self.plainInterval
+                && (last.map { now.timeIntervalSince($0) >= Self.plainInterval || done == total } ?? true)
+            if wanted { last = now }
+            return wanted
+        }
+        if due { FileHandle.standardError.write(Data((text + "\n").utf8)) }
     }
 }

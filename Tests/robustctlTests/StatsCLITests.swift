@@ -106,6 +106,14 @@ extension CLITests {
         }
         let prepared = directory.appendingPathComponent("set")
         let result = try run(["prepare", "--source", "builtin:shapes", "--count", "12", "--size", "40", "--out", prepared.path])
+        XCTAssertEqual(result.stderr, "", "a short run writes no progress to a log")
+        // A long one does, every ROBUSTCTL_PROGRESS_SECONDS (here every update), ending at 100 %.
+        let logged = try run(["prepare", "--source", "builtin:shapes", "--count", "12", "--size", "40", "--out", directory.appendingPathComponent("logged").path],
+                             environment: ["ROBUSTCTL_PROGRESS_SECONDS": "0"])
+        let lines = logged.stderr.split(separator: "\n")
+        XCTAssertFalse(lines.isEmpty, logged.stderr)
+        XCTAssertTrue(lines.allSatisfy { $0.hasPrefix("preparing ") } && !logged.stderr.contains("\r"), logged.stderr)
+        XCTAssertTrue(lines.last?.hasPrefix("preparing 12/12  100%") == true, logged.stderr)
         XCTAssertEqual(result.status, 0, result.stderr)
         let labels = try String(contentsOf: prepared.appendingPathComponent("labels.csv"), encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(labels.count, 13)
