@@ -23,19 +23,23 @@ final class ProgressLine: Sendable {
     func update(_ done: Int) {
         let now = Date()
         let elapsed = now.timeIntervalSince(start)
-        let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
-        let text = String(format: "%@ %d/%d  %.0f%%  elapsed %.0fs  ETA %.0fs", label, done, total,
-                          Double(done) / Double(max(total, 1)) * 100, elapsed, eta)
-        if terminal {
-            FileHandle.standardError.write(Data(("\r" + text + " " + (done == total ? "\n" : "")).utf8))
+        if !terminal {
+            // Most updates of a logged run write nothing: decide before formatting.
+            let due = lastPlainLine.withLock { last -> Bool in
+                let wanted = elapsed >= Self.plainInterval
+                    && (last.map { now.timeIntervalSince($0) >= Self.plainInterval || done == total } ?? true)
+                if wanted { last = now }
+                return wanted
+            }
+            if due { FileHandle.standardError.write(Data((line(done, elapsed) + "\n").utf8)) }
             return
         }
-        let due = lastPlainLine.withLock { last -> Bool in
-            let wanted = elapsed >= Self.plainInterval
-                && (last.map { now.timeIntervalSince($0) >= Self.plainInterval || done == total } ?? true)
-            if wanted { last = now }
-            return wanted
-        }
-        if due { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+        FileHandle.standardError.write(Data(("\r" + line(done, elapsed) + " " + (done == total ? "\n" : "")).utf8))
+    }
+
+    private func line(_ done: Int, _ elapsed: TimeInterval) -> String {
+        let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+        return String(format: "%@ %d/%d  %.0f%%  elapsed %.0fs  ETA %.0fs", label, done, total,
+                      Double(done) / Double(max(total, 1)) * 100, elapsed, eta)
     }
 }
